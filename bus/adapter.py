@@ -1,0 +1,169 @@
+"""The contract between the bus and a document system: one method per direction.
+
+Writing an adapter
+==================
+
+A province connects systems of many vendors; each is reached through an adapter. The
+bus does everything that is the same for all of them — queueing, retries with back-off,
+parking, idempotency bookkeeping, metrics, the audit trail — so an adapter only answers
+one question per direction.
+
+**Outbound** (the bus hands a packet to your system)::
+
+    from pydantic import BaseModel
+    from bus.adapter import Adapter, Delivery, Receipt, Refuse, Retry
+
+    class AcmeConfig(BaseModel):
+        url: str
+        timeout_s: float = 10.0
+
+    class AcmeAdapter(Adapter[AcmeConfig]):
+        kind = "acme"                      # the name used in routes.yaml: adapter: acme
+        Config = AcmeConfig                # validated when routes load, errors point at YAML
+        capabilities = frozenset({"deliver"})
+
+        def open(self) -> None:            # optional: connections, sessions
+            self.session = make_session(self.config.url)
+
+        def deliver(self, delivery: Delivery) -> Receipt:
+            answer = self.session.post(delivery.payload,
+                                       headers={"Idempotency-Key": delivery.idempotency_key})
+            if answer.status in (429, 503):
+                raise Retry("Acme is busy", delay_s=30)
+            if answer.status == 400:
+                raise Refuse(f"Acme refused the packet: {answer.text}")
+            return Receipt(reference=answer.json()["id"])
+
+``deliver`` returns a :class:`Receipt` when the system has the packet, raises
+:class:`Retry` when trying later may work, and :class:`Refuse` when it never will. Any
+other exception counts as retryable, and its traceback is logged; exceptions listed in
+``permanent_errors`` count as refusals. The same delivery can arrive twice (a worker may
+die after your system answered but before the bus recorded it): pass
+``idempotency_key`` on to the system, or look it up before sending.
+
+**Inbound** (your system hands packets to the bus): systems that push call the bus's REST
+or SOAP endpoints themselves and need no code here. For systems that must be polled,
+implement :meth:`Adapter.poll`; it is called every ``poll_interval_s`` with an
+:class:`Inbox`, and calls ``inbox.submit(packet_bytes, source_id=...)`` per packet. The
+bus answers with the receipt or raises the refusal; ``source_id`` (e.g. the axis docId)
+makes a second submission of the same item a no-op.
+
+**Registering**: declare an entry point in your distribution's ``pyproject.toml``::
+
+    [project.entry-points."lgsp.adapters"]
+    acme = "acme_lgsp.adapter:AcmeAdapter"
+
+and ``lgsp adapters list`` shows it. Constructors must not do I/O: the bus builds
+adapters to validate configuration when routes load, long before it delivers anything.
+Run :mod:`bus.testing`'s conformance suite against your adapter before shipping it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class NoConfig(BaseModel):
+    """For adapters that take no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class Retry(Exception):  # noqa: N818 - a signal, named for what the bus should do
+    """Try this delivery again later; ``delay_s`` overrides the bus's back-off once."""
+
+    def __init__(self, reason: str, *, delay_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_s = delay_s
+
+
+class Refuse(Exception):  # noqa: N818 - a signal, named for what the bus should do
+    """The destination will never accept this packet: record it and stop trying."""
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One packet for one recipient at one destination, as the adapter sees it."""
+
+    payload: bytes
+    idempotency_key: str
+    document_id: str
+    kind: str
+    sender: str
+    recipient: str
+    destination: str
+    attempt: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the destination answered; ``reference`` is its own id for the packet, if any."""
+
+    reference: str | None = None
+    detail: str | None = None
+    duplicate: bool = False
+
+
+class Inbox(Protocol):
+    """What a polling adapter hands packets to; implemented by the bus."""
+
+    def submit(self, packet: bytes, *, source_id: str | None = None) -> dict[str, Any]: ...
+
+
+class Adapter(Generic[ConfigT]):
+    """Base class of every adapter; see the module documentation for a worked example."""
+
+    kind: ClassVar[str] = ""
+    Config: ClassVar[type[BaseModel]] = NoConfig
+    capabilities: ClassVar[frozenset[str]] = frozenset({"deliver"})
+    retryable_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    permanent_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    poll_interval_s: ClassVar[float] = 30.0
+
+    def __init__(self, name: str, config: ConfigT) -> None:
+        self.name = name
+        self.config = config
+
+    @classmethod
+    def from_options(cls, name: str, options: dict[str, Any]) -> Adapter[ConfigT]:
+        """Validates ``options`` (raises pydantic.ValidationError) and builds the adapter."""
+        config = cls.Config.model_validate(options)
+        return cls(name, config)  # type: ignore[arg-type]
+
+    def open(self) -> None:
+        """Acquire connections; called once before the first delivery or poll."""
+
+    def close(self) -> None:
+        """Release what open() acquired; must be safe to call twice."""
+
+    def check(self) -> str | None:
+        """Returns None when the destination looks reachable, else a reason (for /readyz)."""
+        return None
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        raise Refuse(f"adapter {self.kind!r} cannot deliver packets")
+
+    def poll(self, inbox: Inbox) -> int:
+        """Fetch pending packets and submit each; returns how many were submitted."""
+        return 0
+
+    def classify(self, exc: BaseException) -> Retry | Refuse:
+        """Turns an unexpected exception into the bus's decision, using the class lists."""
+        if isinstance(exc, Retry | Refuse):
+            return exc
+        if self.permanent_errors and isinstance(exc, self.permanent_errors):
+            return Refuse(f"{type(exc).__name__}: {exc}")
+        return Retry(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,91 @@
+"""The assembled bus: one object holding every long-lived component of a process.
+
+``lgsp serve`` and ``lgsp worker`` both build a :class:`Bus` from :class:`Settings`;
+what they then run on it (HTTP endpoints, delivery workers, or both) is their only
+difference. Tests build one the same way, so they exercise the wiring production uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from bus import errors
+from bus.auth import Credentials
+from bus.edxml import Limits
+from bus.ingress import Ingress, IngressSettings
+from bus.metrics import Metrics
+from bus.reloader import Reloader, RoutingConfig
+from bus.settings import Settings
+from bus.store import Accepted, Store, create_engine
+
+log = structlog.get_logger("lgsp.app")
+
+
+class Dispatcher(Protocol):
+    """Told about each committed document so delivery can start without waiting for a poll."""
+
+    def notify(self, accepted: Accepted) -> None: ...
+
+
+class _NoDispatch:
+    def notify(self, accepted: Accepted) -> None:
+        return None
+
+
+class Bus:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
+                 known_adapters: list[str] | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(create_engine(settings.effective_database_url))
+        self.store.create_schema()
+        self.metrics.watch(self.store.depth)
+        self.credentials = Credentials.load(settings.credentials)
+        self.reloader = Reloader(settings.routes, settings.directory,
+                                 known_adapters=known_adapters, on_change=self._reloaded)
+        self.dispatcher: Dispatcher = _NoDispatch()
+        self.readiness_checks: list[Callable[[], str | None]] = []
+        self.operator_systems = self.credentials.operators
+        self.change_listeners: list[Callable[[RoutingConfig], None]] = []
+        self.ingress = Ingress(
+            self.store, self.reloader,
+            IngressSettings(
+                bus_organ_id=settings.bus_organ_id,
+                limits=Limits(max_bytes=settings.max_body_bytes,
+                              max_attachment_bytes=settings.max_attachment_bytes),
+            ),
+            on_accepted=self._accepted,
+        )
+
+    def _accepted(self, accepted: Accepted) -> None:
+        if not accepted.existing:
+            self.dispatcher.notify(accepted)
+
+    def _reloaded(self, config: RoutingConfig) -> None:
+        self.metrics.config_reloads.labels("ok").inc()
+        for listener in self.change_listeners:
+            listener(config)
+
+    def reload(self) -> bool:
+        ok = self.reloader.reload()
+        if not ok:
+            self.metrics.config_reloads.labels("refused").inc()
+        return ok
+
+    def submit(self, data: bytes, *, system: str, channel: str, expect: str | None = None,
+               source: tuple[str, str] | None = None) -> Accepted:
+        """Ingress plus the door's metrics; every channel (REST, SOAP, pollers) calls this."""
+        try:
+            accepted = self.ingress.submit(data, system=system, expect=expect, source=source)
+        except errors.LgspError as exc:
+            self.metrics.refused.labels(exc.code, channel).inc()
+            raise
+        self.metrics.received.labels(accepted.receipt.get("kind", "edoc"), channel).inc()
+        return accepted
+
+    def close(self) -> None:
+        self.store.engine.dispose()

@@ -1,0 +1,157 @@
+"""The door: every packet, whichever protocol brought it, enters through :meth:`Ingress.submit`.
+
+One path for REST, SOAP and pollers keeps the delivery contract in one place: size cap,
+hardened parse and validation, the sender check, routing, and one transaction that
+commits the document with a delivery row per recipient. Only after that commit does the
+caller get a receipt; any exception before it means the sender must retry and nothing
+was stored. After it, the bus owns the document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+import structlog
+
+from bus import errors
+from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader, packet_bytes, read_packet
+from bus.edxml.model import TIMESTAMP_FORMAT
+from bus.reloader import Reloader, RoutingConfig
+from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
+from bus.store import Accepted, NewDelivery, Store, documents
+
+log = structlog.get_logger("lgsp.ingress")
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    bus_organ_id: str = "00.37.W00"
+    limits: Limits = field(default_factory=Limits)
+    gateway_systems: frozenset[str] = frozenset({"national_axis"})
+
+
+def facts_of(packet: Packet) -> RoutingFacts:
+    if isinstance(packet, Edoc):
+        business = packet.business.bussiness_doc_type if packet.business else 0
+        return RoutingFacts(
+            kind="edoc", sender=packet.sender, recipients=tuple(packet.recipients),
+            business=business_from_doctype(business),
+            document_type=packet.document_type.type, priority=packet.priority,
+        )
+    return RoutingFacts(kind="status", sender=packet.sender, status_code=packet.status_code,
+                        response_for=packet.response_for.organ_id or None)
+
+
+def dedup_key(packet: Packet, digest: str) -> str:
+    if isinstance(packet, Edoc):
+        return f"edoc|{packet.sender}|{packet.document_id or 'sha:' + digest}"
+    rf = packet.response_for
+    stamp = packet.timestamp.strftime(TIMESTAMP_FORMAT)
+    return f"status|{packet.sender}|{rf.document_id}|{packet.status_code}|{stamp}"
+
+
+def summary_of(packet: Packet) -> dict[str, str | None]:
+    if isinstance(packet, Edoc):
+        return {"subject": packet.subject[:500], "code": str(packet.code)[:120],
+                "business": packet.business_kind, "status_code": None}
+    return {"subject": packet.description, "code": packet.response_for.code,
+            "business": None, "status_code": packet.status_code}
+
+
+class Ingress:
+    def __init__(self, store: Store, config: Reloader, settings: IngressSettings | None = None,
+                 *, on_accepted: Callable[[Accepted], None] | None = None,
+                 on_refused: Callable[[errors.LgspError], None] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.settings = settings or IngressSettings()
+        self.on_accepted = on_accepted
+        self.on_refused = on_refused
+
+    def submit(self, data: bytes, *, system: str, expect: str | None = None,
+               source: tuple[str, str] | None = None) -> Accepted:
+        """Validates, authorises, routes and commits one packet; raises the refusal code."""
+        try:
+            accepted = self._submit(data, system=system, expect=expect, source=source)
+        except errors.LgspError as exc:
+            log.info("packet.refused", system=system, code=exc.code, reason=exc.message,
+                     line=exc.line, path=exc.path)
+            if self.on_refused:
+                self.on_refused(exc)
+            raise
+        if self.on_accepted:
+            self.on_accepted(accepted)
+        return accepted
+
+    def _submit(self, data: bytes, *, system: str, expect: str | None,
+                source: tuple[str, str] | None) -> Accepted:
+        result = read_packet(data, limits=self.settings.limits)
+        packet = result.packet
+        if expect and packet.kind != expect:
+            where = "/api/v1/statuses" if packet.kind == "status" else "/api/v1/edocs"
+            raise errors.UnsupportedPacket(
+                f"this is a {packet.kind} packet but the endpoint takes {expect} packets; "
+                f"send it to {where} (SOAP: Send{'Status' if packet.kind == 'status' else 'Edoc'})")
+        cfg = self.config.current()
+        self._check_sender(cfg, system, packet.sender)
+        decision = route(facts_of(packet), cfg.table, cfg.directory, on=date.today())
+        digest = hashlib.sha256(data).hexdigest()
+        forwarded = self._forwarded(packet)
+        refers_to, status = None, None
+        if isinstance(packet, StatusPacket):
+            refers_to = self._find_original(packet)
+            status = (packet.sender, packet.status_code,
+                      packet.timestamp.strftime(TIMESTAMP_FORMAT))
+        accepted = self.store.accept(
+            kind=packet.kind, sender=packet.sender,
+            document_id=(packet.document_id or "") if isinstance(packet, Edoc)
+            else packet.response_for.document_id or "",
+            dedup_key=dedup_key(packet, digest), content_sha256=digest, payload=forwarded,
+            system=system, targets=_targets(decision), summary=summary_of(packet),
+            refers_to=refers_to, source=source, status=status,
+        )
+        log.info("packet.accepted", document=accepted.document, kind=packet.kind,
+                 sender=packet.sender, system=system, existing=accepted.existing,
+                 routes=[{"recipient": d.effective_recipient, "destination": d.destination,
+                          "rule": d.rule} for d in decision.deliveries])
+        return accepted
+
+    def _check_sender(self, cfg: RoutingConfig, system: str, sender: str) -> None:
+        directory = cfg.directory
+        if directory.hosts(system, sender):
+            return
+        if system in self.settings.gateway_systems and directory.host_of(sender) is None:
+            return
+        raise errors.SenderMismatch(
+            f"system '{system}' is not registered as hosting organisation {sender}; a system "
+            "may send only as the agencies the directory assigns to it",
+            details={"sender": sender, "system": system})
+
+    def _forwarded(self, packet: Packet) -> bytes:
+        now = datetime.now().strftime(TIMESTAMP_FORMAT)
+        packet.trace_headers.append(TraceHeader(self.settings.bus_organ_id, now))
+        return packet_bytes(packet)
+
+    def _find_original(self, status: StatusPacket) -> str | None:
+        rf = status.response_for
+        if not rf.document_id:
+            return None
+        origin = status.sender if status.status_code == "13" else rf.organ_id
+        query = (sa.select(documents.c.id)
+                 .where(documents.c.kind == "edoc", documents.c.document_id == rf.document_id,
+                        documents.c.sender == origin)
+                 .order_by(documents.c.received_at.desc()).limit(1))
+        with self.store.engine.connect() as conn:
+            found: str | None = conn.execute(query).scalar()
+        return found
+
+
+def _targets(decision: RoutingDecision) -> list[NewDelivery]:
+    return [NewDelivery(recipient=d.recipient, effective_recipient=d.effective_recipient,
+                        destination=d.destination, rule=d.rule, is_copy=d.copy)
+            for d in decision.deliveries]
+

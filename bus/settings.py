@@ -1,0 +1,83 @@
+"""Process settings: built-in defaults < a YAML file (``--config``) < ``LGSP_*`` environment.
+
+The embedded default and the scaled-out deployment differ only here: leave
+``database_url`` and ``broker_url`` empty and the bus runs on SQLite under ``data_dir``
+with the database as its queue; set them and the same code uses PostgreSQL and RabbitMQ.
+Secrets (database passwords, API keys) belong in the environment, not in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bus import errors
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    routes: Path = REPO_ROOT / "routes.yaml"
+    directory: Path = REPO_ROOT / "config" / "directory.yaml"
+    credentials: Path = REPO_ROOT / "config" / "credentials.yaml"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    bus_organ_id: str = "00.37.W00"
+    max_body_bytes: int = 150 * 1024 * 1024
+    max_attachment_bytes: int = 100 * 1024 * 1024
+    delivery_threads: int = 4
+    lease_s: float = 300.0
+    requeue_unclaimed_after_s: float = 600.0
+    poll_interval_s: float = 0.2
+    sweep_interval_s: float = 5.0
+    reload_check_s: float = 2.0
+    log_json: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lgsp.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url
+
+
+_FIELDS = set(Settings.model_fields)
+
+
+def load_settings(config_file: str | Path | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Merges the three layers; raises ConfigInvalid naming the bad key and its source."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if config_file:
+        source = str(config_file)
+        raw = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise errors.ConfigInvalid([errors.Problem("expected a mapping of settings",
+                                                       file=source)])
+        values.update(raw)
+    for key in _FIELDS:
+        env_value = environ.get("LGSP_" + key.upper())
+        if env_value is not None:
+            values[key] = env_value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = [errors.Problem(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+                                   file=source) for e in exc.errors()]
+        raise errors.ConfigInvalid(problems, file=source) from None

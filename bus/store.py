@@ -1,0 +1,453 @@
+"""The truth about documents and deliveries: SQLAlchemy Core tables and their queries.
+
+The database, not the broker, decides what has happened. A success answer to a sender
+is given only after :meth:`Store.accept` has committed the document with one delivery row
+per recipient; from then on every (document, recipient) walks the transport state
+machine below until it reaches a terminal state, and every step is an audit event::
+
+    pending ──publish──► queued ──claim──► delivering ──► delivered   (terminal)
+       ▲                                      │ ├──────► refused     (terminal)
+       └──────────── retry at t ◄─────────────┘ └──────► parked      (terminal until
+                                                                       an operator requeues)
+
+Transitions are conditional ``UPDATE … WHERE state = …`` statements, so two workers (or
+a worker and a sweeper) racing on the same delivery cannot both win: broker duplicates
+and crashes are absorbed here. Business statuses (01…16) are a separate table: they
+describe what the recipient's clerk did, not whether the bytes arrived.
+
+The same code runs on SQLite (WAL, the embedded default) and PostgreSQL (scale-out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from bus import errors
+
+metadata = sa.MetaData()
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("sender", sa.String(64), nullable=False),
+    sa.Column("document_id", sa.String(255), nullable=False),
+    sa.Column("dedup_key", sa.String(400), nullable=False, unique=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("payload_sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("subject", sa.Text),
+    sa.Column("code", sa.String(120)),
+    sa.Column("business", sa.String(8)),
+    sa.Column("status_code", sa.String(4)),
+    sa.Column("refers_to", sa.String(32), index=True),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
+    sa.Column("receipt", sa.Text, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("recipient", sa.String(64), nullable=False),
+    sa.Column("effective_recipient", sa.String(64), nullable=False),
+    sa.Column("destination", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(120), nullable=False),
+    sa.Column("is_copy", sa.Boolean, nullable=False, default=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("receipt_reference", sa.String(255)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+    sa.UniqueConstraint("document", "effective_recipient", "destination",
+                        name="uq_delivery_target"),
+    sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
+)
+
+payloads = sa.Table(
+    "payloads",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("document", sa.String(32), index=True),
+    sa.Column("delivery", sa.String(32)),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("digest", sa.String(64)),
+    sa.Column("detail", sa.Text),
+)
+
+business_statuses = sa.Table(
+    "business_statuses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("organ_id", sa.String(64), nullable=False),
+    sa.Column("code", sa.String(4), nullable=False),
+    sa.Column("reported_at", sa.String(32)),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("status_document", sa.String(32), nullable=False),
+)
+
+inbound_sources = sa.Table(
+    "inbound_sources",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("source_id", sa.String(255), primary_key=True),
+    sa.Column("document", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+TERMINAL = frozenset({"delivered", "refused", "parked"})
+STATES = ("pending", "queued", "delivering", "delivered", "refused", "parked")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the settings each backend needs for the delivery contract.
+
+    SQLite gets WAL (readers never block the writer), ``synchronous=FULL`` (a committed
+    document survives power loss, not only a process kill) and a busy timeout so several
+    threads of one process queue up rather than fail.
+    """
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30,
+                                                     "check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    return sa.create_engine(url, **kwargs)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    recipient: str
+    effective_recipient: str
+    destination: str
+    rule: str
+    is_copy: bool = False
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The outcome of :meth:`Store.accept`: the receipt and whether it already existed."""
+
+    receipt: dict[str, Any]
+    document: str
+    deliveries: tuple[tuple[str, str], ...]
+    existing: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery a worker now holds the lease on."""
+
+    id: str
+    document: str
+    recipient: str
+    effective_recipient: str
+    destination: str
+    attempts: int
+    kind: str
+    sender: str
+    document_id: str
+    payload_sha256: str
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @staticmethod
+    def audit(conn: Connection, actor: str, action: str, *, document: str | None = None,
+              delivery: str | None = None, digest: str | None = None,
+              detail: dict[str, Any] | None = None, at: float | None = None) -> None:
+        conn.execute(events.insert().values(
+            at=at or time.time(), document=document, delivery=delivery, actor=actor,
+            action=action, digest=digest,
+            detail=json.dumps(detail, ensure_ascii=False) if detail else None,
+        ))
+
+    def accept(
+        self,
+        *,
+        kind: str,
+        sender: str,
+        document_id: str,
+        dedup_key: str,
+        content_sha256: str,
+        payload: bytes,
+        system: str,
+        targets: Sequence[NewDelivery],
+        summary: dict[str, Any],
+        refers_to: str | None = None,
+        source: tuple[str, str] | None = None,
+        status: tuple[str, str, str | None] | None = None,
+        store_payload: bool = True,
+    ) -> Accepted:
+        """Commits a document and its deliveries in one transaction, or returns the original.
+
+        Re-submission with the same key and content gives the original receipt; the same key
+        with other content is :class:`~bus.errors.DuplicateDocumentId`. ``source`` is an
+        inbound poller's (name, item id) so an axis item fetched twice is accepted once.
+        ``status`` is (organ_id, code, reported_at) for status packets about ``refers_to``.
+        ``content_sha256`` is the digest of the bytes as submitted (what re-submission is
+        compared on); ``payload`` is what will be forwarded, with the bus's TraceHeader.
+        """
+        digest = content_sha256
+        payload_digest = hashlib.sha256(payload).hexdigest()
+        now = time.time()
+        doc = new_id()
+        rows: list[dict[str, Any]] = [
+            {"id": new_id(), "document": doc, "recipient": t.recipient,
+             "effective_recipient": t.effective_recipient, "destination": t.destination,
+             "rule": t.rule, "is_copy": t.is_copy, "state": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now, "updated_at": now}
+            for t in _unique_targets(targets)
+        ]
+        receipt = {"id": doc, "document_id": document_id, "kind": kind,
+                   "recipients": [
+                       {"recipient": r["recipient"], "delivered_to": r["effective_recipient"],
+                        "destination": r["destination"], "delivery": r["id"]}
+                       for r in rows]}
+        try:
+            with self.begin() as conn:
+                if source is not None:
+                    found = conn.execute(sa.select(inbound_sources.c.document).where(
+                        inbound_sources.c.source == source[0],
+                        inbound_sources.c.source_id == source[1])).scalar()
+                    if found is not None:
+                        return self._existing(conn, found, digest, dedup_key)
+                if store_payload:
+                    self._put_payload(conn, payload_digest, payload)
+                conn.execute(documents.insert().values(
+                    id=doc, kind=kind, sender=sender, document_id=document_id,
+                    dedup_key=dedup_key, sha256=digest, payload_sha256=payload_digest,
+                    size=len(payload), system=system,
+                    subject=summary.get("subject"), code=summary.get("code"),
+                    business=summary.get("business"), status_code=summary.get("status_code"),
+                    refers_to=refers_to, received_at=now,
+                    receipt=json.dumps(receipt, ensure_ascii=False),
+                ))
+                if rows:
+                    conn.execute(deliveries.insert(), rows)
+                if source is not None:
+                    conn.execute(inbound_sources.insert().values(
+                        source=source[0], source_id=source[1], document=doc, at=now))
+                if status is not None and refers_to is not None:
+                    conn.execute(business_statuses.insert().values(
+                        document=refers_to, organ_id=status[0], code=status[1],
+                        reported_at=status[2], received_at=now, status_document=doc))
+                self.audit(conn, system, "accepted", document=doc, digest=digest, at=now,
+                           detail={"sender": sender, "document_id": document_id,
+                                   "recipients": [r["effective_recipient"] for r in rows]})
+                for r in rows:
+                    self.audit(conn, "router", "routed", document=doc, delivery=r["id"],
+                               at=now, detail={"recipient": r["recipient"],
+                                               "effective": r["effective_recipient"],
+                                               "destination": r["destination"],
+                                               "rule": r["rule"]})
+        except sa.exc.IntegrityError:
+            with self.begin() as conn:
+                found = conn.execute(sa.select(documents.c.id).where(
+                    documents.c.dedup_key == dedup_key)).scalar()
+                if found is None:
+                    raise
+                return self._existing(conn, found, digest, dedup_key)
+        return Accepted(receipt, doc, tuple((r["id"], r["destination"]) for r in rows), False)
+
+    def _existing(self, conn: Connection, doc: str, digest: str, dedup_key: str) -> Accepted:
+        row = conn.execute(sa.select(documents.c.sha256, documents.c.receipt,
+                                     documents.c.dedup_key)
+                           .where(documents.c.id == doc)).one()
+        if row.sha256 != digest or row.dedup_key != dedup_key:
+            raise errors.DuplicateDocumentId(
+                "a different document was already accepted with this sender and DocumentId; "
+                "give a corrected document a new DocumentId",
+                details={"original": doc})
+        receipt = json.loads(row.receipt)
+        pairs = tuple((r["delivery"], r["destination"]) for r in receipt["recipients"])
+        return Accepted(receipt, doc, pairs, True)
+
+    def _put_payload(self, conn: Connection, digest: str, payload: bytes) -> None:
+        exists = conn.execute(sa.select(payloads.c.sha256).where(
+            payloads.c.sha256 == digest)).scalar()
+        if exists is None:
+            conn.execute(payloads.insert().values(sha256=digest, data=payload))
+
+    def payload(self, digest: str) -> bytes:
+        with self.engine.connect() as conn:
+            data = conn.execute(sa.select(payloads.c.data).where(
+                payloads.c.sha256 == digest)).scalar()
+        if data is None:
+            raise errors.NotFound(f"payload {digest} is missing from the store")
+        return bytes(data)
+
+    def due(self, *, limit: int = 100, now: float | None = None,
+            destinations: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """Pending deliveries whose time has come, oldest first: (id, destination)."""
+        now = now or time.time()
+        query = (sa.select(deliveries.c.id, deliveries.c.destination)
+                 .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
+                 .order_by(deliveries.c.next_attempt_at).limit(limit))
+        if destinations is not None:
+            query = query.where(deliveries.c.destination.in_(list(destinations)))
+        with self.engine.connect() as conn:
+            return [(r.id, r.destination) for r in conn.execute(query)]
+
+    def mark_queued(self, delivery: str) -> bool:
+        """pending → queued once the broker confirmed the task; False if someone else did."""
+        now = time.time()
+        with self.begin() as conn:
+            done = conn.execute(deliveries.update().where(
+                deliveries.c.id == delivery, deliveries.c.state == "pending"
+            ).values(state="queued", updated_at=now)).rowcount
+        return bool(done)
+
+    def claim(self, delivery: str, *, lease_s: float, worker: str) -> Claim | None:
+        """Takes the lease on a delivery, or None if it is terminal or leased elsewhere."""
+        now = time.time()
+        with self.begin() as conn:
+            done = conn.execute(deliveries.update().where(
+                deliveries.c.id == delivery,
+                sa.or_(deliveries.c.state.in_(("pending", "queued")),
+                       sa.and_(deliveries.c.state == "delivering",
+                               deliveries.c.lease_until < now)),
+            ).values(state="delivering", lease_until=now + lease_s,
+                     attempts=deliveries.c.attempts + 1, updated_at=now)).rowcount
+            if not done:
+                return None
+            row = conn.execute(
+                sa.select(deliveries.c.id, deliveries.c.document, deliveries.c.recipient,
+                          deliveries.c.effective_recipient, deliveries.c.destination,
+                          deliveries.c.attempts, documents.c.kind, documents.c.sender,
+                          documents.c.document_id, documents.c.payload_sha256)
+                .join(documents, documents.c.id == deliveries.c.document)
+                .where(deliveries.c.id == delivery)).one()
+            self.audit(conn, worker, "attempt", document=row.document, delivery=delivery,
+                       at=now, detail={"attempt": row.attempts})
+        return Claim(**row._asdict())
+
+    def finish(self, claim: Claim, state: str, *, worker: str, reason: str | None = None,
+               reference: str | None = None, retry_at: float | None = None) -> bool:
+        """Records the outcome of a claimed attempt; False when the lease was lost meanwhile."""
+        now = time.time()
+        values: dict[str, Any] = {"state": state, "lease_until": None, "updated_at": now,
+                                  "last_error": reason}
+        if state == "delivered":
+            values.update(delivered_at=now, receipt_reference=reference)
+        if state == "pending":
+            values["next_attempt_at"] = retry_at or now
+        with self.begin() as conn:
+            done = conn.execute(deliveries.update().where(
+                deliveries.c.id == claim.id, deliveries.c.state == "delivering",
+                deliveries.c.attempts == claim.attempts,
+            ).values(**values)).rowcount
+            if done:
+                action = "retry" if state == "pending" else state
+                self.audit(conn, worker, action, document=claim.document, delivery=claim.id,
+                           at=now, detail={"attempt": claim.attempts, "reason": reason,
+                                           "reference": reference, "retry_at": retry_at})
+        return bool(done)
+
+    def sweep(self, *, queued_older_than_s: float, now: float | None = None) -> int:
+        """Returns lost work to ``pending``: expired leases and long-unclaimed queued tasks."""
+        now = now or time.time()
+        with self.begin() as conn:
+            expired = conn.execute(deliveries.update().where(
+                deliveries.c.state == "delivering", deliveries.c.lease_until < now
+            ).values(state="pending", lease_until=None, updated_at=now,
+                     last_error="worker lease expired")).rowcount
+            stale = conn.execute(deliveries.update().where(
+                deliveries.c.state == "queued",
+                deliveries.c.updated_at < now - queued_older_than_s,
+            ).values(state="pending", updated_at=now)).rowcount
+        return int(expired or 0) + int(stale or 0)
+
+    def depth(self) -> list[tuple[str, str, int, float | None]]:
+        """(destination, state, count, oldest created_at) for every non-final state."""
+        query = (sa.select(deliveries.c.destination, deliveries.c.state, sa.func.count(),
+                           sa.func.min(deliveries.c.created_at))
+                 .where(deliveries.c.state.in_(("pending", "queued", "delivering", "parked")))
+                 .group_by(deliveries.c.destination, deliveries.c.state))
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2]), r[3]) for r in conn.execute(query)]
+
+    def requeue(self, delivery: str, *, actor: str) -> bool:
+        """Operator action: a parked (or refused) delivery goes round again from attempt 0."""
+        now = time.time()
+        with self.begin() as conn:
+            row = conn.execute(sa.select(deliveries.c.document).where(
+                deliveries.c.id == delivery,
+                deliveries.c.state.in_(("parked", "refused")))).first()
+            if row is None:
+                return False
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery).values(
+                state="pending", attempts=0, next_attempt_at=now, updated_at=now,
+                last_error=None))
+            self.audit(conn, actor, "requeued", document=row.document, delivery=delivery,
+                       at=now)
+        return True
+
+
+def _unique_targets(targets: Sequence[NewDelivery]) -> list[NewDelivery]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for t in targets:
+        key = (t.effective_recipient, t.destination)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
