@@ -1,0 +1,294 @@
+"""REST door: JSON receipts and status queries for agency systems, plus probes and metrics.
+
+A 2xx answer to a POST keeps the delivery contract's promise: the document and one
+delivery per recipient are committed. 202 says "accepted now, delivery follows"; a
+re-submission of the same document (same sender OrganId and DocumentId, same bytes)
+answers 200 with the original receipt and ``"existing": true``, so a sender that lost the
+first answer can retry blindly without creating a second document. The same key with
+other content is 409 DuplicateDocumentId.
+
+Every refusal is ``{"code", "message", ...}`` with the HTTP status of its error class
+(:mod:`bus.errors`), including FastAPI's own parameter validation (400 InvalidRequest).
+Parsing and the database are synchronous, so the bus's work runs in the threadpool and
+the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any, Final, Literal
+
+import sqlalchemy as sa
+import structlog
+from fastapi import APIRouter, FastAPI, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bus import errors, queries, schemas
+from bus.api import API_KEY_HEADER, RequestContext, count_refusal, read_capped, viewer_for
+from bus.api.soap import soap_router
+from bus.app import Bus
+from bus.store import documents
+
+log = structlog.get_logger("lgsp.api.rest")
+
+api_key = APIKeyHeader(
+    name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False,
+    description="The connected system's own key (development: dev-<system>-key).")
+
+
+class RecipientReceipt(BaseModel):
+    recipient: str
+    delivered_to: str
+    destination: str
+    delivery: str
+
+
+class Receipt(BaseModel):
+    id: str
+    document_id: str
+    kind: Literal["edoc", "status"]
+    recipients: list[RecipientReceipt]
+    existing: bool = False
+
+
+class Refusal(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    line: int | None = None
+    path: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
+
+
+def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "MalformedXml, DtdForbidden, TooDeep or InvalidRequest",
+        401: "Unauthenticated: no or wrong X-API-Key",
+        403: "SenderMismatch or RouteNotAllowed",
+        404: "NotFound: no such document visible to this system",
+        409: "DuplicateDocumentId: same sender and DocumentId, different content",
+        413: "PayloadTooLarge: over the body cap (checked before reading the body)",
+        422: "UnsupportedPacket, SchemaInvalid (with line and path), AttachmentInvalid, "
+             "InvalidIdentifier or UnknownRecipient",
+        500: "InternalError: quote the request id",
+    }
+    return {s: {"model": Refusal, "description": described[s]} for s in statuses}
+
+
+_XML_BODY: Final[dict[str, Any]] = {"requestBody": {
+    "required": True,
+    "description": "The edXML packet (QCVN 102:2016) exactly as the document system wrote it.",
+    "content": {"application/xml": {"schema": {"type": "string", "format": "binary"}}},
+}}
+_POST_REFUSALS = _refusals(400, 401, 403, 409, 413, 422, 500)
+
+
+def _where(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("query", "path", "header"):
+        return f"{parts[0]} parameter '{'.'.join(parts[1:])}'"
+    return ".".join(parts) or "request"
+
+
+async def _on_refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.LgspError)
+    if exc.http_status >= 500:
+        log.error("request.error", code=exc.code, reason=str(exc))
+        body = {"code": exc.code, "message": "the bus cannot serve this request now; "
+                "an operator has to look at its configuration"}
+    else:
+        log.info("request.refused", code=exc.code, reason=exc.message)
+        body = exc.to_dict()
+    headers = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'} \
+        if exc.http_status == 401 else None
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
+async def _on_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = [f"{_where(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+    return await _on_refusal(request, errors.InvalidRequest("; ".join(problems) or "invalid"))
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return await _on_refusal(request, errors.NotFound(
+            f"no endpoint {request.url.path}; see /openapi.json"))
+    body = {"code": "InvalidRequest", "message": str(exc.detail)}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _submit(bus: Bus, request: Request, key: str | None, expect: str) -> Response:
+    try:
+        system = bus.credentials.authenticate(key)
+        structlog.contextvars.bind_contextvars(system=system)
+        data = await read_capped(request, bus.settings.max_body_bytes)
+    except errors.LgspError as exc:
+        count_refusal(bus, exc, "rest")
+        raise
+    accepted = await run_in_threadpool(bus.submit, data, system=system, channel="rest",
+                                       expect=expect)
+    structlog.contextvars.bind_contextvars(document=accepted.document)
+    body = {**accepted.receipt, "existing": accepted.existing}
+    return JSONResponse(body, status_code=200 if accepted.existing else 202,
+                        headers={"Location": f"/api/v1/edocs/{accepted.document}"})
+
+
+def _check_database(bus: Bus) -> str | None:
+    with bus.store.engine.connect() as conn:
+        conn.execute(sa.select(documents.c.id).limit(1)).all()
+    return None
+
+
+def _check_routing(bus: Bus) -> str | None:
+    config = bus.reloader.current()
+    if not config.table.destinations:
+        return "routes.yaml defines no destination"
+    if not config.directory.systems:
+        return "the directory lists no system"
+    return None
+
+
+def _check_schemas(bus: Bus) -> str | None:
+    schemas.default_schemas()
+    return None
+
+
+def readiness(bus: Bus) -> tuple[bool, dict[str, str]]:
+    """Each check's verdict; a check that raises is a failed check, not a failed probe."""
+    checks: list[tuple[str, Callable[[], str | None]]] = [
+        ("database", lambda: _check_database(bus)),
+        ("routing", lambda: _check_routing(bus)),
+        ("schemas", lambda: _check_schemas(bus)),
+    ]
+    for number, extra in enumerate(getattr(bus, "readiness_checks", []), 1):
+        name = getattr(extra, "__name__", "")
+        checks.append((name if name.isidentifier() else f"check_{number}", extra))
+    results: dict[str, str] = {}
+    for name, check in checks:
+        try:
+            verdict = check()
+        except Exception as exc:
+            log.warning("readiness.failed", check=name, error=repr(exc))
+            verdict = f"{type(exc).__name__}: {str(exc)[:200]}"
+        results[name] = "ok" if verdict is None else verdict
+    return all(v == "ok" for v in results.values()), results
+
+
+def rest_router(bus: Bus) -> APIRouter:
+    router = APIRouter()
+
+    def caller(key: str | None) -> queries.Viewer:
+        system = bus.credentials.authenticate(key)
+        structlog.contextvars.bind_contextvars(system=system)
+        return viewer_for(bus, system)
+
+    @router.post("/api/v1/edocs", tags=["documents"], status_code=202, response_model=Receipt,
+                 responses={200: {"model": Receipt, "description": "Re-submission of an "
+                                  "accepted document: the original receipt, existing=true"},
+                            **_POST_REFUSALS},
+                 openapi_extra=_XML_BODY, summary="Submit a document packet (edoc)")
+    async def send_edoc(request: Request, key: str | None = Security(api_key)) -> Response:
+        """202 once the document and its deliveries are committed; delivery follows."""
+        return await _submit(bus, request, key, "edoc")
+
+    @router.post("/api/v1/statuses", tags=["documents"], status_code=202,
+                 response_model=Receipt,
+                 responses={200: {"model": Receipt, "description": "Re-submission"},
+                            **_POST_REFUSALS},
+                 openapi_extra=_XML_BODY, summary="Submit a status packet (codes 01-16)")
+    async def send_status(request: Request, key: str | None = Security(api_key)) -> Response:
+        """Statuses travel like documents, to the organisation in ResponseFor/OrganId."""
+        return await _submit(bus, request, key, "status")
+
+    @router.get("/api/v1/edocs/{id}", tags=["documents"], response_model=queries.DocumentDetail,
+                responses=_refusals(400, 401, 404, 500),
+                summary="A document, its deliveries with history, its business statuses")
+    def get_edoc(id: str, key: str | None = Security(api_key)) -> queries.DocumentDetail:
+        """404 also for documents that exist but are not the caller's: ids cannot be probed."""
+        structlog.contextvars.bind_contextvars(document=id)
+        return queries.document_detail(bus.store.engine, id, caller(key))
+
+    @router.get("/api/v1/edocs", tags=["documents"], response_model=queries.DocumentPage,
+                responses=_refusals(400, 401, 500),
+                summary="Documents visible to the caller, newest first")
+    def list_edocs(
+        key: Annotated[str | None, Security(api_key)] = None,
+        sender: Annotated[str | None, Query(max_length=64, description="From/OrganId")] = None,
+        recipient: Annotated[str | None, Query(
+            max_length=64, description="a recipient, as written or as resolved")] = None,
+        state: Annotated[queries.TransportState | None, Query(
+            description="transport state of any of the document's deliveries")] = None,
+        kind: Annotated[queries.DocumentKind | None, Query()] = None,
+        since: Annotated[str | None, Query(
+            description="received at or after: ISO 8601 with offset, or epoch seconds")] = None,
+        until: Annotated[str | None, Query(
+            description="received before; same forms as since")] = None,
+        limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
+        cursor: Annotated[str | None, Query(
+            max_length=200, description="next_cursor of the previous page")] = None,
+    ) -> queries.DocumentPage:
+        viewer = caller(key)
+        query = queries.list_query(sender=sender, recipient=recipient, state=state, kind=kind,
+                                   since=since, until=until, limit=limit, cursor=cursor)
+        return queries.list_documents(bus.store.engine, query, viewer)
+
+    @router.get("/healthz", tags=["operations"], response_model=Health)
+    async def healthz() -> Health:
+        """The process answers; no I/O, so a slow database never gets a live bus killed."""
+        return Health(status="ok")
+
+    @router.get("/readyz", tags=["operations"], response_model=Readiness,
+                responses={503: {"model": Readiness, "description": "a check failed"}})
+    def readyz() -> Response:
+        """Whether this process should get traffic: database, configuration, schemas."""
+        ok, results = readiness(bus)
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": results},
+                            status_code=200 if ok else 503)
+
+    @router.get("/metrics", tags=["operations"], response_class=Response,
+                responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    def metrics() -> Response:
+        return Response(generate_latest(bus.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _version() -> str:
+    try:
+        return version("lgsp-bus")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(bus: Bus) -> FastAPI:
+    """The whole HTTP surface of one bus process: REST, SOAP, probes and metrics."""
+    app = FastAPI(
+        title="LGSP bus", version=_version(),
+        description="Provincial integration bus for edXML (QCVN 102:2016) documents. "
+                    "SOAP 1.1 clients: WSDL at /soap?wsdl.")
+    app.state.bus = bus
+    app.add_middleware(RequestContext)
+    app.add_exception_handler(errors.LgspError, _on_refusal)
+    app.add_exception_handler(RequestValidationError, _on_invalid)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.include_router(rest_router(bus))
+    app.include_router(soap_router(bus))
+    return app

@@ -1,0 +1,332 @@
+"""The read side: what a connected system may see of documents, and how it pages through them.
+
+REST and SOAP answer status questions from here, so visibility is decided in exactly one
+place: a system sees what it submitted and what was addressed to an organisation it hosts
+(before or after successor resolution), an operator sees everything, and anything else
+does not exist as far as the caller can tell (``NotFound``, never "forbidden", so that ids
+cannot be probed). Plain SQLAlchemy Core on the tables of :mod:`bus.store`, for SQLite
+and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection, Engine, Row
+
+from bus import errors
+from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
+from bus.store import STATES, business_statuses, deliveries, documents, events
+
+MAX_LIMIT: Final = 500
+DEFAULT_LIMIT: Final = 50
+
+AnyRow = Row[*tuple[Any, ...]]
+TransportState = Literal["pending", "queued", "delivering", "delivered", "refused", "parked"]
+DocumentKind = Literal["edoc", "status"]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking; ``hosted`` comes from the directory in force at the time of the query."""
+
+    system: str
+    hosted: frozenset[str] = frozenset()
+    operator: bool = False
+
+
+class HistoryEntry(BaseModel):
+    at: str
+    action: str
+    actor: str
+    detail: dict[str, Any] | None = None
+
+
+class DeliveryView(BaseModel):
+    id: str
+    recipient: str
+    effective_recipient: str
+    destination: str
+    rule: str
+    is_copy: bool
+    state: TransportState
+    attempts: int
+    last_error: str | None = None
+    receipt_reference: str | None = None
+    delivered_at: str | None = None
+    history: list[HistoryEntry]
+
+
+class BusinessStatusView(BaseModel):
+    code: str
+    meaning: str
+    organ_id: str
+    reported_at: str | None = None
+    received_at: str
+    status_document: str
+
+
+class DocumentDetail(BaseModel):
+    id: str
+    kind: DocumentKind
+    sender: str
+    system: str
+    document_id: str
+    code: str | None = None
+    subject: str | None = None
+    business: str | None = None
+    status_code: str | None = None
+    refers_to: str | None = None
+    received_at: str
+    history: list[HistoryEntry]
+    deliveries: list[DeliveryView]
+    business_statuses: list[BusinessStatusView]
+    latest_statuses: list[BusinessStatusView]
+
+
+class DeliverySummary(BaseModel):
+    recipient: str
+    effective_recipient: str
+    destination: str
+    state: TransportState
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    kind: DocumentKind
+    sender: str
+    document_id: str
+    code: str | None = None
+    subject: str | None = None
+    refers_to: str | None = None
+    received_at: str
+    deliveries: list[DeliverySummary]
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentSummary]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    sender: str | None = None
+    recipient: str | None = None
+    state: str | None = None
+    kind: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = DEFAULT_LIMIT
+    after: tuple[float, str] | None = None
+
+
+def iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def parse_time(value: str, name: str) -> float:
+    """Epoch seconds or ISO 8601 with an offset; a naive time would be off by hours in +07:00."""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+        raise errors.InvalidRequest(f"{name}: {value!r} is not a finite number of seconds")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise errors.InvalidRequest(
+            f"{name}: {value!r} is neither epoch seconds nor an ISO 8601 time such as "
+            "2025-07-01T08:00:00+07:00") from None
+    if moment.tzinfo is None:
+        raise errors.InvalidRequest(
+            f"{name}: {value!r} has no time zone; add an offset such as +07:00 or Z")
+    return moment.timestamp()
+
+
+def encode_cursor(received_at: float, doc_id: str) -> str:
+    raw = json.dumps([received_at, doc_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, doc_id = json.loads(raw)
+        if isinstance(stamp, bool) or not isinstance(stamp, int | float) \
+                or not isinstance(doc_id, str):
+            raise ValueError(cursor)
+        return float(stamp), doc_id
+    except (ValueError, TypeError, binascii.Error):
+        raise errors.InvalidRequest(
+            "cursor: not a cursor this API issued; pass next_cursor from the previous page "
+            "unchanged") from None
+
+
+def list_query(*, sender: str | None = None, recipient: str | None = None,
+               state: str | None = None, kind: str | None = None, since: str | None = None,
+               until: str | None = None, limit: int = DEFAULT_LIMIT,
+               cursor: str | None = None) -> ListQuery:
+    """Checks raw parameters once, so both doors refuse the same input the same way."""
+    if state is not None and state not in STATES:
+        raise errors.InvalidRequest(f"state: {state!r} is not one of {', '.join(STATES)}")
+    if kind is not None and kind not in ("edoc", "status"):
+        raise errors.InvalidRequest(f"kind: {kind!r} is not edoc or status")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise errors.InvalidRequest(f"limit: must be between 1 and {MAX_LIMIT}")
+    low = parse_time(since, "since") if since else None
+    high = parse_time(until, "until") if until else None
+    if low is not None and high is not None and high < low:
+        raise errors.InvalidRequest("until is earlier than since")
+    return ListQuery(sender=sender or None, recipient=recipient or None, state=state, kind=kind,
+                     since=low, until=high, limit=limit,
+                     after=decode_cursor(cursor) if cursor else None)
+
+
+def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
+    if viewer.operator:
+        return sa.true()
+    conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
+    if viewer.hosted:
+        hosted = sorted(viewer.hosted)
+        conditions.append(sa.exists().where(
+            deliveries.c.document == documents.c.id,
+            sa.or_(deliveries.c.recipient.in_(hosted),
+                   deliveries.c.effective_recipient.in_(hosted))))
+    return sa.or_(*conditions)
+
+
+def _history(rows: Iterable[AnyRow]) -> list[HistoryEntry]:
+    out = []
+    for row in rows:
+        detail: dict[str, Any] | None = None
+        if row.detail:
+            try:
+                loaded = json.loads(row.detail)
+            except ValueError:
+                loaded = {"text": row.detail}
+            detail = loaded if isinstance(loaded, dict) else {"value": loaded}
+        out.append(HistoryEntry(at=iso(row.at) or "", action=row.action, actor=row.actor,
+                                detail=detail))
+    return out
+
+
+def _reported(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, TIMESTAMP_FORMAT).isoformat()
+    except ValueError:
+        return value
+
+
+def _statuses(conn: Connection, doc_id: str) -> list[BusinessStatusView]:
+    bs = business_statuses.c
+    rows = conn.execute(sa.select(bs.code, bs.organ_id, bs.reported_at, bs.received_at,
+                                  bs.status_document)
+                        .where(bs.document == doc_id).order_by(bs.received_at, bs.id))
+    return [BusinessStatusView(code=r.code, meaning=STATUS_MEANINGS.get(r.code, "reserved"),
+                               organ_id=r.organ_id, reported_at=_reported(r.reported_at),
+                               received_at=iso(r.received_at) or "",
+                               status_document=r.status_document) for r in rows]
+
+
+def latest_per_organ(statuses: Sequence[BusinessStatusView]) -> list[BusinessStatusView]:
+    """The last status each organisation reported, in the order they were received."""
+    latest: dict[str, BusinessStatusView] = {}
+    for status in statuses:
+        latest.pop(status.organ_id, None)
+        latest[status.organ_id] = status
+    return list(latest.values())
+
+
+def document_detail(engine: Engine, doc_id: str, viewer: Viewer) -> DocumentDetail:
+    """Everything known about one document, or ``NotFound`` if it is not the viewer's."""
+    d, dl, ev = documents.c, deliveries.c, events.c
+    with engine.connect() as conn:
+        doc = conn.execute(sa.select(documents).where(d.id == doc_id, visible_to(viewer))).first()
+        if doc is None:
+            raise errors.NotFound(f"no document {doc_id!r} is visible to system "
+                                  f"'{viewer.system}'")
+        rows = conn.execute(sa.select(deliveries).where(dl.document == doc_id)
+                            .order_by(dl.created_at, dl.recipient, dl.destination)).all()
+        trail = conn.execute(sa.select(ev.at, ev.action, ev.actor, ev.detail, ev.delivery)
+                             .where(ev.document == doc_id).order_by(ev.at, ev.id)).all()
+        statuses = _statuses(conn, doc_id)
+    by_delivery: dict[str | None, list[AnyRow]] = {}
+    for event in trail:
+        by_delivery.setdefault(event.delivery, []).append(event)
+    views = [DeliveryView(
+        id=r.id, recipient=r.recipient, effective_recipient=r.effective_recipient,
+        destination=r.destination, rule=r.rule, is_copy=bool(r.is_copy), state=r.state,
+        attempts=r.attempts, last_error=r.last_error, receipt_reference=r.receipt_reference,
+        delivered_at=iso(r.delivered_at), history=_history(by_delivery.get(r.id, [])),
+    ) for r in rows]
+    return DocumentDetail(
+        id=doc.id, kind=doc.kind, sender=doc.sender, system=doc.system,
+        document_id=doc.document_id, code=doc.code, subject=doc.subject,
+        business=doc.business, status_code=doc.status_code, refers_to=doc.refers_to,
+        received_at=iso(doc.received_at) or "", history=_history(by_delivery.get(None, [])),
+        deliveries=views, business_statuses=statuses, latest_statuses=latest_per_organ(statuses),
+    )
+
+
+def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> DocumentPage:
+    """Newest first; the cursor is the (received_at, id) of the last item, so pages never
+    skip or repeat a document even when new ones arrive between requests."""
+    d, dl = documents.c, deliveries.c
+    where: list[sa.ColumnElement[bool]] = [visible_to(viewer)]
+    if query.sender:
+        where.append(d.sender == query.sender)
+    if query.kind:
+        where.append(d.kind == query.kind)
+    if query.since is not None:
+        where.append(d.received_at >= query.since)
+    if query.until is not None:
+        where.append(d.received_at < query.until)
+    if query.recipient:
+        where.append(sa.exists().where(
+            dl.document == d.id, sa.or_(dl.recipient == query.recipient,
+                                        dl.effective_recipient == query.recipient)))
+    if query.state:
+        where.append(sa.exists().where(dl.document == d.id, dl.state == query.state))
+    if query.after is not None:
+        stamp, last = query.after
+        where.append(sa.or_(d.received_at < stamp,
+                            sa.and_(d.received_at == stamp, d.id < last)))
+    select = (sa.select(d.id, d.kind, d.sender, d.document_id, d.code, d.subject, d.refers_to,
+                        d.received_at)
+              .where(*where).order_by(d.received_at.desc(), d.id.desc())
+              .limit(query.limit + 1))
+    with engine.connect() as conn:
+        rows = conn.execute(select).all()
+        more = len(rows) > query.limit
+        rows = rows[:query.limit]
+        targets: dict[str, list[DeliverySummary]] = {r.id: [] for r in rows}
+        if rows:
+            for t in conn.execute(
+                    sa.select(dl.document, dl.recipient, dl.effective_recipient,
+                              dl.destination, dl.state)
+                    .where(dl.document.in_(list(targets)))
+                    .order_by(dl.created_at, dl.recipient, dl.destination)):
+                targets[t.document].append(DeliverySummary(
+                    recipient=t.recipient, effective_recipient=t.effective_recipient,
+                    destination=t.destination, state=t.state))
+    items = [DocumentSummary(id=r.id, kind=r.kind, sender=r.sender, document_id=r.document_id,
+                             code=r.code, subject=r.subject, refers_to=r.refers_to,
+                             received_at=iso(r.received_at) or "", deliveries=targets[r.id])
+             for r in rows]
+    cursor = encode_cursor(rows[-1].received_at, rows[-1].id) if more and rows else None
+    return DocumentPage(items=items, next_cursor=cursor)
