@@ -21,6 +21,7 @@ names equal codes so that ``except SchemaInvalid`` reads like the documentation:
     ├── UnknownRecipient               422  no directory entry and no route
     ├── DuplicateDocumentId            409  same id, different content
     ├── NotFound                       404  no such document (or not yours)
+    ├── InvalidRequest                 400  a request parameter (not the packet) is wrong
     └── ConfigInvalid                  routes.yaml / directory / settings rejected
 
 Messages are written for the person who has to fix the sending system: what was wrong,
@@ -169,6 +170,11 @@ class NotFound(LgspError):
     http_status = 404
 
 
+class InvalidRequest(LgspError):
+    code = "InvalidRequest"
+    http_status = 400
+
+
 @dataclass
 class Problem:
     """One finding of a configuration check; many are collected before raising."""
@@ -222,5 +228,6 @@ ALL_CODES: tuple[type[LgspError], ...] = (
     UnknownRecipient,
     DuplicateDocumentId,
     NotFound,
+    InvalidRequest,
     ConfigInvalid,
 )
