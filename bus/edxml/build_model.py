@@ -1,326 +1,408 @@
-"""A validated lxml tree → the typed model.
+"""An XSD-valid tree → the typed model, with the second pass applied on the way.
 
-Runs only after the XSD and the second pass have accepted the tree, so it may assume
-required elements exist and formats are right; it reads each element once, by local name,
-because producers disagree on order and prefixes but not on names.
+The model and the second pass need the same values, and lxml charges for every element
+visited (a proxy object, a new tag string, a new text string), so both are done in one
+walk: each value is read once, checked, and kept. The rules run in a fixed order —
+MessageHeader children as written, then the TraceHeaderList, the signature slot, the
+manifest and the attachments — which decides the first problem reported and the order
+of notices, the same for ``read_packet`` and for ``checks.check_edoc``.
+
+The XSD has already vouched for formats (numbers are digits, dates look like
+yyyy/MM/dd), so conversions here only have to catch what XSD 1.0 cannot see.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from datetime import date, datetime
-from typing import TypeVar
+from typing import Any, Final, NamedTuple
 
 from lxml import etree
 
+from bus.edxml import blocks
+from bus.edxml.attachments import read_attachments
 from bus.edxml.blob import Blob
+from bus.edxml.dates import to_date, to_datetime
+from bus.edxml.findings import (
+    CONTENT,
+    DOCUMENT_ID,
+    NOTICE_FIELD_EMPTY,
+    SUBJECT,
+    Findings,
+    Q,
+    check_length,
+    children,
+    element_path,
+    line_of,
+    local_name,
+    schema_error,
+    show,
+)
 from bus.edxml.model import (
     NS,
     XMLDSIG_NS,
     Attachment,
-    Business,
-    BusinessDocumentInfo,
-    Code,
-    DocumentType,
     Edoc,
-    ManifestReference,
-    Organization,
-    OtherInfo,
     Packet,
     PacketKind,
-    PromulgationInfo,
-    Receiver,
-    ReplacementInfo,
-    ResponseFor,
     Signature,
-    SignerInfo,
-    StaffInfo,
     StatusPacket,
     TraceHeader,
 )
+from bus.edxml.trace import trace_list
+from bus.errors import Notice, SchemaInvalid, UnsupportedPacket
+from bus.schemas import EDXML_NS
 
-_PREFIX = f"{{{NS}}}"
-_SKIP = len(_PREFIX)
-_T = TypeVar("_T")
-_Fields = dict[str, etree._Element]
+NOTICE_RESERVED_STATUS_CODE: Final = "ReservedStatusCode"
+ACCEPTED_STATUS_CODES: Final = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
+# No source defines these, and none forbids them: they pass, with a notice.
+RESERVED_STATUS_CODES: Final = frozenset({"07", "08", "09", "10", "11", "12", "14"})
 
+ContentOf = Callable[[etree._Element | None], Blob]
+"""Gives an Attachment's content from its ContentTransferEncoded element."""
 
-def _fields(element: etree._Element) -> _Fields:
-    """Children by local name (first of each); every child is in the edXML namespace
-    once the XSD has passed, except a foreign Signature, which keeps its Clark name."""
-    out: _Fields = {}
-    for child in element:
-        tag: str = child.tag  # type: ignore[assignment]
-        out.setdefault(tag[_SKIP:] if tag.startswith(_PREFIX) else tag, child)
-    return out
-
-
-def _texts(element: etree._Element) -> dict[str, str]:
-    return {child.tag[_SKIP:]: child.text or "" for child in element}  # type: ignore[index]
-
-
-def _all(element: etree._Element, name: str) -> list[etree._Element]:
-    return list(element.iterchildren(_PREFIX + name))
-
-
-def _text(fields: _Fields, name: str) -> str | None:
-    element = fields.get(name)
-    if element is None:
-        return None
-    return element.text or ""
+_DSIG: Final = "{" + XMLDSIG_NS + "}"
+_EDXML: Final = Q + "edXML"
+_ENVELOPE: Final = Q + "edXMLEnvelope"
+_HEADER: Final = Q + "edXMLHeader"
+_BODY: Final = Q + "edXMLBody"
+_ENCODED: Final = Q + "AttachmentEncoded"
+_MESSAGE_HEADER: Final = Q + "MessageHeader"
+_TRACE_LIST: Final = Q + "TraceHeaderList"
+_SIGNATURE: Final = Q + "Signature"
+_DSIG_SIGNATURE: Final = _DSIG + "Signature"
+_TASK_CODE: Final = Q + "TaskCode"
+_PLACE: Final = Q + "Place"
+_UNBOUNDED: Final = sys.maxsize
 
 
-def _req(fields: _Fields, name: str) -> str:
-    return _text(fields, name) or ""
+# ---------------------------------------------------------------- MessageHeader parts
 
 
-def _to_int(value: str | None) -> int | None:
-    return int(value) if value and value.strip() else None
+def _text(el: etree._Element, findings: Findings) -> object:
+    return el.text or ""
 
 
-def _int(fields: _Fields, name: str) -> int | None:
-    return _to_int(_text(fields, name))
+def _document_id(el: etree._Element, findings: Findings) -> object:
+    text = el.text or ""
+    if len(text) > DOCUMENT_ID.low:
+        check_length(el, text, DOCUMENT_ID, findings)
+    return text
 
 
-def _to_date(value: str | None) -> date | None:
-    """``yyyy/MM/dd``, already checked to exist by the second pass."""
-    if not value or not value.strip():
-        return None
-    v = value.strip()
-    return date(int(v[0:4]), int(v[5:7]), int(v[8:10]))
+def _content(el: etree._Element, findings: Findings) -> object:
+    text = el.text or ""
+    if len(text) > CONTENT.low:
+        check_length(el, text, CONTENT, findings)
+    return text
 
 
-def _date(fields: _Fields, name: str) -> date | None:
-    return _to_date(_text(fields, name))
-
-
-def _list(
-    fields: _Fields, name: str, item: str, convert: Callable[[str], _T]
-) -> list[_T] | None:
-    element = fields.get(name)
-    if element is None:
-        return None
-    return [convert(child.text or "") for child in _all(element, item)]
-
-
-def _organization(element: etree._Element) -> Organization:
-    t = _texts(element)
-    return Organization(
-        organ_id=t.get("OrganId", ""),
-        organization_in_charge=t.get("OrganizationInCharge"),
-        organ_name=t.get("OrganName"),
-        organ_add=t.get("OrganAdd"),
-        email=t.get("Email"),
-        telephone=t.get("Telephone"),
-        fax=t.get("Fax"),
-        website=t.get("Website"),
-    )
-
-
-def _response_for(element: etree._Element) -> ResponseFor:
-    t = _texts(element)
-    return ResponseFor(
-        organ_id=t.get("OrganId"),
-        code=t.get("Code"),
-        promulgation_date=t.get("PromulgationDate"),
-        document_id=t.get("DocumentId"),
-    )
-
-
-def _staff(element: etree._Element | None) -> StaffInfo | None:
-    if element is None:
-        return None
-    t = _texts(element)
-    return StaffInfo(
-        department=t.get("Department"),
-        department_id=t.get("DepartmentId"),
-        staff=t.get("Staff"),
-        staff_id=t.get("StaffId"),
-        email=t.get("Email"),
-        mobile=t.get("Mobile"),
-    )
-
-
-def _other_info(element: etree._Element | None) -> OtherInfo | None:
-    if element is None:
-        return None
-    f = _fields(element)
-    direction = _text(f, "Direction")
-    return OtherInfo(
-        priority=_int(f, "Priority"),
-        sphere_of_promulgation=_text(f, "SphereOfPromulgation"),
-        typer_notation=_text(f, "TyperNotation"),
-        promulgation_amount=_int(f, "PromulgationAmount"),
-        page_amount=_int(f, "PageAmount"),
-        direction=None if direction is None or not direction.strip()
-        else direction.strip() in ("true", "1"),
-        appendixes=_list(f, "Appendixes", "Appendix", str),
-    )
-
-
-def _business(element: etree._Element) -> Business:
-    f = _fields(element)
-    info = None
-    if (info_el := f.get("BussinessDocumentInfo")) is not None:
-        fi = _fields(info_el)
-        receivers = None
-        if (rl := fi.get("ReceiverList")) is not None:
-            receivers = []
-            for r in _all(rl, "Receiver"):
-                rf = _fields(r)
-                receivers.append(Receiver(_req(rf, "OrganId"), _int(rf, "ReceiverType")))
-        info = BusinessDocumentInfo(
-            document_info=_text(fi, "DocumentInfo"),
-            document_receiver=_text(fi, "DocumentReceiver"),
-            receivers=receivers,
+def _subject(el: etree._Element, findings: Findings) -> object:
+    text = el.text or ""
+    if not text.strip():
+        findings.notice(
+            NOTICE_FIELD_EMPTY,
+            el,
+            "Subject is empty; receivers expect the document's summary (trích yếu).",
+            field="Subject",
         )
-    replacements = None
-    if (rep := f.get("ReplacementInfoList")) is not None:
-        replacements = []
-        for item in _all(rep, "ReplacementInfo"):
-            fr = _fields(item)
-            organs = fr.get("OrganIdList")
-            ids = [o.text or "" for o in _all(organs, "OrganId")] if organs is not None else []
-            replacements.append(ReplacementInfo(_req(fr, "DocumentId"), ids))
-    return Business(
-        bussiness_doc_type=_int(f, "BussinessDocType") or 0,
-        bussiness_doc_reason=_text(f, "BussinessDocReason"),
-        document_id=_text(f, "DocumentId"),
-        paper=_int(f, "Paper"),
-        document_info=info,
-        replacements=replacements,
-        staff_info=_staff(f.get("StaffInfo")),
+    elif len(text) > SUBJECT.low:
+        check_length(el, text, SUBJECT, findings)
+    return text
+
+
+def _due_date(el: etree._Element, findings: Findings) -> object:
+    return to_date(el, "DueDate", el.text or "", required=False)
+
+
+def _number(el: etree._Element, findings: Findings) -> object:
+    return blocks.to_int(el.text)
+
+
+def _task_codes(el: etree._Element, findings: Findings) -> object:
+    return [task.text or "" for task in children(el) if task.tag == _TASK_CODE]
+
+
+def _to_places(el: etree._Element, findings: Findings) -> object:
+    return [place.text or "" for place in children(el) if place.tag == _PLACE]
+
+
+def _status_code(el: etree._Element, findings: Findings) -> object:
+    value = (el.text or "").strip()
+    if value in ACCEPTED_STATUS_CODES:
+        return value
+    known = "01 to 06, 13, 15 or 16"
+    if value in RESERVED_STATUS_CODES:
+        findings.notice(
+            NOTICE_RESERVED_STATUS_CODE,
+            el,
+            f"StatusCode {value} is not defined by any known source (reserved); passed on "
+            f"as is. Known codes: {known}.",
+            status_code=value,
+        )
+        return value
+    raise schema_error(el, f"StatusCode {show(value)} is not a known status; expected {known}.")
+
+
+def _status_timestamp(el: etree._Element, findings: Findings) -> object:
+    return to_datetime(el, "Timestamp", el.text or "")
+
+
+def _staff(el: etree._Element, findings: Findings) -> object:
+    return blocks.staff_info(el, findings)
+
+
+_Read = Callable[[etree._Element, Findings], object]
+
+
+class _Part(NamedTuple):
+    """A MessageHeader child: how many may appear, and how its value is read."""
+
+    name: str
+    minimum: int
+    maximum: int
+    what: str
+    read: _Read
+
+
+class _Parts(NamedTuple):
+    parts: tuple[_Part, ...]
+    by_tag: dict[str, tuple[int, _Read, bool]]
+    """Index, reader and whether at most one may appear, by Clark tag: one lookup a child."""
+    required: tuple[int, ...]
+
+
+def _parts(*parts: _Part) -> _Parts:
+    return _Parts(
+        parts,
+        {Q + part.name: (i, part.read, part.maximum == 1) for i, part in enumerate(parts)},
+        tuple(i for i, part in enumerate(parts) if part.minimum),
     )
 
 
-def _trace(element: etree._Element | None) -> tuple[list[TraceHeader], Business | None]:
-    if element is None:
-        return [], None
-    traces: list[TraceHeader] = []
-    business = None
-    for child in element:
-        name = child.tag
-        if name == _PREFIX + "TraceHeader":
-            t = _texts(child)
-            traces.append(TraceHeader(t.get("OrganId", ""), t.get("Timestamp", "")))
-        elif name == _PREFIX + "Bussiness":
-            business = _business(child)
-    return traces, business
+# The XSD accepts these in any order (producers use at least two), so how many of each
+# may appear is checked here. Indexes below follow this order.
+_EDOC: Final = _parts(
+    _Part("From", 1, 1, "the sending organisation", blocks.sender),
+    _Part("To", 1, _UNBOUNDED, "at least one recipient organisation", blocks.recipient),
+    _Part("DocumentId", 0, 1, "the document identifier", _document_id),
+    _Part("Code", 1, 1, "the document number and notation (CodeNumber, CodeNotation)",
+          blocks.code),
+    _Part("PromulgationInfo", 1, 1, "the place and date of issue (Place, PromulgationDate)",
+          blocks.promulgation_info),
+    _Part("DocumentType", 1, 1, "the document type (Type, TypeDetail, TypeName)",
+          blocks.document_type),
+    _Part("Subject", 1, 1, "the document's summary (trích yếu)", _subject),
+    _Part("Content", 0, 1, "the document text", _content),
+    _Part("SignerInfo", 1, 1, "the signer (Competence, Position, FullName)", blocks.signer_info),
+    _Part("DueDate", 0, 1, "the due date", _due_date),
+    _Part("OtherInfo", 0, 1, "priority and other details", blocks.other_info),
+    _Part("ResponseFor", 0, _UNBOUNDED, "a reference to an earlier document",
+          blocks.response_for),
+    _Part("SteeringType", 0, 1, "the steering type", _number),
+    _Part("ResponseForTask", 0, 1, "task codes", _task_codes),
+    _Part("ApplicationType", 0, 1, "the application type", _text),
+    _Part("ToPlaces", 0, 1, "the recipients as text (nơi nhận)", _to_places),
+)  # fmt: skip
+
+_STATUS: Final = _parts(
+    _Part("From", 1, 1, "the organisation sending the status", blocks.sender),
+    _Part("ResponseFor", 1, 1, "the document the status is about (OrganId, Code, DocumentId)",
+          blocks.status_response_for),
+    _Part("StaffInfo", 0, 1, "the clerk who handled the document", _staff),
+    _Part("StatusCode", 1, 1, "the two-digit status code, e.g. 01", _status_code),
+    _Part("Description", 0, 1, "a description of the status", _text),
+    _Part("Timestamp", 1, 1, "when the status was set, as yyyy/MM/dd HH:mm:ss",
+          _status_timestamp),
+)  # fmt: skip
 
 
-def _signature(header: _Fields) -> Signature | None:
-    element = header.get("Signature", header.get(f"{{{XMLDSIG_NS}}}Signature"))
-    if element is None:
-        return None
-    namespace = etree.QName(element).namespace or NS
-    return Signature(
-        xml=etree.tostring(element, encoding="UTF-8", with_tail=False), namespace=namespace
+def _message_header(header: etree._Element, rules: _Parts, findings: Findings) -> list[Any]:
+    """Each part's value by its index in ``rules``: a list for repeatable parts."""
+    parts, by_tag, required = rules
+    values: list[Any] = [None] * len(parts)
+    counts = [0] * len(parts)
+    for child in children(header):
+        entry = by_tag.get(child.tag)
+        if entry is None:
+            _unexpected(child, parts)
+            continue
+        i, read, once = entry
+        if counts[i]:
+            if once:
+                raise _repeated(child, parts[i])
+            counts[i] += 1
+            values[i].append(read(child, findings))
+        else:
+            counts[i] = 1
+            value = read(child, findings)
+            values[i] = value if once else [value]
+    for i in required:
+        if not counts[i]:
+            part = parts[i]
+            raise schema_error(
+                header, f"MessageHeader has no {part.name}; expected {part.what}."
+            )
+    return values
+
+
+def _unexpected(child: etree._Element, parts: tuple[_Part, ...]) -> None:
+    if isinstance(child.tag, str):
+        raise schema_error(
+            child,
+            f"MessageHeader contains an unknown element {local_name(child)}; expected "
+            f"only {', '.join(part.name for part in parts)}.",
+        )
+
+
+def _repeated(child: etree._Element, part: _Part) -> SchemaInvalid:
+    return schema_error(
+        child,
+        f"MessageHeader has more than one {part.name}; expected "
+        f"{'exactly' if part.minimum else 'at most'} one ({part.what}).",
     )
 
 
-def _edoc(envelope: etree._Element, root: etree._Element, contents: dict[etree._Element, Blob]
-          ) -> Edoc:
-    header = _fields(envelope.find(_PREFIX + "edXMLHeader"))  # type: ignore[arg-type]
-    message = header["MessageHeader"]
-    m = _fields(message)
-    code = _texts(m["Code"])
-    promulgation = _texts(m["PromulgationInfo"])
-    doc_type = _texts(m["DocumentType"])
-    signer = _texts(m["SignerInfo"])
-    traces, business = _trace(header.get("TraceHeaderList"))
-    task = m.get("ResponseForTask")
+# ---------------------------------------------------------------- the packet
 
-    manifest_version = "1.0"
-    manifest: list[ManifestReference] = []
-    body = envelope.find(_PREFIX + "edXMLBody")
-    if body is not None and (man := body.find(_PREFIX + "edXMLManifest")) is not None:
-        manifest_version = man.get("version", "1.0")
-        for ref in _all(man, "Reference"):
-            rt = _texts(ref)
-            manifest.append(ManifestReference(
-                content_id=rt.get("ContentId", ""),
-                attachment_name=rt.get("AttachmentName", ""),
-                content_type=rt.get("ContentType"),
-                description=rt.get("Description"),
-            ))
-    attachments: list[Attachment] = []
-    encoded = root.find(_PREFIX + "AttachmentEncoded")
-    if encoded is not None:
-        for att in _all(encoded, "Attachment"):
-            af = _fields(att)
-            attachments.append(Attachment(
-                content_id=_req(af, "ContentId"),
-                attachment_name=_req(af, "AttachmentName"),
-                content=contents[af["ContentTransferEncoded"]],
-                content_type=_text(af, "ContentType"),
-                description=_text(af, "Description"),
-            ))
 
+class _Frame(NamedTuple):
+    """The packet's fixed elements, found before any rule runs."""
+
+    header: etree._Element
+    message_header: etree._Element
+    trace_list: etree._Element | None
+    signature: Signature | None
+    foreign: etree._Element | None
+    body: etree._Element | None
+    encoded: etree._Element | None
+
+
+def _frame(root: etree._Element) -> _Frame:
+    if root.tag != _EDXML:
+        raise UnsupportedPacket(
+            f"root element is {root.tag!r}; expected edXML in namespace {EDXML_NS}.",
+            line=line_of(root),
+            path=element_path(root),
+        )
+    envelope = encoded = None
+    for child in children(root):
+        tag = child.tag
+        if tag == _ENVELOPE:
+            envelope = envelope if envelope is not None else child
+        elif tag == _ENCODED:
+            encoded = encoded if encoded is not None else child
+    if envelope is None:
+        raise schema_error(root, "edXML has no edXMLEnvelope; expected it as the first child.")
+    header = body = None
+    for child in children(envelope):
+        tag = child.tag
+        if tag == _HEADER:
+            header = header if header is not None else child
+        elif tag == _BODY:
+            body = body if body is not None else child
+    if header is None:
+        raise schema_error(envelope, "edXMLEnvelope has no edXMLHeader.")
+    message_header = trace_list = foreign = None
+    signature: Signature | None = None
+    for child in children(header):
+        tag = child.tag
+        if tag == _MESSAGE_HEADER:
+            message_header = message_header if message_header is not None else child
+        elif tag == _TRACE_LIST:
+            trace_list = trace_list if trace_list is not None else child
+        elif tag == _SIGNATURE:
+            # The SDK's form wins over an XML-DSig one if a packet somehow has both.
+            if signature is None or signature.namespace != NS:
+                signature = _signature(child, NS)
+        elif tag == _DSIG_SIGNATURE:
+            if signature is None:
+                signature = _signature(child, XMLDSIG_NS)
+        elif foreign is None and isinstance(tag, str) and tag.startswith(_DSIG):
+            foreign = child
+    if message_header is None:
+        raise schema_error(header, "edXMLHeader has no MessageHeader.")
+    return _Frame(header, message_header, trace_list, signature, foreign, body, encoded)
+
+
+def _signature(element: etree._Element, namespace: str) -> Signature:
+    """Kept as bytes: intermediaries must not re-serialise what a signer signed."""
+    return Signature(etree.tostring(element, encoding="UTF-8", with_tail=False), namespace)
+
+
+def _check_signature_slot(frame: _Frame) -> None:
+    if frame.foreign is not None:
+        raise schema_error(
+            frame.foreign,
+            f"edXMLHeader contains the XML-DSig element {local_name(frame.foreign)}; only a "
+            "Signature element is expected there.",
+        )
+
+
+def read_tree(
+    root: etree._Element, kind: PacketKind, content_of: ContentOf
+) -> tuple[Packet, list[Notice]]:
+    """The packet and the second pass's notices; raises the first hard problem met.
+
+    ``content_of`` is called only once every rule has passed, in attachment order.
+    """
+    findings = Findings()
+    frame = _frame(root)
+    if kind == "status":
+        return _status(frame, findings), findings.notices
+    return _edoc(frame, content_of, findings), findings.notices
+
+
+def _edoc(frame: _Frame, content_of: ContentOf, findings: Findings) -> Edoc:
+    v = _message_header(frame.message_header, _EDOC, findings)
+    if frame.trace_list is None:
+        raise schema_error(frame.header, "edXMLHeader has no TraceHeaderList.")
+    traces, business = trace_list(frame.trace_list, findings)
+    _check_signature_slot(frame)
+    version, manifest, pending = read_attachments(frame.body, frame.encoded, findings)
+    attachments = [
+        Attachment(content_id, name, content_of(encoded), content_type, description)
+        for content_id, name, content_type, description, encoded in pending
+    ]
     return Edoc(
-        from_=_organization(m["From"]),
-        to=[_organization(e) for e in _all(message, "To")],
-        code=Code(code.get("CodeNumber", ""), code.get("CodeNotation", "")),
-        promulgation_info=PromulgationInfo(
-            place=promulgation.get("Place", ""),
-            promulgation_date=_to_date(promulgation.get("PromulgationDate")),  # type: ignore[arg-type]
-        ),
-        document_type=DocumentType(
-            type=_to_int(doc_type.get("Type")) or 0,
-            type_name=doc_type.get("TypeName", ""),
-            type_detail=_to_int(doc_type.get("TypeDetail")),
-        ),
-        subject=_req(m, "Subject"),
-        signer_info=SignerInfo(
-            full_name=signer.get("FullName", ""),
-            competence=signer.get("Competence"),
-            position=signer.get("Position"),
-        ),
-        document_id=_text(m, "DocumentId"),
-        content=_text(m, "Content"),
-        due_date=_date(m, "DueDate"),
-        other_info=_other_info(m.get("OtherInfo")),
-        response_for=[_response_for(e) for e in _all(message, "ResponseFor")],
-        steering_type=_int(m, "SteeringType"),
-        response_for_task=None if task is None
-        else [t.text or "" for t in _all(task, "TaskCode")],
-        application_type=_text(m, "ApplicationType"),
-        to_places=_list(m, "ToPlaces", "Place", str),
+        from_=v[0],
+        to=v[1] or [],
+        document_id=v[2],
+        code=v[3],
+        promulgation_info=v[4],
+        document_type=v[5],
+        subject=v[6],
+        content=v[7],
+        signer_info=v[8],
+        due_date=v[9],
+        other_info=v[10],
+        response_for=v[11] or [],
+        steering_type=v[12],
+        response_for_task=v[13],
+        application_type=v[14],
+        to_places=v[15],
         trace_headers=traces,
         business=business,
-        signature=_signature(header),
-        manifest_version=manifest_version,
+        signature=frame.signature,
+        manifest_version=version,
         manifest=manifest,
         attachments=attachments,
     )
 
 
-def _status(envelope: etree._Element) -> StatusPacket:
-    header = _fields(envelope.find(_PREFIX + "edXMLHeader"))  # type: ignore[arg-type]
-    m = _fields(header["MessageHeader"])
-    traces, _ = _trace(header.get("TraceHeaderList"))
+def _status(frame: _Frame, findings: Findings) -> StatusPacket:
+    v = _message_header(frame.message_header, _STATUS, findings)
+    traces: list[TraceHeader] = []
+    if frame.trace_list is not None:
+        traces, _business = trace_list(frame.trace_list, findings)
+    _check_signature_slot(frame)
     return StatusPacket(
-        from_=_organization(m["From"]),
-        response_for=_response_for(m["ResponseFor"]),
-        status_code=_req(m, "StatusCode").strip(),
-        timestamp=_timestamp(_req(m, "Timestamp")),
-        staff_info=_staff(m.get("StaffInfo")),
-        description=_text(m, "Description"),
+        from_=v[0],
+        response_for=v[1],
+        staff_info=v[2],
+        status_code=v[3],
+        description=v[4],
+        timestamp=v[5],
         trace_headers=traces,
-        signature=_signature(header),
+        signature=frame.signature,
     )
-
-
-def _timestamp(value: str) -> datetime:
-    v = value.strip()
-    return datetime(int(v[0:4]), int(v[5:7]), int(v[8:10]),
-                    int(v[11:13]), int(v[14:16]), int(v[17:19]))
-
-
-def build_packet(
-    root: etree._Element, kind: PacketKind, contents: dict[etree._Element, Blob]
-) -> Packet:
-    envelope = root.find(_PREFIX + "edXMLEnvelope")
-    assert envelope is not None
-    if kind == "status":
-        return _status(envelope)
-    return _edoc(envelope, root, contents)

@@ -14,7 +14,6 @@ from datetime import date, datetime
 
 from bus.edxml.blob import Blob
 from bus.edxml.model import (
-    TIMESTAMP_FORMAT,
     Attachment,
     Business,
     Code,
@@ -31,7 +30,7 @@ from bus.edxml.model import (
     TraceHeader,
 )
 from bus.edxml.reader import read_packet
-from bus.edxml.writer import packet_bytes
+from bus.edxml.writer import format_date, format_timestamp, packet_bytes
 
 _BUSINESS_TYPES = {"new": 0, "revoke": 1, "update": 2, "replace": 3}
 
@@ -103,7 +102,7 @@ class EdocBuilder:
                       promulgated: date | None = None) -> EdocBuilder:
         self._response_for.append(ResponseFor(
             organ_id=organ_id, code=code, document_id=document_id,
-            promulgation_date=promulgated.strftime("%Y/%m/%d") if promulgated else None,
+            promulgation_date=format_date(promulgated) if promulgated else None,
         ))
         return self
 
@@ -116,7 +115,7 @@ class EdocBuilder:
         return self
 
     def trace(self, organ_id: str, at: datetime) -> EdocBuilder:
-        self._traces.append(TraceHeader(organ_id, at.strftime(TIMESTAMP_FORMAT)))
+        self._traces.append(TraceHeader(organ_id, format_timestamp(at)))
         return self
 
     def attach(self, name: str, content: bytes | Blob, content_type: str = "application/pdf",
@@ -178,7 +177,7 @@ def status_for(
         response_for=ResponseFor(
             organ_id=target,
             code=str(edoc.code),
-            promulgation_date=edoc.promulgation_info.promulgation_date.strftime("%Y/%m/%d"),
+            promulgation_date=format_date(edoc.promulgation_info.promulgation_date),
             document_id=edoc.document_id,
         ),
         status_code=code,

@@ -34,7 +34,7 @@ STATUS_MEANINGS: dict[str, str] = {
 PacketKind = Literal["edoc", "status"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Organization:
     organ_id: str
     organization_in_charge: str | None = None
@@ -46,7 +46,7 @@ class Organization:
     website: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Code:
     code_number: str
     code_notation: str
@@ -55,27 +55,27 @@ class Code:
         return f"{self.code_number}/{self.code_notation}"
 
 
-@dataclass
+@dataclass(slots=True)
 class PromulgationInfo:
     place: str
     promulgation_date: date
 
 
-@dataclass
+@dataclass(slots=True)
 class DocumentType:
     type: int
     type_name: str
     type_detail: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class SignerInfo:
     full_name: str
     competence: str | None = None
     position: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OtherInfo:
     priority: int | None = None
     sphere_of_promulgation: str | None = None
@@ -86,7 +86,7 @@ class OtherInfo:
     appendixes: list[str] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ResponseFor:
     """A pointer to an earlier document; every field may be empty in real edoc packets."""
 
@@ -96,7 +96,7 @@ class ResponseFor:
     document_id: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceHeader:
     """One hop. ``organ_id`` is kept as sent: empty and the text ``null`` both occur."""
 
@@ -108,7 +108,7 @@ class TraceHeader:
         return None if self.organ_id in ("", "null") else self.organ_id
 
 
-@dataclass
+@dataclass(slots=True)
 class StaffInfo:
     department: str | None = None
     department_id: str | None = None
@@ -118,26 +118,26 @@ class StaffInfo:
     mobile: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Receiver:
     organ_id: str
     receiver_type: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class BusinessDocumentInfo:
     document_info: str | None = None
     document_receiver: str | None = None
     receivers: list[Receiver] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ReplacementInfo:
     document_id: str
     organ_ids: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Business:
     """The ``Bussiness`` block (the standard's spelling): what kind of act this packet is."""
 
@@ -154,7 +154,7 @@ class Business:
         return BUSINESS_KINDS.get(self.bussiness_doc_type, "unknown")
 
 
-@dataclass
+@dataclass(slots=True)
 class ManifestReference:
     content_id: str
     attachment_name: str
@@ -162,7 +162,7 @@ class ManifestReference:
     description: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Attachment:
     content_id: str
     attachment_name: str
@@ -176,7 +176,7 @@ class Attachment:
         return self.content.format
 
 
-@dataclass
+@dataclass(slots=True)
 class Signature:
     """Kept verbatim: intermediaries must not re-serialise what a signer signed."""
 
@@ -184,7 +184,7 @@ class Signature:
     namespace: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Edoc:
     """An official document packet (văn bản điện tử)."""
 
@@ -230,7 +230,7 @@ class Edoc:
         return self.other_info.priority if self.other_info else None
 
 
-@dataclass
+@dataclass(slots=True)
 class StatusPacket:
     """A business status (01 arrived … 06 completed, 13 recall …) about an earlier edoc."""
 

@@ -2,41 +2,52 @@
 
 The order of checks is the order of cost: size cap, then a byte scan that refuses a
 DOCTYPE before libxml2 sees it, then a hardened parse (no DTD, entities or network),
-depth, namespace, XSD, the second pass, and only then the expensive part — decoding
-attachments. A bomb is refused before any work proportional to what it would expand to.
+depth, namespace, XSD, the second pass (applied while the model is built, see
+``build_model``), and only then attachment content. A bomb is refused before any work
+proportional to what it would expand to.
 
-Scanned attachments make packets of 10–100 MB. Rather than lift libxml2's text-node
-limit for everyone (``huge_tree`` turns off several guards at once), the reader lifts the
-base64 out of each ``ContentTransferEncoded`` before parsing, leaving a marker and the
-same number of line breaks so that line numbers stay true, and decodes it strictly, in
-chunks, into a :class:`~bus.edxml.blob.Blob`. If the markers do not all come back as
-the text of ``ContentTransferEncoded`` elements (a CDATA section, a comment, an exotic
-encoding), the packet is parsed as sent instead: the shortcut never changes a verdict.
+Large packets have their base64 lifted out before parsing (``content``). If the markers
+do not all come back as the text of ``ContentTransferEncoded`` elements (a CDATA
+section, a comment, an exotic encoding), the packet is read as sent instead, and a
+refused small packet is re-read lifted: the shortcut never changes a verdict, a line
+or a message.
 """
 
 from __future__ import annotations
 
-import binascii
 import functools
 import re
 import secrets
 import threading
 from dataclasses import dataclass, field
+from typing import Final
 
 from lxml import etree
 
 from bus import errors
-from bus.edxml import checks
 from bus.edxml.blob import SPOOL_THRESHOLD, Blob
-from bus.edxml.build_model import build_packet
+from bus.edxml.build_model import read_tree
+from bus.edxml.content import blob_of, find_regions, lift
+from bus.edxml.findings import element_path, line_of
 from bus.edxml.model import NS, Packet, PacketKind
 from bus.schemas import EdxmlSchemas, default_schemas
 
-_XINCLUDE_NS = b"http://www.w3.org/2001/XInclude"
-_CTE = b"ContentTransferEncoded"
-_WHITESPACE = b" \t\r\n"
-_DECODE_CHUNK = 1 << 22
-_CTE_TAG = f"{{{NS}}}ContentTransferEncoded"
+_XINCLUDE_NS: Final = b"http://www.w3.org/2001/XInclude"
+_Q: Final = f"{{{NS}}}"
+_ROOT: Final = _Q + "edXML"
+_ENVELOPE: Final = _Q + "edXMLEnvelope"
+_HEADER: Final = _Q + "edXMLHeader"
+_MESSAGE_HEADER: Final = _Q + "MessageHeader"
+_STATUS_CODE: Final = _Q + "StatusCode"
+_CTE_TAG: Final = _Q + "ContentTransferEncoded"
+_STATUS_CODE_BYTES: Final = b"StatusCode"
+_DECLARED_ENCODING: Final = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_ASCII_ENCODINGS: Final = (b"UTF-8", b"US-ASCII", b"ASCII", b"ISO-8859-", b"WINDOWS-125", b"CP125")
+# A '!' not opening a declaration is rare in a packet; past this many, two plain
+# substring searches are cheaper than looking at each one.
+_BANG_LOOKS: Final = 16
+# Below this size libxml2 parses the base64 faster than it can be found and lifted out.
+_LIFT_ABOVE: Final = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,14 +70,19 @@ class ReadResult:
     notices: list[errors.Notice] = field(default_factory=list)
 
 
-@dataclass
-class _Region:
-    start: int
-    end: int
-    line: int
-
-
 _local = threading.local()
+
+
+class _NothingFromOutside(etree.Resolver):
+    """Answers every request for an external resource with nothing.
+
+    The parser already has DTD loading, entities and the network off, and a DOCTYPE is
+    refused before parsing; this is the last line if libxml2 still asks for a file.
+    """
+
+    def resolve(self, system_url: str, public_id: str, context: object = None
+                ) -> object:
+        return self.resolve_string("", context, base_url=None)
 
 
 def _parser() -> etree.XMLParser:
@@ -83,6 +99,7 @@ def _parser() -> etree.XMLParser:
             remove_pis=True,
             collect_ids=False,
         )
+        parser.resolvers.add(_NothingFromOutside())
         _local.parser = parser
     return parser
 
@@ -99,6 +116,9 @@ def _undeclared_prefixes(log: etree._ListErrorLog) -> set[str] | None:
     declares ``edXML``, and ``xlink:href`` with no declaration at all. The intent is
     unambiguous for these two well-known prefixes, so they are read as meant; any other
     undeclared prefix, or any other fault, leaves the packet refused.
+
+    ``log`` must be the parser's own log, which holds this parse only: the exception's
+    log is the thread's, and still holds the faults of earlier packets.
     """
     found: set[str] = set()
     for entry in log:
@@ -117,63 +137,41 @@ def _declare_on_root(data: bytes, prefixes: set[str]) -> bytes:
     return data[: root.end()] + extra.encode() + data[root.end() :]
 
 
-def _find_regions(data: bytes) -> list[_Region]:
-    """Spans of base64 text inside ``ContentTransferEncoded`` elements, found by bytes."""
-    regions: list[_Region] = []
-    pos = 0
-    line = 1
-    counted_to = 0
-    while True:
-        hit = data.find(_CTE, pos)
-        if hit < 0:
-            return regions
-        lt = data.rfind(b"<", max(0, hit - 64), hit)
-        gt = data.find(b">", hit)
-        pos = hit + len(_CTE)
-        if lt < 0 or gt < 0 or data[lt + 1 : lt + 2] == b"/" or data[gt - 1 : gt] == b"/":
-            continue
-        qname = data[lt + 1 : hit + len(_CTE)]
-        if not _is_qname(qname):
-            continue
-        close = data.find(b"</" + qname, gt + 1)
-        if close < 0:
-            return regions
-        start, end = gt + 1, close
-        if data.find(b"<", start, end) >= 0 or data.find(b"&", start, end) >= 0:
-            pos = end
-            continue
-        line += data.count(b"\n", counted_to, start)
-        counted_to = start
-        regions.append(_Region(start, end, line))
-        pos = end
+# ---------------------------------------------------------------- byte scans
 
 
-def _is_qname(qname: bytes) -> bool:
-    prefix, _, local = qname.rpartition(b":")
-    return local == _CTE and (not prefix or prefix.replace(b"_", b"").replace(b"-", b"").isalnum())
+def _declares_dtd(data: bytes) -> bool:
+    """Whether ``<!DOCTYPE`` or ``<!ENTITY`` occurs anywhere, comments included.
+
+    Looks at each ``!`` (found by memchr) rather than searching twice for the whole
+    strings; a packet full of exclamation marks gets the two searches instead.
+    """
+    pos = data.find(b"!")
+    for _ in range(_BANG_LOOKS):
+        if pos < 0:
+            return False
+        if pos and data[pos - 1] == 0x3C and (  # '<'
+            data.startswith(b"DOCTYPE", pos + 1) or data.startswith(b"ENTITY", pos + 1)
+        ):
+            return True
+        pos = data.find(b"!", pos + 1)
+    return b"<!DOCTYPE" in data or b"<!ENTITY" in data
 
 
-def _reduce(data: bytes, regions: list[_Region], token: str) -> bytes:
-    parts: list[bytes] = []
-    last = 0
-    for i, region in enumerate(regions):
-        parts.append(data[last : region.start])
-        parts.append(f"{token}{i}".encode())
-        parts.append(b"\n" * data.count(b"\n", region.start, region.end))
-        last = region.end
-    parts.append(data[last:])
-    return b"".join(parts)
+# ---------------------------------------------------------------- tree guards
 
 
 def _parse(
     data: bytes, notices: list[errors.Notice], *, retried: bool = False
-) -> etree._ElementTree:
+) -> etree._Element:
+    parser = _parser()
     try:
-        return etree.ElementTree(etree.fromstring(data, _parser()))
+        return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        prefixes = _undeclared_prefixes(exc.error_log)
+        log = parser.error_log
+        prefixes = _undeclared_prefixes(log)
         if prefixes and not retried:
-            first = exc.error_log[0]
+            first = next(iter(log))
             notices.append(errors.Notice(
                 "UndeclaredPrefix",
                 f"namespace prefix(es) {', '.join(sorted(prefixes))} used without a "
@@ -183,7 +181,7 @@ def _parse(
             return _parse(_declare_on_root(data, prefixes), notices, retried=True)
         message = str(exc.msg if hasattr(exc, "msg") else exc)
         line = exc.lineno if exc.lineno else None
-        if "Excessive depth" in message or "depth" in message.lower() and "exceed" in message:
+        if "Excessive depth" in message or ("depth" in message.lower() and "exceed" in message):
             raise errors.TooDeep(
                 "the XML is nested deeper than any edXML packet can be", line=line
             ) from None
@@ -198,37 +196,124 @@ def _parse(
         raise errors.MalformedXml(f"not readable as XML: {exc}") from None
 
 
+# Packets are about ten levels deep: a short probe settles almost every one, and only a
+# packet deeper than that pays for the probe at the limit.
+_SHALLOW: Final = 10
+
+
 @functools.lru_cache(maxsize=8)
-def _depth_probe(limit: int) -> etree.XPath:
-    return etree.XPath("(" + "/*" * (limit + 1) + ")[1]")
+def _depth_probe(levels: int) -> etree.XPath:
+    return etree.XPath("(" + "/*" * levels + ")[1]")
 
 
 def _check_depth(root: etree._Element, limit: int) -> None:
-    deep = _depth_probe(limit)(root)
+    if limit > _SHALLOW and not _depth_probe(_SHALLOW + 1)(root):
+        return
+    deep = _depth_probe(limit + 1)(root)
     if isinstance(deep, list) and deep:
         element = deep[0]
         assert isinstance(element, etree._Element)
         raise errors.TooDeep(
             f"elements are nested more than {limit} levels deep; no edXML packet needs that",
-            line=element.sourceline,
-            path=checks.element_path(element),
+            line=line_of(element),
+            path=element_path(element),
         )
 
 
-def _detect_kind(root: etree._Element) -> PacketKind:
-    if root.tag != f"{{{NS}}}edXML":
+def _first_child(parent: etree._Element, tag: str) -> etree._Element | None:
+    """The first child with ``tag``; in a well-formed packet it is the very first child."""
+    if len(parent):
+        first = parent[0]
+        if first.tag == tag:
+            return first
+    return next(parent.iterchildren(tag), None)
+
+
+def _detect_kind(root: etree._Element, data: bytes) -> PacketKind:
+    """Which schema applies: a MessageHeader with a StatusCode makes a status packet.
+
+    The MessageHeader looked at is the first one under any envelope and header. When the
+    bytes cannot hold an element named StatusCode, the tree is not consulted at all.
+    """
+    if root.tag != _ROOT:
         qname = etree.QName(root)
         namespace = qname.namespace or "no namespace"
         raise errors.UnsupportedPacket(
             f"root element is '{qname.localname}' in {namespace}; an edXML packet has root "
             f"'edXML' in namespace {NS}",
-            line=root.sourceline,
+            line=line_of(root),
             path="/" + qname.localname,
         )
-    header = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHeader")
-    if header is not None and header.find(f"{{{NS}}}StatusCode") is not None:
-        return "status"
-    return "edoc"
+    if _STATUS_CODE_BYTES not in data and _ascii_names(data):
+        return "edoc"
+    envelope = _first_child(root, _ENVELOPE)
+    header = None if envelope is None else _first_child(envelope, _HEADER)
+    message_header = None if header is None else _first_child(header, _MESSAGE_HEADER)
+    if message_header is None:
+        # A malformed packet: look further, under any envelope and any header.
+        message_header = root.find(f"{_ENVELOPE}/{_HEADER}/{_MESSAGE_HEADER}")
+        if message_header is None:
+            return "edoc"
+    # Filtered in C: no proxy or tag string for the dozen other children.
+    return "edoc" if next(message_header.iterchildren(_STATUS_CODE), None) is None else "status"
+
+
+def _ascii_names(data: bytes) -> bool:
+    """Whether element names are written as ASCII bytes: no UTF-16/32 signature or NUL in
+    the first bytes, and no declared encoding outside the ASCII-compatible families."""
+    head = data[:4]
+    if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    if not data.startswith(b"<?xml", start):
+        return True
+    end = data.find(b"?>", start, start + 256)
+    if end < 0:
+        return False
+    match = _DECLARED_ENCODING.search(data, start, end)
+    return match is None or match.group(1).upper().startswith(_ASCII_ENCODINGS)
+
+
+_BOMS: Final = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"),
+    (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"),
+)
+
+
+def _as_utf8(data: bytes) -> bytes:
+    """UTF-16 and UTF-32 packets re-encoded as UTF-8, so that the byte-level guards
+    (DOCTYPE, XInclude, base64 lifting) see what libxml2 will see; line numbers are kept.
+    Other encodings whose markup is not ASCII bytes are refused."""
+    if _ascii_names(data):
+        return data
+    codec = next((name for mark, name in _BOMS if data.startswith(mark)), None)
+    if codec is None:
+        raise errors.UnsupportedPacket(
+            "the packet's declared encoding is not supported; send UTF-8 (or UTF-16)")
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise errors.MalformedXml(f"not valid {codec.upper()}: {exc.reason}") from None
+    text = text.removeprefix("\ufeff")
+    if text.startswith("<?xml"):
+        end = text.find("?>")
+        declaration = re.sub(r"""encoding\s*=\s*["'][^"']*["']""", 'encoding="UTF-8"',
+                             text[:end])
+        text = declaration + text[end:]
+    return text.encode("utf-8")
+
+
+def _all_came_back(root: etree._Element, token: str, count: int) -> bool:
+    """Whether every marker is the text of a ContentTransferEncoded element.
+
+    If one is not, lifting changed something the sender wrote (a CDATA section, a
+    comment, an element in another namespace), so the packet is judged as sent. A valid
+    packet shows this by the Attachments the walk meets, so only a refusal needs to look.
+    """
+    found = sum(1 for element in root.iter(_CTE_TAG) if (element.text or "").startswith(token))
+    return found == count
 
 
 def _validate(tree: etree._ElementTree, kind: PacketKind, schemas: EdxmlSchemas) -> None:
@@ -236,15 +321,21 @@ def _validate(tree: etree._ElementTree, kind: PacketKind, schemas: EdxmlSchemas)
     try:
         schema.assertValid(tree)
     except etree.DocumentInvalid as exc:
-        entry = exc.error_log[0]
+        entry = exc.error_log[0]  # type: ignore[index]
     else:
         return
     message = entry.message.replace(f"{{{NS}}}", "")
     path = None
     if entry.path:
-        nodes = tree.xpath(entry.path)
+        # libxml2 writes the path with the packet's own prefixes: resolve them the same way.
+        prefixes = {prefix: uri for element in tree.iter() if isinstance(element.tag, str)
+                    for prefix, uri in element.nsmap.items() if prefix}
+        try:
+            nodes = tree.xpath(entry.path, namespaces=prefixes)
+        except etree.XPathError:
+            nodes = []
         if isinstance(nodes, list) and nodes and isinstance(nodes[0], etree._Element):
-            path = checks.element_path(nodes[0])
+            path = element_path(nodes[0])
     raise errors.SchemaInvalid(
         f"the {kind} packet does not follow QCVN 102:2016: {message}",
         line=entry.line or None,
@@ -252,38 +343,7 @@ def _validate(tree: etree._ElementTree, kind: PacketKind, schemas: EdxmlSchemas)
     )
 
 
-def _decode(data: bytes, region: _Region, limits: Limits, element: etree._Element) -> Blob:
-    """Strict base64 (libxml2's own check lets junk through), in bounded chunks."""
-    blob = Blob(limits.spool_threshold)
-    carry = b""
-    try:
-        for pos in range(region.start, region.end, _DECODE_CHUNK):
-            piece = carry + data[pos : min(pos + _DECODE_CHUNK, region.end)].translate(
-                None, _WHITESPACE
-            )
-            usable = len(piece) - len(piece) % 4
-            carry = piece[usable:]
-            if usable:
-                blob.write(binascii.a2b_base64(piece[:usable], strict_mode=True))
-            if blob.size > limits.max_attachment_bytes:
-                raise errors.AttachmentInvalid(
-                    f"attachment is larger than the per-file cap of "
-                    f"{limits.max_attachment_bytes} bytes",
-                    line=region.line,
-                    path=checks.element_path(element),
-                )
-        if carry:
-            raise binascii.Error("length is not a multiple of 4 characters")
-    except binascii.Error as exc:
-        blob.close()
-        raise errors.AttachmentInvalid(
-            f"attachment content is not valid base64 ({exc}); send the file encoded with the "
-            "standard base64 alphabet, padded with '=', line breaks allowed",
-            line=region.line,
-            path=checks.element_path(element),
-        ) from None
-    blob.seal()
-    return blob
+# ---------------------------------------------------------------- entry point
 
 
 def read_packet(
@@ -293,57 +353,81 @@ def read_packet(
     schemas: EdxmlSchemas | None = None,
 ) -> ReadResult:
     """Parse, validate and type one packet, or raise the :mod:`bus.errors` code for it."""
-    return _read(data, limits, schemas or default_schemas(), lift=True)
-
-
-def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lift: bool) -> ReadResult:
+    schemas = schemas or default_schemas()
     if len(data) > limits.max_bytes:
         raise errors.PayloadTooLarge(
             f"the packet is {len(data)} bytes; this bus accepts at most {limits.max_bytes}"
         )
-    regions = _find_regions(data) if lift else []
-    token = f"lgsp.spool.{secrets.token_hex(8)}."
-    reduced = _reduce(data, regions, token) if regions else data
-    if b"<!DOCTYPE" in reduced or b"<!ENTITY" in reduced:
+    data = _as_utf8(data)
+    if len(data) > _LIFT_ABOVE:
+        return _read(data, limits, schemas, lifting=True)
+    try:
+        return _read(data, limits, schemas, lifting=False)
+    except errors.PacketError:
+        # A refusal is reported as the lifting read reports it (where base64 text starts,
+        # columns after lifted text), so the size of a packet never changes a message.
+        if not find_regions(data):
+            raise
+    return _read(data, limits, schemas, lifting=True)
+
+
+def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) -> ReadResult:
+    if len(data) > limits.max_bytes:
+        raise errors.PayloadTooLarge(
+            f"the packet is {len(data)} bytes; this bus accepts at most {limits.max_bytes}"
+        )
+    regions = find_regions(data) if lifting else []
+    token = f"lgsp.spool.{secrets.token_hex(8)}." if regions else ""
+    reduced = lift(data, regions, token.encode()) if regions else data
+    if _declares_dtd(reduced):
         raise errors.DtdForbidden(
             "the packet contains a DOCTYPE or entity declaration; edXML packets must not "
             "carry DTDs, entities or external references",
             line=reduced.count(b"\n", 0, max(reduced.find(b"<!DOCTYPE"), 0)) + 1,
         )
     early: list[errors.Notice] = []
-    tree = _parse(reduced, early)
-    root = tree.getroot()
+    try:
+        root = _parse(reduced, early)
+    except errors.MalformedXml:
+        if regions:
+            return _read(data, limits, schemas, lifting=False)
+        raise
+    tree = root.getroottree()
     docinfo = tree.docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    if docinfo.doctype or docinfo.internalDTD is not None:  # type: ignore[attr-defined]
         raise errors.DtdForbidden("the packet declares a DTD; edXML packets must not")
     if _XINCLUDE_NS in reduced and root.xpath(
         "boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"
     ):
         raise errors.DtdForbidden("XInclude is not allowed in an edXML packet")
     _check_depth(root, limits.max_depth)
-    kind = _detect_kind(root)
+    kind = _detect_kind(root, reduced)
 
-    ctes = list(root.iter(_CTE_TAG))
-    spooled: dict[etree._Element, _Region] = {}
-    if regions:
-        for element in ctes:
-            text = element.text or ""
-            if text.startswith(token):
-                spooled[element] = regions[int(text[len(token) :])]
-        if len(spooled) != len(regions):
-            return _read(data, limits, schemas, lift=False)
+    # Markers met in Attachments: one anywhere else means lifting changed the packet.
+    lifted = 0
 
-    _validate(tree, kind, schemas)
-    notices = early + (checks.check_edoc(root) if kind == "edoc" else checks.check_status(root))
+    def content_of(element: etree._Element | None) -> Blob:
+        nonlocal lifted
+        if element is None:  # the XSD requires one per Attachment
+            raise errors.SchemaInvalid("Attachment has no ContentTransferEncoded")
+        text = element.text or ""
+        if regions and text.startswith(token):
+            lifted += 1
+            start, end = regions[int(text[len(token) :])]
+            return blob_of(data, start, end, None, element, max_bytes=limits.max_attachment_bytes,
+                           spool_threshold=limits.spool_threshold)
+        raw = text.encode("utf-8", "surrogateescape")
+        return blob_of(raw, 0, len(raw), line_of(element) or 0, element,
+                       max_bytes=limits.max_attachment_bytes,
+                       spool_threshold=limits.spool_threshold)
 
-    contents: dict[etree._Element, Blob] = {}
-    for element in ctes:
-        region = spooled.get(element)
-        if region is not None:
-            contents[element] = _decode(data, region, limits, element)
-        else:
-            raw = (element.text or "").encode("utf-8", "surrogateescape")
-            contents[element] = _decode(raw, _Region(0, len(raw), element.sourceline or 0),
-                                        limits, element)
-    packet = build_packet(root, kind, contents)
-    return ReadResult(packet=packet, kind=kind, notices=notices)
+    try:
+        _validate(tree, kind, schemas)
+        packet, notices = read_tree(root, kind, content_of)
+    except errors.PacketError:
+        if regions and not _all_came_back(root, token, len(regions)):
+            return _read(data, limits, schemas, lifting=False)
+        raise
+    if lifted != len(regions):
+        return _read(data, limits, schemas, lifting=False)
+    return ReadResult(packet=packet, kind=kind, notices=early + notices)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import IO
 
 from lxml import etree
 
 from bus.edxml.model import (
-    DATE_FORMAT,
     NS,
-    TIMESTAMP_FORMAT,
     Business,
     Edoc,
     Organization,
@@ -33,6 +31,16 @@ _NSMAP = {"edXML": NS}
 _Pairs = Iterable[tuple[str, "str | int | bool | date | None"]]
 
 
+def format_date(value: date) -> str:
+    """``yyyy/MM/dd`` with the year on four digits (strftime drops zeros before 1000)."""
+    return f"{value.year:04d}/{value.month:02d}/{value.day:02d}"
+
+
+def format_timestamp(value: datetime) -> str:
+    """``yyyy/MM/dd HH:mm:ss``, the form of Timestamp elements."""
+    return f"{format_date(value)} {value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+
+
 def _q(name: str) -> str:
     return f"{{{NS}}}{name}"
 
@@ -44,7 +52,7 @@ def _add(parent: etree._Element, name: str, value: str | int | bool | date | Non
     if isinstance(value, bool):
         child.text = "true" if value else "false"
     elif isinstance(value, date):
-        child.text = value.strftime(DATE_FORMAT)
+        child.text = format_date(value)
     else:
         child.text = str(value)
 
@@ -182,12 +190,12 @@ def _status_header(header: etree._Element, s: StatusPacket) -> None:
     _staff(m, s.staff_info)
     _add(m, "StatusCode", s.status_code)
     _add(m, "Description", s.description)
-    _add(m, "Timestamp", s.timestamp.strftime(TIMESTAMP_FORMAT))
+    _add(m, "Timestamp", format_timestamp(s.timestamp))
     _traces(header, s.trace_headers, None)
 
 
 def _header_parts(packet: Packet) -> list[etree._Element]:
-    header = etree.Element(_q("edXMLHeader"), nsmap=_NSMAP)  # type: ignore[arg-type]
+    header = etree.Element(_q("edXMLHeader"), nsmap=_NSMAP)
     if isinstance(packet, Edoc):
         _edoc_header(header, packet)
     else:
@@ -199,7 +207,7 @@ def _header_parts(packet: Packet) -> list[etree._Element]:
 
 
 def _body(packet: Edoc) -> etree._Element:
-    body = etree.Element(_q("edXMLBody"), nsmap=_NSMAP)  # type: ignore[arg-type]
+    body = etree.Element(_q("edXMLBody"), nsmap=_NSMAP)
     manifest = etree.SubElement(body, _q("edXMLManifest"), version=packet.manifest_version)
     for ref in packet.manifest:
         _block(manifest, "Reference", [
@@ -243,7 +251,7 @@ def write_packet(packet: Packet, out: IO[bytes]) -> None:
     """
     with etree.xmlfile(out, encoding="UTF-8") as xf:
         xf.write_declaration()
-        with xf.element(_q("edXML"), nsmap={None: NS}):  # type: ignore[dict-item]
+        with xf.element(_q("edXML"), nsmap={None: NS}):
             xf.write("\n  ")
             with xf.element(_q("edXMLEnvelope"), nsmap=_NSMAP):
                 xf.write("\n    ")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import timeit
 from pathlib import Path
 
 import pytest
@@ -1033,7 +1032,9 @@ def test_element_path_ignores_prefixes_and_comments() -> None:
     assert element_path(root[0]) == "/edXML/comment()"
 
 
-# ------------------------------------------------------------------ cost
+# ------------------------------------------------------------------ a realistic size
+# How fast the second pass runs is measured by tests/bench/profile_reader.py, not here:
+# timings on a shared machine make flaky tests.
 
 
 def _five_kb_packet() -> str:
@@ -1053,19 +1054,6 @@ def _five_kb_packet() -> str:
     return text
 
 
-def _best_time(root: etree._Element, runs: int = 300) -> float:
-    return min(timeit.repeat(lambda: check_edoc(root), number=runs, repeat=5)) / runs
-
-
-def test_second_pass_of_a_5kb_packet_is_fast() -> None:
+def test_a_5kb_packet_with_twelve_recipients_gives_no_notices() -> None:
     root = etree.fromstring(_five_kb_packet().encode(), PARSER)
     assert check_edoc(root) == []
-    best = _best_time(root)
-    assert best < 100e-6, f"{best * 1e6:.0f} µs per packet"
-
-
-def test_second_pass_cost_does_not_grow_with_attachment_size() -> None:
-    small = etree.fromstring(_five_kb_packet().encode(), PARSER)
-    big_text = _five_kb_packet().replace("JVBERi0=", "QUFB" * 2_000_000)
-    big = etree.fromstring(big_text.encode(), PARSER)
-    assert _best_time(big, 50) < 2 * _best_time(small, 50) + 20e-6

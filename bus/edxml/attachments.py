@@ -1,0 +1,184 @@
+"""The manifest and the attachments of an edoc, read and checked in one pass.
+
+Every manifest Reference must have exactly one Attachment with the same ContentId and
+vice versa, and every file name must be safe to use as one on the receiving side. The
+XSD cannot compare elements with each other, and reports a bad name as a generic schema
+error; this pass names the attachment and says what is wrong with it.
+
+Attachment content (megabytes of base64) is never read here: the reader checks it once
+every rule has passed, so a packet that breaks a rule costs no work on its attachments.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from lxml import etree
+
+from bus.edxml.findings import (
+    ATTACHMENT_NAME,
+    Findings,
+    Q,
+    attachment_error,
+    check_length,
+    children,
+    schema_error,
+    show,
+)
+from bus.edxml.model import ManifestReference
+
+_MANIFEST: Final = Q + "edXMLManifest"
+_REFERENCE: Final = Q + "Reference"
+_ATTACHMENT: Final = Q + "Attachment"
+_CONTENT_ID: Final = Q + "ContentId"
+_ATTACHMENT_NAME: Final = Q + "AttachmentName"
+_CONTENT_TYPE: Final = Q + "ContentType"
+_DESCRIPTION: Final = Q + "Description"
+_CTE: Final = Q + "ContentTransferEncoded"
+
+# Path separators, drive/stream colons, C0/C1 controls and the bidi overrides that can
+# disguise an extension ("invoice\u202efdp.exe").
+_UNSAFE_NAME_CHAR: Final = re.compile(r"[/\\:\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+PendingAttachment = tuple[str, str, "str | None", "str | None", "etree._Element | None"]
+"""An Attachment whose rules have passed and whose content is still base64: ContentId,
+AttachmentName, ContentType, Description and its ContentTransferEncoded element."""
+
+_Item = tuple[str, etree._Element, str, "str | None", "str | None", "etree._Element | None"]
+
+
+def _unsafe_name_reason(name: str) -> str | None:
+    stripped = name.strip()
+    if not stripped:
+        return "is empty"
+    if stripped in (".", ".."):
+        return "is a directory name, not a file name"
+    # Controls and bidi overrides are never printable: most names need no regex.
+    if name.isprintable() and "/" not in name and "\\" not in name and ":" not in name:
+        return None
+    bad = _UNSAFE_NAME_CHAR.search(name)
+    if bad is None:
+        return None
+    ch = bad.group()
+    if ch in "/\\":
+        return "contains a path separator ('/' or '\\')"
+    if ch == ":":
+        return "contains ':' (a drive letter or an alternate data stream on Windows)"
+    return f"contains a control character (U+{ord(ch):04X})"
+
+
+def _read_item(item: etree._Element, kind: str, findings: Findings) -> _Item:
+    """One Reference or Attachment: its fields, once its ContentId and name pass."""
+    content_id_el = name_el = encoded = None
+    content_id = name = ""
+    content_type = description = None
+    for child in children(item):
+        tag = child.tag
+        if tag == _CONTENT_ID:
+            content_id_el = child
+            content_id = child.text or ""
+        elif tag == _ATTACHMENT_NAME:
+            name_el = child
+            name = child.text or ""
+        elif tag == _CONTENT_TYPE:
+            content_type = child.text or ""
+        elif tag == _CTE:
+            encoded = child
+        elif tag == _DESCRIPTION:
+            description = child.text or ""
+    if content_id_el is None:
+        raise attachment_error(
+            item,
+            f"{kind} has no ContentId; expected an identifier such as 'cid:209' shared by "
+            "the manifest Reference and its Attachment.",
+        )
+    if name_el is None:
+        raise attachment_error(item, f"{kind} has no AttachmentName; expected a file name.")
+    if not content_id.strip():
+        raise attachment_error(
+            content_id_el,
+            f"{kind}/ContentId is empty; expected an identifier such as 'cid:209' shared by "
+            "the manifest Reference and its Attachment.",
+        )
+    reason = _unsafe_name_reason(name)
+    if reason is not None:
+        raise attachment_error(
+            name_el,
+            f"{kind}/AttachmentName {show(name)} {reason}; expected a plain file name such "
+            "as 'Cong van 123.pdf', without folders.",
+        )
+    if len(name) > ATTACHMENT_NAME.low:
+        check_length(name_el, name, ATTACHMENT_NAME, findings)
+    return content_id, content_id_el, name, content_type, description, encoded
+
+
+def read_attachments(
+    body: etree._Element | None, encoded: etree._Element | None, findings: Findings
+) -> tuple[str, list[ManifestReference], list[PendingAttachment]]:
+    """The manifest's version and References, and the Attachments, all in packet order.
+
+    ContentIds are compared without surrounding whitespace; the model keeps them as sent.
+    """
+    version = "1.0"
+    manifest: list[ManifestReference] = []
+    references: dict[str, etree._Element] = {}
+    if body is not None:
+        manifest_el = next((c for c in children(body) if c.tag == _MANIFEST), None)
+        if manifest_el is None:
+            raise schema_error(
+                body,
+                "edXMLBody has no edXMLManifest; expected the list of "
+                "attachments (edXMLManifest with one Reference each).",
+            )
+        version = manifest_el.get("version", "1.0")
+        for reference in children(manifest_el):
+            if reference.tag != _REFERENCE:
+                continue
+            content_id, content_id_el, name, content_type, description, _ = _read_item(
+                reference, "Reference", findings
+            )
+            key = content_id.strip()
+            if key in references:
+                raise attachment_error(
+                    content_id_el,
+                    f"edXMLManifest lists ContentId {show(key)} twice; each Reference "
+                    "needs its own ContentId.",
+                )
+            references[key] = reference
+            manifest.append(ManifestReference(content_id, name, content_type, description))
+    pending: list[PendingAttachment] = []
+    matched: set[str] = set()
+    if encoded is not None:
+        for attachment in children(encoded):
+            if attachment.tag != _ATTACHMENT:
+                continue
+            content_id, content_id_el, name, content_type, description, content = _read_item(
+                attachment, "Attachment", findings
+            )
+            key = content_id.strip()
+            if key in matched:
+                raise attachment_error(
+                    content_id_el,
+                    f"AttachmentEncoded carries ContentId {show(key)} twice; each "
+                    "Attachment needs its own ContentId.",
+                )
+            if key not in references:
+                raise attachment_error(
+                    content_id_el,
+                    f"Attachment ContentId {show(key)} is not listed in edXMLManifest; "
+                    "expected a manifest Reference with the same ContentId for every "
+                    "Attachment.",
+                )
+            matched.add(key)
+            pending.append((content_id, name, content_type, description, content))
+    if len(matched) != len(references):
+        for key, reference in references.items():
+            if key not in matched:
+                raise attachment_error(
+                    reference,
+                    f"edXMLManifest lists ContentId {show(key)} but AttachmentEncoded has "
+                    "no Attachment with that ContentId; expected one Attachment per Reference.",
+                )
+    return version, manifest, pending
