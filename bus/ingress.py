@@ -19,7 +19,7 @@ import structlog
 
 from bus import errors
 from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader, packet_bytes, read_packet
-from bus.edxml.model import TIMESTAMP_FORMAT
+from bus.edxml.writer import format_timestamp
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
 from bus.store import Accepted, NewDelivery, Store, documents
@@ -50,7 +50,7 @@ def dedup_key(packet: Packet, digest: str) -> str:
     if isinstance(packet, Edoc):
         return f"edoc|{packet.sender}|{packet.document_id or 'sha:' + digest}"
     rf = packet.response_for
-    stamp = packet.timestamp.strftime(TIMESTAMP_FORMAT)
+    stamp = format_timestamp(packet.timestamp)
     return f"status|{packet.sender}|{rf.document_id}|{packet.status_code}|{stamp}"
 
 
@@ -105,7 +105,7 @@ class Ingress:
         if isinstance(packet, StatusPacket):
             refers_to = self._find_original(packet)
             status = (packet.sender, packet.status_code,
-                      packet.timestamp.strftime(TIMESTAMP_FORMAT))
+                      format_timestamp(packet.timestamp))
         accepted = self.store.accept(
             kind=packet.kind, sender=packet.sender,
             document_id=(packet.document_id or "") if isinstance(packet, Edoc)
@@ -132,7 +132,7 @@ class Ingress:
             details={"sender": sender, "system": system})
 
     def _forwarded(self, packet: Packet) -> bytes:
-        now = datetime.now().strftime(TIMESTAMP_FORMAT)
+        now = format_timestamp(datetime.now())
         packet.trace_headers.append(TraceHeader(self.settings.bus_organ_id, now))
         return packet_bytes(packet)
 

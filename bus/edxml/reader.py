@@ -220,6 +220,33 @@ def _check_depth(root: etree._Element, limit: int) -> None:
         )
 
 
+_SIGNATURES: Final = etree.XPath(
+    "/*/*[local-name()='edXMLEnvelope']/*[local-name()='edXMLHeader']/*[local-name()='Signature']")
+_SIGNATURE_DEPTH: Final = 4
+
+
+@functools.lru_cache(maxsize=8)
+def _relative_probe(levels: int) -> etree.XPath:
+    return etree.XPath("(" + "/".join(["*"] * levels) + ")[1]")
+
+
+def _check_signature_depth(root: etree._Element, data: bytes, limit: int) -> None:
+    """Depth of a packet the XSD accepted: only a Signature's content is unconstrained.
+
+    The schemas declare a fixed structure everywhere else (no recursion, no wildcard:
+    tests/unit/test_schemas.py checks this), so a valid packet is as deep as they allow
+    plus whatever a Signature holds; packets the XSD refuses get the full probe before
+    their refusal, so a nesting bomb is always reported as TooDeep.
+    """
+    if b"Signature" not in data:
+        return
+    signatures = _SIGNATURES(root)
+    for signature in signatures if isinstance(signatures, list) else ():
+        assert isinstance(signature, etree._Element)
+        if _relative_probe(limit - _SIGNATURE_DEPTH + 1)(signature):
+            _check_depth(root, limit)
+
+
 def _first_child(parent: etree._Element, tag: str) -> etree._Element | None:
     """The first child with ``tag``; in a well-formed packet it is the very first child."""
     if len(parent):
@@ -258,9 +285,16 @@ def _detect_kind(root: etree._Element, data: bytes) -> PacketKind:
     return "edoc" if next(message_header.iterchildren(_STATUS_CODE), None) is None else "status"
 
 
+_PLAIN_DECLARATIONS: Final = (b"<?xml version='1.0' encoding='UTF-8'?>",
+                              b'<?xml version="1.0" encoding="UTF-8"?>',
+                              b'<?xml version="1.0" encoding="utf-8"?>')
+
+
 def _ascii_names(data: bytes) -> bool:
     """Whether element names are written as ASCII bytes: no UTF-16/32 signature or NUL in
     the first bytes, and no declared encoding outside the ASCII-compatible families."""
+    if data.startswith(_PLAIN_DECLARATIONS):
+        return True
     head = data[:4]
     if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False
@@ -400,7 +434,6 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
         "boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"
     ):
         raise errors.DtdForbidden("XInclude is not allowed in an edXML packet")
-    _check_depth(root, limits.max_depth)
     kind = _detect_kind(root, reduced)
 
     # Markers met in Attachments: one anywhere else means lifting changed the packet.
@@ -422,7 +455,12 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
                        spool_threshold=limits.spool_threshold)
 
     try:
-        _validate(tree, kind, schemas)
+        try:
+            _validate(tree, kind, schemas)
+        except errors.SchemaInvalid:
+            _check_depth(root, limits.max_depth)
+            raise
+        _check_signature_depth(root, reduced, limits.max_depth)
         packet, notices = read_tree(root, kind, content_of)
     except errors.PacketError:
         if regions and not _all_came_back(root, token, len(regions)):
