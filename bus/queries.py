@@ -330,3 +330,36 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
              for r in rows]
     cursor = encode_cursor(rows[-1].received_at, rows[-1].id) if more and rows else None
     return DocumentPage(items=items, next_cursor=cursor)
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: str
+    document: str
+    document_id: str
+    sender: str
+    recipient: str
+    destination: str
+    state: str
+    attempts: int
+    last_error: str | None
+    updated_at: float
+
+
+def list_deliveries(engine: Engine, *, state: str | None = None,
+                    destination: str | None = None, limit: int = 50) -> list[DeliveryRow]:
+    """Deliveries for an operator, least recently touched first: the stuck ones on top."""
+    d, doc = deliveries, documents
+    query = (sa.select(d.c.id, d.c.document, doc.c.document_id, doc.c.sender,
+                       d.c.effective_recipient, d.c.destination, d.c.state, d.c.attempts,
+                       d.c.last_error, d.c.updated_at)
+             .join(doc, doc.c.id == d.c.document)
+             .order_by(d.c.updated_at).limit(limit))
+    if state:
+        query = query.where(d.c.state == state)
+    if destination:
+        query = query.where(d.c.destination == destination)
+    with engine.connect() as conn:
+        return [DeliveryRow(id=r[0], document=r[1], document_id=r[2], sender=r[3],
+                            recipient=r[4], destination=r[5], state=r[6], attempts=r[7],
+                            last_error=r[8], updated_at=r[9]) for r in conn.execute(query)]

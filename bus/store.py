@@ -196,6 +196,7 @@ class Claim:
     sender: str
     document_id: str
     payload_sha256: str
+    created_at: float
 
 
 class Store:
@@ -373,7 +374,8 @@ class Store:
                 sa.select(deliveries.c.id, deliveries.c.document, deliveries.c.recipient,
                           deliveries.c.effective_recipient, deliveries.c.destination,
                           deliveries.c.attempts, documents.c.kind, documents.c.sender,
-                          documents.c.document_id, documents.c.payload_sha256)
+                          documents.c.document_id, documents.c.payload_sha256,
+                          deliveries.c.created_at)
                 .join(documents, documents.c.id == deliveries.c.document)
                 .where(deliveries.c.id == delivery)).one()
             self.audit(conn, worker, "attempt", document=row.document, delivery=delivery,
