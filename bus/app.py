@@ -50,6 +50,7 @@ class Bus:
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
         self.operator_systems = self.credentials.operators
+        self._seen_fingerprint = self.reloader.current().fingerprint
         self.change_listeners: list[Callable[[RoutingConfig], None]] = []
         self.ingress = Ingress(
             self.store, self.reloader,
@@ -75,6 +76,17 @@ class Bus:
         if not ok:
             self.metrics.config_reloads.labels("refused").inc()
         return ok
+
+    def reload_if_changed(self) -> bool:
+        """Reloads when either file changed since the last attempt, refused or not."""
+        try:
+            fingerprint = self.reloader.fingerprint()
+        except OSError:
+            return False
+        if fingerprint == self._seen_fingerprint:
+            return False
+        self._seen_fingerprint = fingerprint
+        return self.reload()
 
     def submit(self, data: bytes, *, system: str, channel: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:

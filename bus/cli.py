@@ -11,8 +11,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bus import errors
+
+if TYPE_CHECKING:
+    from bus.settings import Settings
 
 
 def _describe(result: object) -> str:
@@ -107,6 +111,71 @@ def cmd_routes_explain(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    from bus.settings import load_settings
+
+    return load_settings(getattr(args, "config", None),
+                         port=getattr(args, "port", None),
+                         data_dir=getattr(args, "data_dir", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bus import logging as bus_logging
+    from bus.runtime import serve
+
+    settings = _settings(args)
+    bus_logging.configure(json=settings.log_json, level=settings.log_level)
+    serve(settings, deliver=not args.no_workers)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bus import logging as bus_logging
+    from bus.runtime import work
+
+    settings = _settings(args)
+    bus_logging.configure(json=settings.log_json, level=settings.log_level)
+    work(settings)
+    return 0
+
+
+def cmd_deliveries_list(args: argparse.Namespace) -> int:
+    import time
+
+    from bus.queries import list_deliveries
+    from bus.store import create_engine
+
+    settings = _settings(args)
+    engine = create_engine(settings.effective_database_url)
+    rows = list_deliveries(engine, state=args.state, destination=args.destination,
+                           limit=args.limit)
+    now = time.time()
+    for r in rows:
+        age = int(now - r.updated_at)
+        print(f"{r.id}  {r.state:10s} {r.destination:14s} {r.recipient:16s} "
+              f"attempts={r.attempts:<3d} idle={age}s  doc={r.document} ({r.document_id})"
+              + (f"\n    last error: {r.last_error}" if r.last_error else ""))
+    print(f"{len(rows)} deliver{'y' if len(rows) == 1 else 'ies'}")
+    return 0
+
+
+def cmd_deliveries_requeue(args: argparse.Namespace) -> int:
+    import getpass
+
+    from bus.store import Store, create_engine
+
+    settings = _settings(args)
+    store = Store(create_engine(settings.effective_database_url))
+    failed = 0
+    for delivery in args.ids:
+        if store.requeue(delivery, actor=f"operator:{getpass.getuser()}"):
+            print(f"{delivery}: requeued")
+        else:
+            print(f"{delivery}: not requeued (unknown, or not parked/refused)")
+            failed += 1
+    return 1 if failed else 0
+
+
 def _known_adapters() -> list[str] | None:
     try:
         from bus.registry import available
@@ -131,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="size cap in bytes (default: the bus's)")
     validate.set_defaults(func=cmd_validate)
 
-    from bus.settings import Settings
 
-    defaults = Settings()
+    from bus.settings import Settings as _Defaults
+
+    defaults = _Defaults()
     routes = sub.add_parser("routes", help="check or explain routes.yaml and the directory")
     routes_sub = routes.add_subparsers(dest="routes_command", required=True)
     for name, helptext in (("check", "report every problem with file, line and path"),
@@ -146,6 +216,36 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.set_defaults(func=cmd_routes_explain)
         else:
             cmd.set_defaults(func=cmd_routes_check)
+
+    def common(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--config", help="settings file (YAML); LGSP_* variables override it")
+        cmd.add_argument("--data-dir", dest="data_dir", help="where the embedded default keeps "
+                         "its database (default: var/)")
+
+    serve = sub.add_parser("serve", help="run the bus: REST, SOAP and (by default) delivery")
+    common(serve)
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-workers", action="store_true",
+                       help="ingress only; delivery is left to 'lgsp worker' processes")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="deliver queued documents (no HTTP)")
+    common(worker)
+    worker.set_defaults(func=cmd_worker)
+
+    deliveries = sub.add_parser("deliveries", help="operator view of deliveries")
+    dsub = deliveries.add_subparsers(dest="deliveries_command", required=True)
+    listing = dsub.add_parser("list", help="deliveries by state/destination, stuck first")
+    common(listing)
+    listing.add_argument("--state", choices=["pending", "queued", "delivering", "delivered",
+                                             "refused", "parked"])
+    listing.add_argument("--destination")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(func=cmd_deliveries_list)
+    requeue = dsub.add_parser("requeue", help="send parked or refused deliveries again")
+    common(requeue)
+    requeue.add_argument("ids", nargs="+", metavar="DELIVERY_ID")
+    requeue.set_defaults(func=cmd_deliveries_requeue)
     return parser
 
 

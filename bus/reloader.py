@@ -31,7 +31,7 @@ class RoutingConfig:
     table: RouteTable
     directory: Directory
     loaded_at: float
-    fingerprint: tuple[float, float]
+    fingerprint: tuple[int, ...]
 
 
 class Reloader:
@@ -48,11 +48,16 @@ class Reloader:
         self._current = self._load()
         self.failures = 0
 
-    def _fingerprint(self) -> tuple[float, float]:
-        return (os.stat(self.routes_path).st_mtime, os.stat(self.directory_path).st_mtime)
+    def fingerprint(self) -> tuple[int, ...]:
+        """Modification time and size of both files: what a change of either alters."""
+        out: list[int] = []
+        for path in (self.routes_path, self.directory_path):
+            st = os.stat(path)
+            out += [st.st_mtime_ns, st.st_size]
+        return tuple(out)
 
     def _load(self) -> RoutingConfig:
-        fingerprint = self._fingerprint()
+        fingerprint = self.fingerprint()
         directory = load_directory(self.directory_path)
         table = load_routes(self.routes_path, directory=directory,
                             known_adapters=self.known_adapters)
@@ -79,9 +84,3 @@ class Reloader:
             self.on_change(fresh)
         return True
 
-    def reload_if_changed(self) -> bool:
-        try:
-            changed = self._fingerprint() != self._current.fingerprint
-        except OSError:
-            return False
-        return self.reload() if changed else False
