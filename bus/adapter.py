@@ -110,11 +110,17 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What the destination answered; ``reference`` is its own id for the packet, if any."""
+    """What the destination answered; ``reference`` is its own id for the packet, if any.
+
+    ``awaiting_pickup`` is for systems that collect their packets themselves (a mailbox
+    they poll): the delivery then waits in state ``awaiting`` until the system
+    acknowledges it through :meth:`bus.store.Store.acknowledge`.
+    """
 
     reference: str | None = None
     detail: str | None = None
     duplicate: bool = False
+    awaiting_pickup: bool = False
 
 
 class Inbox(Protocol):

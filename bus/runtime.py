@@ -43,16 +43,19 @@ def build_bus(settings: Settings) -> Bus:
 
 def delivery_loops(bus: Bus, *, deliver: bool) -> list[_Stoppable]:
     """Wires the dispatcher for this process and returns the loops it must run."""
+    from bus.pollers import Pollers
+
+    inbound: list[_Stoppable] = [Pollers(bus)] if deliver else []
     if bus.settings.embedded:
         from bus.embedded import EmbeddedDispatcher
 
         embedded = EmbeddedDispatcher.from_bus(bus)
         if deliver:
             bus.dispatcher = embedded
-            return [embedded]
+            return [embedded, *inbound]
         return []
     bus.dispatcher = broker.RabbitDispatcher(bus.store, bus.settings.broker_url)
-    return [broker.WorkerPool(bus)] if deliver else []
+    return [broker.WorkerPool(bus), *inbound] if deliver else []
 
 
 class _Watcher(threading.Thread):

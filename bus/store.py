@@ -7,8 +7,11 @@ machine below until it reaches a terminal state, and every step is an audit even
 
     pending ──publish──► queued ──claim──► delivering ──► delivered   (terminal)
        ▲                                      │ ├──────► refused     (terminal)
-       └──────────── retry at t ◄─────────────┘ └──────► parked      (terminal until
-                                                                       an operator requeues)
+       └──────────── retry at t ◄─────────────┘ ├──────► parked      (terminal until
+                                                │                      an operator requeues)
+                                                └──────► awaiting ──ack──► delivered
+                                                         (in a mailbox   └─fail──► refused
+                                                          the system polls)
 
 Transitions are conditional ``UPDATE … WHERE state = …`` statements, so two workers (or
 a worker and a sweeper) racing on the same delivery cannot both win: broker duplicates
@@ -126,7 +129,7 @@ inbound_sources = sa.Table(
 )
 
 TERMINAL = frozenset({"delivered", "refused", "parked"})
-STATES = ("pending", "queued", "delivering", "delivered", "refused", "parked")
+STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked")
 
 
 def new_id() -> str:
@@ -390,6 +393,8 @@ class Store:
                                   "last_error": reason}
         if state == "delivered":
             values.update(delivered_at=now, receipt_reference=reference)
+        if state == "awaiting":
+            values["receipt_reference"] = reference
         if state == "pending":
             values["next_attempt_at"] = retry_at or now
         with self.begin() as conn:
@@ -402,6 +407,28 @@ class Store:
                 self.audit(conn, worker, action, document=claim.document, delivery=claim.id,
                            at=now, detail={"attempt": claim.attempts, "reason": reason,
                                            "reference": reference, "retry_at": retry_at})
+        return bool(done)
+
+    def acknowledge(self, delivery: str, *, ok: bool, actor: str,
+                    reason: str | None = None) -> bool:
+        """A mailbox system confirmed (or refused) a delivery it collected; idempotent."""
+        now = time.time()
+        state = "delivered" if ok else "refused"
+        values: dict[str, Any] = {"state": state, "updated_at": now, "last_error": reason}
+        if ok:
+            values["delivered_at"] = now
+        with self.begin() as conn:
+            row = conn.execute(sa.select(deliveries.c.document).where(
+                deliveries.c.id == delivery)).first()
+            if row is None:
+                return False
+            done = conn.execute(deliveries.update().where(
+                deliveries.c.id == delivery, deliveries.c.state == "awaiting"
+            ).values(**values)).rowcount
+            if done:
+                self.audit(conn, actor, "acknowledged" if ok else "refused",
+                           document=row.document, delivery=delivery, at=now,
+                           detail={"reason": reason} if reason else None)
         return bool(done)
 
     def sweep(self, *, queued_older_than_s: float, now: float | None = None) -> int:
@@ -422,7 +449,8 @@ class Store:
         """(destination, state, count, oldest created_at) for every non-final state."""
         query = (sa.select(deliveries.c.destination, deliveries.c.state, sa.func.count(),
                            sa.func.min(deliveries.c.created_at))
-                 .where(deliveries.c.state.in_(("pending", "queued", "delivering", "parked")))
+                 .where(deliveries.c.state.in_(("pending", "queued", "delivering", "awaiting",
+                                                "parked")))
                  .group_by(deliveries.c.destination, deliveries.c.state))
         with self.engine.connect() as conn:
             return [(r[0], r[1], int(r[2]), r[3]) for r in conn.execute(query)]

@@ -47,7 +47,7 @@ __all__ = ["DeliveryWorker", "Outcome", "backoff_s", "idempotency_key"]
 
 log = structlog.get_logger("lgsp.worker")
 
-Outcome = Literal["delivered", "retry", "parked", "refused", "skipped", "stale"]
+Outcome = Literal["awaiting", "delivered", "retry", "parked", "refused", "skipped", "stale"]
 _REASON_CHARS: Final = 2000
 
 
@@ -203,7 +203,12 @@ class DeliveryWorker:
         outcome: Outcome
         fields = {"delivery": claim.id, "destination": claim.destination,
                   "attempt": claim.attempts, "worker": self.name}
-        if isinstance(decision, Receipt):
+        if isinstance(decision, Receipt) and decision.awaiting_pickup:
+            outcome = "awaiting"
+            done = self.store.finish(claim, "awaiting", worker=self.name,
+                                     reference=decision.reference)
+            log.info("delivery.awaiting_pickup", reference=decision.reference, **fields)
+        elif isinstance(decision, Receipt):
             outcome = "delivered"
             done = self.store.finish(claim, "delivered", worker=self.name,
                                      reference=decision.reference)
