@@ -201,7 +201,8 @@ class DeliveryWorker:
 
     def _record(self, claim: Claim, decision: Decision, policy: RetryPolicy) -> Outcome:
         outcome: Outcome
-        fields = {"delivery": claim.id, "destination": claim.destination,
+        fields = {"delivery": claim.id, "document": claim.document, "sender": claim.sender,
+                  "recipient": claim.effective_recipient, "destination": claim.destination,
                   "attempt": claim.attempts, "worker": self.name}
         if isinstance(decision, Receipt) and decision.awaiting_pickup:
             outcome = "awaiting"
