@@ -1,0 +1,284 @@
+"""The national document axis (VDXP): send with sendEdoc, receive by polling.
+
+The axis is a JSON-over-HTTP API with HMAC-signed headers (:mod:`bus.vxp`). Outbound
+this adapter only has to map the axis' answers onto the bus's three decisions;
+inbound it runs the axis' receive loop — list, fetch, hand to the bus, acknowledge —
+in the one order that never loses an item: an item is acknowledged (``done``) only
+after the bus committed it, so a crash anywhere leaves it pending on the axis, and the
+bus's source dedup on the axis docId turns the second fetch into the same receipt.
+
+The axis itself is not idempotent. Duplicates of one delivery (a worker that died
+after the axis answered) are absorbed, in this order, by: an in-process map from
+idempotency key to DocId; the ``XroadVnpt-idempotency-key`` header, signed, which an
+axis that honours it (the simulator, our own facade) uses to answer the first DocId
+again; and finally the receiving province's bus, which accepts the same sender and
+DocumentId with the same content once (contract.md, rule 4). See README.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import os
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import httpx
+import structlog
+import yaml
+
+from adapters.http import retry_after_s
+from adapters.national_axis.config import NationalAxisConfig
+from bus import vxp
+from bus.adapter import Adapter, Delivery, Inbox, Receipt, Refuse, Retry
+from bus.errors import LgspError
+
+log = structlog.get_logger("lgsp.adapters.national_axis")
+
+_REMEMBERED: Final = 4096
+_DETAIL: Final = 300
+_RETRIED_HTTP: Final = frozenset({404, 405, 408, 425, 429})
+_AUTH_HTTP: Final = frozenset({401, 403})
+
+
+class NationalAxisAdapter(Adapter[NationalAxisConfig]):
+    """Delivers to and polls the national axis; also confirms sends and lists agencies."""
+
+    kind = "national_axis"
+    Config = NationalAxisConfig
+    capabilities = frozenset({"deliver", "poll", "confirm", "directory"})
+    retryable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        httpx.TimeoutException, httpx.TransportError,
+    )
+    poll_interval_s = 60.0
+
+    def __init__(self, name: str, config: NationalAxisConfig) -> None:
+        super().__init__(name, config)
+        self._client: httpx.Client | None = None
+        self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._client is None:
+            self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s),
+                                        follow_redirects=False, trust_env=False)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def check(self) -> str | None:
+        """Reachability, the secret, and the clock — the three things operators get wrong."""
+        try:
+            self._credentials()
+        except Retry as exc:
+            return exc.reason
+        self.open()
+        assert self._client is not None
+        try:
+            response = self._client.head(self.config.endpoint)
+        except httpx.HTTPError as exc:
+            return f"{self.config.endpoint} unreachable: {type(exc).__name__}: {exc}"
+        return self._clock_problem(response)
+
+    def _clock_problem(self, response: httpx.Response) -> str | None:
+        try:
+            theirs = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return None
+        offset = (datetime.now(UTC) - theirs).total_seconds()
+        if abs(offset) > self.config.clock_skew_s:
+            return (f"this host's clock is {offset:+.0f}s off the axis' (allowed "
+                    f"±{self.config.clock_skew_s:.0f}s): fix NTP on the bus hosts")
+        return None
+
+    # ---- plumbing ------------------------------------------------------------------------
+
+    def _credentials(self) -> vxp.Credentials:
+        secret = os.environ.get(self.config.secret_env)
+        if not secret:
+            raise Retry(f"environment variable {self.config.secret_env} (secret_env of "
+                        f"destination {self.name!r}) is not set: the axis secret is missing")
+        return vxp.Credentials(self.config.system_id, secret)
+
+    def _exchange(self, request: vxp.SignedRequest) -> vxp.Answer:
+        """One call; raises Retry/Refuse for anything but an answer with ErrorCode "0"."""
+        self.open()
+        assert self._client is not None
+        op = request.operation.value
+        try:
+            response = self._client.post(request.url(self.config.endpoint),
+                                         headers=request.headers, content=request.body)
+        except httpx.TimeoutException as exc:
+            raise Retry(f"{op}: no answer from the axis within {self.config.timeout_s}s "
+                        f"({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise Retry(f"{op}: axis unreachable: {type(exc).__name__}: {exc}") from exc
+        try:
+            answer = vxp.parse_answer(response.content)
+        except vxp.MalformedAnswer as exc:
+            raise self._http_outcome(op, response, str(exc)) from None
+        if answer.ok:
+            if response.status_code >= 300:
+                raise Retry(f"{op}: HTTP {response.status_code} with an OK body")
+            return answer
+        raise self._fail_outcome(op, answer, response)
+
+    def _http_outcome(self, op: str, response: httpx.Response, why: str) -> Retry | Refuse:
+        status = response.status_code
+        detail = f"{op}: HTTP {status}, not a VXP answer ({why[:_DETAIL]})"
+        if status in _AUTH_HTTP:
+            return Refuse(f"{detail}; {self._fix_credentials()}", code=f"HTTP{status}")
+        if 400 <= status < 500 and status not in _RETRIED_HTTP:
+            return Refuse(detail, code=f"HTTP{status}")
+        return Retry(detail, delay_s=retry_after_s(response.headers.get("Retry-After")))
+
+    def _fail_outcome(self, op: str, answer: vxp.Answer,
+                      response: httpx.Response) -> Retry | Refuse:
+        said = f"{op}: the axis answered FAIL {answer.code}: {answer.desc[:_DETAIL]}"
+        if answer.code in vxp.AUTH_ERRORS or answer.code in self.config.auth_error_codes:
+            return Refuse(f"{said}; {self._fix_credentials()}", code=answer.code)
+        if answer.code == vxp.ErrorCode.CLOCK_SKEW:
+            return Retry(f"{said}; this host's clock differs from the axis': fix NTP on the "
+                         "bus hosts (not the credentials)")
+        if answer.code == vxp.ErrorCode.REFUSED or answer.code in self.config.refuse_error_codes:
+            return Refuse(said, code=answer.code)
+        return Retry(said, delay_s=retry_after_s(response.headers.get("Retry-After")))
+
+    def _fix_credentials(self) -> str:
+        return (f"check options system_id ({self.config.system_id!r}) and secret_env "
+                f"(${self.config.secret_env}) of destination {self.name!r}")
+
+    # ---- outbound ------------------------------------------------------------------------
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        known = self._sent.get(delivery.idempotency_key)
+        if known is not None:
+            return Receipt(reference=known, detail="already sent by this process",
+                           duplicate=True)
+        creds = self._credentials()
+        status = delivery.kind == "status"
+        request = vxp.send_edoc(
+            creds, delivery.payload, sender=delivery.sender,
+            recipients=[] if status else [delivery.recipient],
+            message_type=vxp.MessageType.STATUS if status else vxp.MessageType.EDOC,
+            idempotency_key=delivery.idempotency_key if self.config.send_idempotency_key
+            else None)
+        answer = self._exchange(request)
+        doc_id = answer.doc_id
+        if doc_id is None:
+            raise Retry("sendEdoc: the axis answered OK without a DocId")
+        self._sent[delivery.idempotency_key] = doc_id
+        while len(self._sent) > _REMEMBERED:
+            self._sent.popitem(last=False)
+        return Receipt(reference=doc_id, detail=f"sendEdoc OK: {answer.desc[:_DETAIL]}")
+
+    def confirm(self, doc_id: str) -> list[vxp.SentStatus]:
+        """Per-recipient send/receive state of a sent docId; raises Retry/Refuse."""
+        answer = self._exchange(vxp.get_sent_edoc_list(self._credentials(), doc_id))
+        try:
+            return [vxp.SentStatus.from_json(item) for item in answer.items()]
+        except vxp.MalformedAnswer as exc:
+            raise Retry(f"getSentEdocList: {exc}") from None
+
+    def agencies(self) -> list[vxp.Agency]:
+        """The axis' agency list, for refreshing the outside-agency reference file."""
+        answer = self._exchange(vxp.get_agencies_list(self._credentials()))
+        try:
+            return [vxp.Agency.from_json(item) for item in answer.items()]
+        except vxp.MalformedAnswer as exc:
+            raise Retry(f"getAgenciesList: {exc}") from None
+
+    # ---- inbound -------------------------------------------------------------------------
+
+    def poll(self, inbox: Inbox) -> int:
+        """One round over both message types; never acknowledges what the bus lacks."""
+        try:
+            creds = self._credentials()
+        except Retry as exc:
+            log.warning("axis.poll.skipped", destination=self.name, reason=exc.reason)
+            return 0
+        submitted = 0
+        for message_type in (vxp.MessageType.EDOC, vxp.MessageType.STATUS):
+            try:
+                answer = self._exchange(vxp.get_received_edoc_list(creds, message_type))
+                items = [vxp.ReceivedItem.from_json(i) for i in answer.items()]
+            except (Retry, Refuse, vxp.MalformedAnswer) as exc:
+                log.warning("axis.list.failed", destination=self.name,
+                            message_type=message_type.value, reason=str(exc))
+                continue
+            for item in items[: self.config.max_items_per_poll]:
+                submitted += self._receive(inbox, creds, item)
+        return submitted
+
+    def _receive(self, inbox: Inbox, creds: vxp.Credentials, item: vxp.ReceivedItem) -> int:
+        try:
+            answer = self._exchange(vxp.get_edoc(creds, item.doc_id))
+            data = answer.data
+            if not isinstance(data, str):
+                raise Retry("getEdoc: data is not a base64 string")
+            packet = base64.b64decode(data, validate=True)
+        except (Retry, Refuse, binascii.Error) as exc:
+            log.warning("axis.fetch.failed", destination=self.name, doc_id=item.doc_id,
+                        reason=str(exc), outcome="left pending for the next poll")
+            return 0
+        try:
+            receipt = inbox.submit(packet, source_id=item.doc_id)
+        except LgspError as exc:
+            log.warning("axis.item.refused", destination=self.name, doc_id=item.doc_id,
+                        code=exc.code, reason=exc.message, outcome="acknowledged as fail")
+            self._acknowledge(creds, item.doc_id, vxp.AckStatus.FAIL)
+            return 0
+        log.info("axis.item.accepted", destination=self.name, doc_id=item.doc_id,
+                 document=receipt.get("id"))
+        self._acknowledge(creds, item.doc_id, vxp.AckStatus.DONE)
+        return 1
+
+    def _acknowledge(self, creds: vxp.Credentials, doc_id: str,
+                     status: vxp.AckStatus) -> None:
+        """A lost acknowledgement is harmless: the item is listed again and deduplicated."""
+        try:
+            self._exchange(vxp.update_status(creds, doc_id, status))
+        except (Retry, Refuse) as exc:
+            log.warning("axis.ack.failed", destination=self.name, doc_id=doc_id,
+                        status=status.value, reason=str(exc))
+
+
+def agencies_document(agencies: list[vxp.Agency],
+                      hosted: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Outside agencies in config/directory.yaml's ``agencies`` shape (name, parent).
+
+    ``system`` is left out on purpose: an agency with a system is *hosted* by the
+    province, whereas these live behind the axis. Codes in ``hosted`` are skipped.
+    """
+    code_of = {a.id: a.code for a in agencies if a.id}
+    entries: dict[str, dict[str, str]] = {}
+    for agency in sorted(agencies, key=lambda a: a.code):
+        if agency.code in hosted:
+            continue
+        entry = {"name": agency.name or agency.code}
+        parent = code_of.get(agency.pid)
+        if parent and parent != agency.code:
+            entry["parent"] = parent
+        entries[agency.code] = entry
+    return {"agencies": entries}
+
+
+def write_agencies_yaml(path: Path, agencies: list[vxp.Agency],
+                        hosted: frozenset[str] = frozenset()) -> int:
+    """Writes the reference file atomically; returns how many agencies it lists."""
+    document = agencies_document(agencies, hosted)
+    header = ("# Outside agencies as listed by the national axis (getAgenciesList).\n"
+              "# Reference only: do not merge into directory.yaml's agencies, which are the\n"
+              "# agencies this province hosts. Regenerated; edits are lost.\n")
+    text = header + yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return len(document["agencies"])

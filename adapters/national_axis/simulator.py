@@ -1,0 +1,454 @@
+"""A national axis on a real loopback socket, for tests and for trying the bus offline.
+
+It speaks §7/§7.1 of edxml.md through :mod:`bus.vxp` — the same module the adapter and
+the bus's facade use — so a test that passes here proves the signatures, headers and
+answers line up, not just that two mocks agree. It keeps registered systems (systemId →
+secret), one pending list per system, what each system sent, and an agency list, and it
+can misbehave on demand from the test thread:
+
+* ``down()`` / ``ok()`` — stop listening (connections refused) / listen again, same port;
+* ``slow(s)`` — answer after ``s`` seconds; ``fail_http(status, times)`` — HTTP errors;
+* ``fail(code, desc, times, operation)`` — answer FAIL with that ErrorCode;
+* ``skew_clock(s)`` — run the axis clock ``s`` seconds off, so real ClockSkew answers;
+* ``list_twice()`` — every pending item listed twice; ``fail_get_edoc_once(doc_id)``.
+
+``python -m adapters.national_axis.simulator --port N --system ID=SECRET`` runs it alone.
+Assumed where §7 is silent: protocol errors are HTTP 200 with a FAIL body; a document
+sent to a code another registered system hosts (``host()``) lands in that system's
+pending list under the same docId; the signed ``XroadVnpt-idempotency-key`` is honoured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final, Self
+
+from bus import vxp
+from bus.edxml import StatusPacket, read_packet
+
+_MAX_BODY: Final = 256 * 1024 * 1024
+_PENDING: Final = frozenset({"initial", "processing"})
+Reply = tuple[int, dict[str, Any]]
+
+
+@dataclass
+class AxisItem:
+    """One document waiting in a receiving system's pending list."""
+
+    doc_id: str
+    system_id: str
+    message_type: str
+    sender: str
+    to: list[str]
+    packet: bytes
+    created: datetime
+    updated: datetime
+    status: str = "initial"
+
+
+@dataclass
+class SentDoc:
+    """One accepted sendEdoc, with the systems it was handed on to."""
+
+    doc_id: str
+    system_id: str
+    message_type: str
+    sender: str
+    recipients: list[str]
+    packet: bytes
+    idempotency_key: str | None
+    created: datetime
+    handed_to: dict[str, str] = field(default_factory=dict)  # recipient code → system
+
+
+@dataclass(frozen=True)
+class Call:
+    operation: str
+    system_id: str | None
+    headers: dict[str, str]
+    body: bytes
+    http_status: int
+    answer: dict[str, Any]
+
+
+@dataclass
+class _Modes:
+    delay_s: float = 0.0
+    http_status: int | None = None
+    http_times: int | None = None
+    fail_code: str | None = None
+    fail_desc: str = ""
+    fail_times: int | None = None
+    fail_operation: str | None = None
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(vxp.AXIS_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            self._send(413, vxp.fail_answer(vxp.ErrorCode.MALFORMED_REQUEST, "body too large"))
+            return
+        body = self.rfile.read(length)
+        operation = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        status, answer = self.server.axis.handle(operation, list(self.headers.items()), body)
+        self._send(status, answer)
+
+    def _send(self, status: int, answer: dict[str, Any]) -> None:
+        data = vxp.encode_answer(answer)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return format_datetime(self.server.axis.now(), usegmt=True)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, axis: AxisSimulator) -> None:
+        self.axis = axis
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that timed out and hung up is part of the scenario, not a failure."""
+
+
+class AxisSimulator:
+    def __init__(self, systems: Mapping[str, str] | None = None, *,
+                 agencies: Iterable[vxp.Agency] = (), skew_s: float = vxp.DEFAULT_SKEW_S,
+                 port: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._secrets: dict[str, str] = dict(systems or {})
+        self._hosts: dict[str, str] = {}
+        self.agencies: list[vxp.Agency] = list(agencies)
+        self.skew_s = skew_s
+        self.port = port
+        self._items: dict[tuple[str, str], AxisItem] = {}
+        self._sent: dict[str, SentDoc] = {}
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._modes = _Modes()
+        self._clock_offset_s = 0.0
+        self._twice = False
+        self._fail_once: set[str] = set()
+        self.calls: list[Call] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        self._stopping.clear()
+        self._server = _Server(self.port, self)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name=f"axis-sim-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/vdxp"
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._clock_offset_s)
+
+    # ---- set-up and modes ----------------------------------------------------------------
+
+    def register(self, system_id: str, secret: str) -> None:
+        with self._lock:
+            self._secrets[system_id] = secret
+
+    def host(self, code: str, system_id: str) -> None:
+        """Documents sent to ``code`` land in ``system_id``'s pending list."""
+        with self._lock:
+            self._hosts[code] = system_id
+
+    def ok(self) -> None:
+        with self._lock:
+            self._modes, self._clock_offset_s, self._twice = _Modes(), 0.0, False
+            self._fail_once.clear()
+        self.start()
+
+    def down(self) -> None:
+        self.stop()
+
+    def slow(self, seconds: float) -> None:
+        with self._lock:
+            self._modes.delay_s = seconds
+
+    def fail_http(self, status: int = 503, *, times: int | None = None) -> None:
+        with self._lock:
+            self._modes.http_status, self._modes.http_times = status, times
+
+    def fail(self, code: str, desc: str = "", *, times: int | None = None,
+             operation: str | None = None) -> None:
+        with self._lock:
+            self._modes.fail_code, self._modes.fail_desc = code, desc or f"simulated {code}"
+            self._modes.fail_times, self._modes.fail_operation = times, operation
+
+    def skew_clock(self, seconds: float) -> None:
+        with self._lock:
+            self._clock_offset_s = seconds
+
+    def list_twice(self, on: bool = True) -> None:
+        with self._lock:
+            self._twice = on
+
+    def fail_get_edoc_once(self, doc_id: str) -> None:
+        with self._lock:
+            self._fail_once.add(doc_id)
+
+    # ---- what a test injects and reads ---------------------------------------------------
+
+    def inject(self, system_id: str, packet: bytes, *, sender: str,
+               message_type: str = "edoc", to: Iterable[str] = ()) -> str:
+        """Queues ``packet`` for ``system_id`` as if another province had sent it."""
+        doc_id = uuid.uuid4().hex
+        now = self.now()
+        with self._lock:
+            self._items[(system_id, doc_id)] = AxisItem(doc_id, system_id, message_type,
+                                                        sender, list(to), packet, now, now)
+        return doc_id
+
+    def sent(self, system_id: str | None = None) -> list[SentDoc]:
+        with self._lock:
+            return [s for s in self._sent.values() if system_id in (None, s.system_id)]
+
+    def effects(self, idempotency_key: str) -> int:
+        """Documents the axis holds under one idempotency key: 1 when resends were absorbed."""
+        with self._lock:
+            return sum(1 for s in self._sent.values() if s.idempotency_key == idempotency_key)
+
+    def pending(self, system_id: str, message_type: str | None = None) -> list[AxisItem]:
+        with self._lock:
+            return [i for i in self._items.values() if i.system_id == system_id
+                    and i.status in _PENDING and message_type in (None, i.message_type)]
+
+    def item(self, system_id: str, doc_id: str) -> AxisItem | None:
+        with self._lock:
+            return self._items.get((system_id, doc_id))
+
+    def calls_to(self, operation: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.operation == operation]
+
+    # ---- the axis ------------------------------------------------------------------------
+
+    def handle(self, operation: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        with self._lock:
+            modes = self._modes
+            delay = modes.delay_s
+        if delay and self._stopping.wait(delay):
+            return 503, vxp.fail_answer(vxp.ErrorCode.BUSY, "shutting down")
+        status, answer, system_id = self._answer(operation, headers, body)
+        with self._lock:
+            self.calls.append(Call(operation, system_id, dict(headers), body, status, answer))
+        return status, answer
+
+    def _injected_failure(self, operation: str) -> Reply | None:
+        with self._lock:
+            m = self._modes
+            if m.http_status is not None and m.http_times != 0:
+                if m.http_times is not None:
+                    m.http_times -= 1
+                return m.http_status, vxp.fail_answer(vxp.ErrorCode.INTERNAL, "simulated")
+            if (m.fail_code is not None and m.fail_times != 0
+                    and m.fail_operation in (None, operation)):
+                if m.fail_times is not None:
+                    m.fail_times -= 1
+                return 200, vxp.fail_answer(m.fail_code, m.fail_desc)
+        return None
+
+    def _answer(self, operation: str, headers: list[tuple[str, str]],
+                body: bytes) -> tuple[int, dict[str, Any], str | None]:
+        injected = self._injected_failure(operation)
+        if injected is not None:
+            return injected[0], injected[1], None
+        try:
+            op = vxp.Operation(operation)
+        except ValueError:
+            return 404, vxp.fail_answer(vxp.ErrorCode.UNKNOWN_OPERATION,
+                                        f"no operation {operation!r}"), None
+        try:
+            request = vxp.verify(headers, body, self._secret_for, now=self.now(),
+                                 skew_s=self.skew_s,
+                                 require_hash=op is vxp.Operation.SEND_EDOC)
+        except vxp.VxpError as exc:
+            return 200, exc.answer(), None
+        with self._lock:
+            status, answer = self._operate(op, request)
+        return status, answer, request.system_id
+
+    def _secret_for(self, system_id: str) -> str | None:
+        with self._lock:
+            return self._secrets.get(system_id)
+
+    def _operate(self, op: vxp.Operation, request: vxp.VerifiedRequest) -> Reply:
+        system, doc_id = request.system_id, request.param("docId") or ""
+        if op is vxp.Operation.SEND_EDOC:
+            return self._send(request)
+        if op is vxp.Operation.GET_RECEIVED_EDOC_LIST:
+            wanted = request.param("messagetype")
+            items = [i for i in self._items.values() if i.system_id == system
+                     and i.status in _PENDING and wanted in (None, i.message_type)]
+            listed = [self._listing(i) for i in items for _ in range(2 if self._twice else 1)]
+            return 200, vxp.ok_answer(data=listed)
+        if op is vxp.Operation.GET_AGENCIES_LIST:
+            return 200, vxp.ok_answer(data=[a.to_json() for a in self.agencies])
+        if op is vxp.Operation.GET_SENT_EDOC_LIST:
+            sent = self._sent.get(doc_id)
+            if sent is None or sent.system_id != system:
+                return 200, vxp.fail_answer(vxp.ErrorCode.NOT_FOUND, f"no sent doc {doc_id}")
+            return 200, vxp.ok_answer(data=self._sent_rows(sent))
+        item = self._items.get((system, doc_id))
+        if op not in (vxp.Operation.GET_EDOC, vxp.Operation.UPDATE_STATUS):
+            return 200, vxp.fail_answer(vxp.ErrorCode.UNKNOWN_OPERATION, "not simulated")
+        if item is None:
+            return 200, vxp.fail_answer(vxp.ErrorCode.NOT_FOUND, f"no item {doc_id}")
+        if op is vxp.Operation.GET_EDOC:
+            if doc_id in self._fail_once:
+                self._fail_once.discard(doc_id)
+                return 500, vxp.fail_answer(vxp.ErrorCode.INTERNAL, "simulated getEdoc failure")
+            return 200, vxp.ok_answer(data=base64.b64encode(item.packet).decode("ascii"))
+        new = request.param("status") or ""
+        if new not in {s.value for s in vxp.AckStatus}:
+            return 200, vxp.fail_answer(vxp.ErrorCode.MALFORMED_REQUEST, f"status {new!r}")
+        item.status, item.updated = new, self.now()
+        return 200, vxp.ok_answer()
+
+    def _listing(self, item: AxisItem) -> dict[str, str]:
+        return vxp.ReceivedItem(item.doc_id, vxp.SERVICE_TYPE, item.message_type,
+                                _stamp(item.created), _stamp(item.updated), item.sender,
+                                vxp.encode_to(item.to), item.status, item.status).to_json()
+
+    def _send(self, request: vxp.VerifiedRequest) -> Reply:
+        system, key = request.system_id, request.param(vxp.IDEMPOTENCY_KEY)
+        if key is not None and (system, key) in self._by_key:
+            earlier = self._by_key[(system, key)]
+            return 200, vxp.ok_answer("Duplicate of an earlier send", DocId=earlier)
+        message_type = request.param("messagetype") or vxp.MessageType.EDOC.value
+        recipients = (request.recipients() if message_type == vxp.MessageType.EDOC
+                      else _status_target(request.packet))
+        doc_id, now = uuid.uuid4().hex, self.now()
+        sent = SentDoc(doc_id, system, message_type, request.param("from") or "", recipients,
+                       request.packet, key, now)
+        for code in recipients:
+            target = self._hosts.get(code)
+            if target is not None:
+                sent.handed_to[code] = target
+                self._items.setdefault((target, doc_id), AxisItem(
+                    doc_id, target, message_type, sent.sender, recipients, sent.packet, now,
+                    now))
+        self._sent[doc_id] = sent
+        if key is not None:
+            self._by_key[(system, key)] = doc_id
+        return 200, vxp.ok_answer(DocId=doc_id)
+
+    def _sent_rows(self, sent: SentDoc) -> list[dict[str, str]]:
+        rows = []
+        for code in sent.recipients:
+            target = sent.handed_to.get(code)
+            item = self._items.get((target, sent.doc_id)) if target else None
+            receive = item.status if item else "pending"
+            rows.append(vxp.SentStatus(
+                code, "done", "forwarded by the axis", receive,
+                "not connected to this axis" if target is None else f"held by {target}",
+                _stamp(sent.created), _stamp(item.updated if item else sent.created),
+            ).to_json())
+        return rows
+
+
+def _status_target(packet: bytes) -> list[str]:
+    """A status goes to the organisation its ResponseFor names (edxml.md §4)."""
+    try:
+        parsed = read_packet(packet).packet
+    except Exception:
+        return []
+    if isinstance(parsed, StatusPacket) and parsed.response_for.organ_id:
+        return [parsed.response_for.organ_id]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A national document axis on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--system", action="append", default=[], metavar="ID=SECRET",
+                        help="register a system (repeatable)")
+    parser.add_argument("--host", action="append", default=[], metavar="CODE=ID",
+                        help="documents for CODE land in system ID's pending list")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="stop after this many seconds (0: until Ctrl-C)")
+    args = parser.parse_args(argv)
+    systems = dict(pair.split("=", 1) for pair in args.system)
+    axis = AxisSimulator(systems, port=args.port)
+    for pair in args.host:
+        code, system_id = pair.split("=", 1)
+        axis.host(code, system_id)
+    with axis:
+        print(axis.endpoint, flush=True)
+        deadline = time.monotonic() + args.duration if args.duration > 0 else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
