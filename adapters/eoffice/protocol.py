@@ -1,0 +1,67 @@
+"""The eOffice interface's fixed vocabulary, shared by the adapter and the simulator.
+
+There is no published eOffice specification, so ``eoffice.wsdl`` is the contract; this
+module holds what a WSDL cannot express (the fault codes and which side of the
+retry/refuse line each falls on, the WS-Security namespaces) in one place, so the client
+and the simulator cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from importlib.resources import files
+from typing import Final, Literal
+
+from lxml import etree
+
+NS: Final = "urn:eoffice:document-exchange:v1"
+SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
+WSDL_SOAP: Final = "http://schemas.xmlsoap.org/wsdl/soap/"
+WSSE: Final = ("http://docs.oasis-open.org/wss/2004/01/"
+               "oasis-200401-wss-wssecurity-secext-1.0.xsd")
+
+OPERATIONS: Final = {"edoc": "ReceiveDocument", "status": "ReceiveStatus"}
+"""Which operation carries which kind of packet."""
+
+Side = Literal["Client", "Server"]
+
+FAULT_CODES: Final[dict[str, Side]] = {
+    "InvalidDocument": "Client",
+    "UnknownRecipient": "Client",
+    "Unauthorized": "Client",
+    "InvalidRequest": "Client",
+    "Busy": "Server",
+    "DatabaseUnavailable": "Server",
+    "InternalError": "Server",
+}
+"""Every detail code eOffice may answer, with the SOAP 1.1 faultcode it goes with.
+
+``Client`` faults are permanent (the same request will never succeed); ``Server`` faults
+are temporary. The adapter trusts the detail code over the faultcode when it knows the
+code, because a code is specific and a faultcode is what a toolkit defaulted to.
+"""
+
+PERMANENT_CODES: Final = frozenset(c for c, side in FAULT_CODES.items() if side == "Client")
+TEMPORARY_CODES: Final = frozenset(c for c, side in FAULT_CODES.items() if side == "Server")
+
+
+def action(operation: str) -> str:
+    """The SOAPAction of ``operation``, as the WSDL's binding declares it."""
+    return f"{NS}#{operation}"
+
+
+@cache
+def _wsdl_template() -> etree._ElementTree:
+    data = files("adapters.eoffice").joinpath("eoffice.wsdl").read_bytes()
+    trusted = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.ElementTree(etree.fromstring(data, trusted))
+
+
+def wsdl_bytes(address: str | None = None) -> bytes:
+    """The packaged WSDL; with ``address``, its soap:address points there."""
+    tree = copy.deepcopy(_wsdl_template())
+    if address is not None:
+        for element in tree.iter(f"{{{WSDL_SOAP}}}address"):
+            element.set("location", address)
+    return etree.tostring(tree, xml_declaration=True, encoding="utf-8")
