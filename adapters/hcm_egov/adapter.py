@@ -1,0 +1,298 @@
+"""HCM Egov Framework 2.0: the communes' platform, reached over its REST interface.
+
+The platform is a server only: it authenticates partners with its own header and has
+them call in, so the bus both *delivers* to it (one POST per packet) and *polls* its
+outbox for what the communes' clerks send, acknowledging each item once the bus has
+committed it. Retries, back-off and parking stay with the bus; this adapter only maps
+the platform's answers onto the bus's three decisions, and never sleeps by itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from typing import Any, ClassVar, Final
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from adapters.hcm_egov.protocol import (
+    ACK_PATH,
+    DOCUMENTS_PATH,
+    OUTBOX_PATH,
+    STATUSES_PATH,
+    Credentials,
+    Envelope,
+    parse_envelope,
+    result_field,
+)
+from adapters.http import retry_after_s
+from bus import errors
+from bus.adapter import Adapter, Delivery, Inbox, Receipt, Refuse, Retry
+
+__all__ = ["HcmEgovAdapter", "HcmEgovConfig"]
+
+RETRIED_STATUSES: Final = frozenset({408, 425, 429})
+# Refused even without an envelope: a front proxy's 413 is as final as the platform's.
+REFUSED_WITHOUT_ENVELOPE: Final = frozenset({401, 403, 413})
+_ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DETAIL_CHARS: Final = 300
+
+
+class HcmEgovConfig(BaseModel):
+    """Options of an ``adapter: hcm_egov`` destination in routes.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    app_name: str = Field(min_length=1, max_length=200)
+    partner_code: str = Field(min_length=1, max_length=200)
+    partner_code_cus: str = Field(min_length=1, max_length=200)
+    access_key_env: str = "LGSP_HCM_EGOV_ACCESS_KEY"
+    secret_key_env: str = "LGSP_HCM_EGOV_SECRET_KEY"  # noqa: S105 - a variable's name
+    timeout_s: float = Field(default=15.0, gt=0, le=600)
+    max_retry_after_s: float = Field(default=900.0, ge=0, le=86_400)
+    poll_interval_s: float = Field(default=30.0, gt=0, le=86_400)
+    poll_batch: int = Field(default=50, ge=1, le=1000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment; paths are appended to it")
+        return value.rstrip("/")
+
+    @field_validator("access_key_env", "secret_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError("must be the name of an environment variable, not the secret")
+        return value
+
+
+def _ascii(value: str) -> str:
+    return value if value.isascii() and value.isprintable() else quote(value, safe="")
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
+
+
+class HcmEgovAdapter(Adapter[HcmEgovConfig]):
+    """Delivers edocs and statuses to HCM Egov and polls its outbox for the communes'."""
+
+    kind = "hcm_egov"
+    Config = HcmEgovConfig
+    capabilities = frozenset({"deliver", "poll"})
+    retryable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
+    )
+    permanent_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        httpx.UnsupportedProtocol, httpx.InvalidURL,
+    )
+
+    def __init__(self, name: str, config: HcmEgovConfig) -> None:
+        super().__init__(name, config)
+        self._client: httpx.Client | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.config.base_url,
+                                        timeout=httpx.Timeout(self.config.timeout_s),
+                                        follow_redirects=False, trust_env=False)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def check(self) -> str | None:
+        try:
+            self._envelope(self._call("GET", OUTBOX_PATH, params={"limit": "1"}))
+        except (Retry, Refuse) as signal:
+            return signal.reason
+        return None
+
+    # ---- the wire ----------------------------------------------------------------------
+
+    def _credentials(self) -> Credentials:
+        """Read on every call, so a secret set after start-up is picked up without a
+        restart and a missing one is reported on each attempt, naming the variable."""
+        config = self.config
+        values: dict[str, str] = {}
+        for env in (config.access_key_env, config.secret_key_env):
+            value = os.environ.get(env)
+            if not value:
+                raise Retry(f"environment variable {env} (of destination {self.name!r}) is "
+                            "not set; HCM Egov cannot be called without it")
+            values[env] = value
+        return Credentials(app_name=config.app_name,
+                           access_key=values[config.access_key_env],
+                           secret_key=values[config.secret_key_env],
+                           partner_code=config.partner_code,
+                           partner_code_cus=config.partner_code_cus)
+
+    def _call(self, method: str, path: str, *, content: bytes | None = None,
+              json_body: dict[str, Any] | None = None, params: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None) -> httpx.Response:
+        """One request; transport failures become Retry, answers are left to the caller."""
+        self.open()
+        assert self._client is not None
+        sent = {"Accept": "application/json", **(headers or {}),
+                "Authorization": self._credentials().header()}
+        try:
+            return self._client.request(method, path, content=content, json=json_body,
+                                        params=params, headers=sent)
+        except httpx.TimeoutException as exc:
+            raise Retry(f"HCM Egov gave no answer within {self.config.timeout_s}s "
+                        f"({type(exc).__name__})") from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise
+        except httpx.TransportError as exc:
+            raise Retry(f"HCM Egov unreachable at {self.config.base_url}: "
+                        f"{type(exc).__name__}: {exc}") from exc
+
+    def _envelope(self, response: httpx.Response) -> Envelope:
+        """The successful envelope of an answer, or the decision its failure calls for."""
+        envelope = parse_envelope(response.content)
+        status = response.status_code
+        if 200 <= status < 300:
+            if envelope is None:
+                raise Retry(f"HTTP {status} but the body is not an HCM Egov envelope: "
+                            f"{_clip(response.text) or '(empty)'}")
+            if envelope.ok:
+                return envelope
+            failure = envelope.status_code or status
+        else:
+            failure = status
+        raise self._failure(failure, envelope, response)
+
+    def _failure(self, status: int, envelope: Envelope | None,
+                 response: httpx.Response) -> Retry | Refuse:
+        said = _clip(envelope.description if envelope and envelope.description
+                     else response.text)
+        detail = f"HCM Egov answered {status}" + (f": {said}" if said else "")
+        config = self.config
+        if status in (401, 403):
+            what = ("did not recognise the credentials" if status == 401
+                    else "does not allow this partner")
+            return Refuse(
+                f"{detail} — the platform {what}; check the environment variables "
+                f"{config.access_key_env} and {config.secret_key_env} and app_name "
+                f"{config.app_name!r}, partner_code {config.partner_code!r}, partner_code_cus "
+                f"{config.partner_code_cus!r} of destination {self.name!r}",
+                code=f"HTTP{status}")
+        if status in RETRIED_STATUSES or status >= 500:
+            delay = retry_after_s(response.headers.get("Retry-After"))
+            if delay is not None:
+                delay = min(delay, config.max_retry_after_s)
+            return Retry(detail, delay_s=delay)
+        if 400 <= status < 500:
+            if envelope is None and status not in REFUSED_WITHOUT_ENVELOPE:
+                return Retry(f"{detail} (not an HCM Egov envelope: a proxy, or a wrong "
+                             f"base_url {config.base_url!r}?)")
+            return Refuse(detail, code=f"HTTP{status}")
+        return Retry(f"unexpected answer: {detail}")
+
+    # ---- outbound ----------------------------------------------------------------------
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        if delivery.kind not in ("edoc", "status"):
+            raise Refuse(f"HCM Egov takes edoc and status packets, not {delivery.kind!r}")
+        path = DOCUMENTS_PATH if delivery.kind == "edoc" else STATUSES_PATH
+        headers = {_ascii(k): _ascii(v) for k, v in delivery.headers.items()}
+        headers.update({
+            "Content-Type": "application/xml",
+            "Idempotency-Key": _ascii(delivery.idempotency_key),
+            "X-LGSP-Document": _ascii(delivery.document_id),
+            "X-LGSP-Recipient": _ascii(delivery.recipient),
+        })
+        response = self._call("POST", path, content=delivery.payload, headers=headers)
+        envelope = self._envelope(response)
+        reference = result_field(envelope.result, "DocumentId", "ReferenceId", "Id")
+        duplicate = result_field(envelope.result, "Duplicate") is True
+        return Receipt(reference=None if reference is None else str(reference)[:255],
+                       detail=_clip(f"HTTP {response.status_code}: {envelope.description}"),
+                       duplicate=duplicate)
+
+    # ---- inbound -----------------------------------------------------------------------
+
+    def poll(self, inbox: Inbox) -> int:
+        """One batch of the outbox: fetch, submit, acknowledge, item by item.
+
+        An item is acknowledged only after the bus committed it (``done``) or refused it
+        for good (``fail``, with the refusal code, so the clerk sees why); anything else
+        leaves it in the outbox for the next poll, and the item id as ``source_id`` makes
+        that second submission a no-op. A failed call ends the round by raising.
+        """
+        listing = self._envelope(self._call("GET", OUTBOX_PATH,
+                                            params={"limit": str(self.config.poll_batch)}))
+        submitted = 0
+        for item_id in _item_ids(listing.result)[: self.config.poll_batch]:
+            packet = self._fetch(item_id)
+            if packet is None:
+                continue
+            try:
+                receipt = inbox.submit(packet, source_id=item_id)
+            except errors.LgspError as exc:
+                if exc.http_status >= 500:
+                    raise
+                self._ack(item_id, result="fail", description=_clip(str(exc)))
+                continue
+            self._ack(item_id, result="done", reference=str(receipt.get("id") or ""),
+                      description="accepted by the provincial bus")
+            submitted += 1
+        return submitted
+
+    def _fetch(self, item_id: str) -> bytes | None:
+        """The packet bytes, or None when the item vanished (taken back, acknowledged by
+        another poller) between listing and fetching."""
+        response = self._call("GET", f"{OUTBOX_PATH}/{quote(item_id, safe='')}",
+                              headers={"Accept": "application/xml"})
+        if response.status_code == 404:
+            return None
+        if response.status_code == 200 and parse_envelope(response.content) is None:
+            return response.content
+        # An envelope instead of the bytes: a failure, or (tolerated) base64 in Data.
+        envelope = self._envelope(response)
+        data = result_field(envelope.result, "Data")
+        if isinstance(data, str):
+            try:
+                return base64.b64decode(data, validate=True)
+            except binascii.Error:
+                pass
+        raise Retry(f"HCM Egov answered outbox item {item_id} without the packet")
+
+    def _ack(self, item_id: str, *, result: str, description: str,
+             reference: str | None = None) -> None:
+        body: dict[str, Any] = {"Result": result, "Description": description}
+        if reference:
+            body["ReferenceId"] = reference
+        response = self._call("POST", ACK_PATH.format(id=quote(item_id, safe="")),
+                              json_body=body)
+        if response.status_code == 404:
+            return
+        self._envelope(response)
+
+
+def _item_ids(result: object) -> list[str]:
+    """Ids of a listing: ResultObject is {Items: [...]} or the list itself."""
+    items = result if isinstance(result, list) else result_field(result, "Items")
+    if not isinstance(items, list):
+        raise Retry("HCM Egov outbox listing has no Items list")
+    ids: list[str] = []
+    for item in items:
+        item_id = result_field(item, "Id")
+        if item_id is None or not str(item_id).strip():
+            raise Retry(f"HCM Egov outbox listing has an item without Id: {_clip(str(item))}")
+        ids.append(str(item_id))
+    return ids
