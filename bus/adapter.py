@@ -10,10 +10,11 @@ one question per direction.
 
 **Outbound** (the bus hands a packet to your system)::
 
-    from pydantic import BaseModel
+    from pydantic import BaseModel, ConfigDict
     from bus.adapter import Adapter, Delivery, Receipt, Refuse, Retry
 
     class AcmeConfig(BaseModel):
+        model_config = ConfigDict(extra="forbid")   # a misspelt option is an error
         url: str
         timeout_s: float = 10.0
 
@@ -43,10 +44,13 @@ die after your system answered but before the bus recorded it): pass
 
 **Inbound** (your system hands packets to the bus): systems that push call the bus's REST
 or SOAP endpoints themselves and need no code here. For systems that must be polled,
-implement :meth:`Adapter.poll`; it is called every ``poll_interval_s`` with an
+implement :meth:`Adapter.poll` and add ``"poll"`` to ``capabilities`` (the bus starts a
+poller only for adapters declaring it); it is called every ``poll_interval_s`` with an
 :class:`Inbox`, and calls ``inbox.submit(packet_bytes, source_id=...)`` per packet. The
 bus answers with the receipt or raises the refusal; ``source_id`` (e.g. the axis docId)
-makes a second submission of the same item a no-op.
+makes a second submission of the same item a no-op. Catch :class:`bus.errors.LgspError`
+around each ``submit``: a refused packet must be reported back to its system (or
+acknowledged as failed) and must not stop the rest of the round.
 
 **Registering**: declare an entry point in your distribution's ``pyproject.toml``::
 

@@ -18,6 +18,7 @@ from bus.edxml import Limits
 from bus.ingress import Ingress, IngressSettings
 from bus.metrics import Metrics
 from bus.reloader import Reloader, RoutingConfig
+from bus.routing import RouteTable
 from bus.settings import Settings
 from bus.store import Accepted, Store, create_engine
 
@@ -37,7 +38,8 @@ class _NoDispatch:
 
 class Bus:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
-                 known_adapters: list[str] | None = None) -> None:
+                 known_adapters: list[str] | None = None,
+                 validate_routes: Callable[[RouteTable], object] | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,8 @@ class Bus:
         self.metrics.watch(self.store.depth)
         self.credentials = Credentials.load(settings.credentials)
         self.reloader = Reloader(settings.routes, settings.directory,
-                                 known_adapters=known_adapters, on_change=self._reloaded)
+                                 known_adapters=known_adapters, on_change=self._reloaded,
+                                 validate=validate_routes)
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
         self.operator_systems = self.credentials.operators

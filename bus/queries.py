@@ -31,7 +31,8 @@ MAX_LIMIT: Final = 500
 DEFAULT_LIMIT: Final = 50
 
 AnyRow = Row[*tuple[Any, ...]]
-TransportState = Literal["pending", "queued", "delivering", "delivered", "refused", "parked"]
+TransportState = Literal["pending", "queued", "delivering", "awaiting", "delivered", "refused",
+                         "parked"]
 DocumentKind = Literal["edoc", "status"]
 
 

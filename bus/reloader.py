@@ -39,11 +39,13 @@ class Reloader:
 
     def __init__(self, routes_path: str | Path, directory_path: str | Path, *,
                  known_adapters: Iterable[str] | None = None,
-                 on_change: Callable[[RoutingConfig], None] | None = None) -> None:
+                 on_change: Callable[[RoutingConfig], None] | None = None,
+                 validate: Callable[[RouteTable], object] | None = None) -> None:
         self.routes_path = Path(routes_path)
         self.directory_path = Path(directory_path)
         self.known_adapters = tuple(known_adapters) if known_adapters is not None else None
         self.on_change = on_change
+        self.validate = validate
         self._lock = threading.Lock()
         self._current = self._load()
         self.failures = 0
@@ -61,6 +63,8 @@ class Reloader:
         directory = load_directory(self.directory_path)
         table = load_routes(self.routes_path, directory=directory,
                             known_adapters=self.known_adapters)
+        if self.validate is not None:
+            self.validate(table)
         return RoutingConfig(table, directory, time.time(), fingerprint)
 
     def current(self) -> RoutingConfig:

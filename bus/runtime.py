@@ -33,8 +33,8 @@ class _Stoppable(Protocol):
 
 def build_bus(settings: Settings) -> Bus:
     """A Bus whose routes are checked against the adapters actually installed."""
-    bus = Bus(settings, known_adapters=sorted(registry.available()))
-    registry.build_adapters(bus.reloader.current().table)
+    bus = Bus(settings, known_adapters=sorted(registry.available()),
+              validate_routes=registry.build_adapters)
     if not settings.embedded:
         url = settings.broker_url
         bus.readiness_checks.append(lambda: broker.ping(url))

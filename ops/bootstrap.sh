@@ -29,6 +29,8 @@ case "$mode" in
     ;;
   test)
     bash ops/install-services.sh
+    # a third-party adapter distribution, installed as a vendor's would be (tests/adapters)
+    python -m pip install -q -e tests/external_adapter
     ruff check bus adapters tests
     mypy
     python -m pytest "$@"
