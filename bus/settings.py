@@ -30,6 +30,8 @@ class Settings(BaseModel):
     routes: Path = REPO_ROOT / "routes.yaml"
     directory: Path = REPO_ROOT / "config" / "directory.yaml"
     credentials: Path = REPO_ROOT / "config" / "credentials.yaml"
+    vxp_systems: Path | None = None
+    """Systems registered at the provincial-axis facade; default: beside ``directory``."""
     host: str = "127.0.0.1"
     port: int = 8080
     bus_organ_id: str = "00.37.W00"

@@ -437,7 +437,8 @@ def fail_answer(code: str, desc: str, **fields: Any) -> dict[str, Any]:
 
 
 def encode_answer(answer: Mapping[str, Any]) -> bytes:
-    return json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # ASCII only: the vendor SDK decodes some answers as US-ASCII.
+    return json.dumps(answer, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 class MalformedAnswer(ValueError):  # noqa: N818 - reads as the condition

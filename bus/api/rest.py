@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bus import errors, queries, schemas
 from bus.api import API_KEY_HEADER, RequestContext, count_refusal, read_capped, viewer_for
 from bus.api.soap import soap_router
+from bus.api.vxp import vxp_router
 from bus.app import Bus
 from bus.store import documents
 
@@ -291,4 +292,5 @@ def create_app(bus: Bus) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.include_router(rest_router(bus))
     app.include_router(soap_router(bus))
+    app.include_router(vxp_router(bus, readiness=True))
     return app

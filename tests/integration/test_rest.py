@@ -338,7 +338,8 @@ def test_health_and_readiness(server: ApiServer, monkeypatch: pytest.MonkeyPatch
     ready = httpx.get(server.url + "/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"database": "ok", "routing": "ok",
-                                                          "schemas": "ok"}}
+                                                          "schemas": "ok",
+                                                          "vxp_systems": "ok"}}
 
     def broker() -> str | None:
         return "broker unreachable"
