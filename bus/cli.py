@@ -311,6 +311,16 @@ def _option_problems(routes: str, load: Callable[..., RouteTable]) -> list[error
     return []
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import importlib
+
+    # The demo drives the built-in adapters' simulators, so it lives beside them; the
+    # engine itself never imports adapters.
+    demo = importlib.import_module("adapters.demo")
+    code: int = demo.run(check=args.check, timeout_s=args.timeout)
+    return code
+
+
 def _known_adapters() -> list[str] | None:
     try:
         from bus.registry import available
@@ -375,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing_adapters.add_argument("--json", action="store_true",
                                   help="machine-readable, with each full JSON Schema")
     listing_adapters.set_defaults(func=cmd_adapters_list)
+
+    demo = sub.add_parser("demo", help="the sample province end to end: four systems' "
+                          "simulators, documents and statuses, live")
+    demo.add_argument("--check", action="store_true",
+                      help="no display; exit 0 only when every journey completed")
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
+    demo.set_defaults(func=cmd_demo)
 
     deliveries = sub.add_parser("deliveries", help="operator view of deliveries")
     dsub = deliveries.add_subparsers(dest="deliveries_command", required=True)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure(*, json: bool = True, level: str = "INFO") -> None:
-    """One call at process start; libraries log through the same pipeline."""
+def configure(*, json: bool = True, level: str = "INFO", file: TextIO | None = None) -> None:
+    """One call at process start; libraries log through the same pipeline.
+
+    ``file`` sends everything there instead of stderr (``lgsp demo`` keeps the terminal
+    for its display and the JSON lines in a file).
+    """
     numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
+    stream = file or sys.stderr
+    logging.basicConfig(stream=stream, level=numeric, format="%(message)s", force=True)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False) if json
         else structlog.dev.ConsoleRenderer(colors=False)
@@ -26,6 +32,6 @@ def configure(*, json: bool = True, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )

@@ -24,8 +24,8 @@ case "$mode" in
   run)
     echo "== the official sample packets, checked as the bus would at its door"
     lgsp validate "$samples"/*.edxml || echo "(see README: edoc.edxml carries a test-tool placeholder instead of base64)"
-    echo "== lgsp serve: the sample province on http://127.0.0.1:8080 (Ctrl-C stops it)"
-    exec lgsp serve "$@"
+    echo "== lgsp demo: four systems' simulators, documents and statuses through the bus"
+    exec lgsp demo "$@"
     ;;
   test)
     bash ops/install-services.sh
