@@ -155,13 +155,15 @@ def blob_of(
     *,
     max_bytes: int,
     spool_threshold: int,
+    keep_base64_up_to: int,
 ) -> Blob:
     """The content of ``source[start:end]``, or ``AttachmentInvalid`` naming ``element``.
 
     ``line`` is where the text starts; None means count it in ``source``, which only a
-    refusal needs.
+    refusal needs. Content up to ``keep_base64_up_to`` decoded bytes stays as its checked
+    base64 (forwarding never decodes it); larger content is decoded into a spooled file.
     """
-    if (end - start) // 4 * 3 <= spool_threshold:
+    if (end - start) // 4 * 3 <= keep_base64_up_to:
         checked = _strict_size(source[start:end])
         if checked is not None:
             text, size = checked

@@ -58,6 +58,7 @@ class Limits:
     max_depth: int = 32
     max_attachment_bytes: int = 100 * 1024 * 1024
     spool_threshold: int = SPOOL_THRESHOLD
+    keep_base64_up_to: int = 8 * 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()
@@ -448,11 +449,13 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
             lifted += 1
             start, end = regions[int(text[len(token) :])]
             return blob_of(data, start, end, None, element, max_bytes=limits.max_attachment_bytes,
-                           spool_threshold=limits.spool_threshold)
+                           spool_threshold=limits.spool_threshold,
+                           keep_base64_up_to=limits.keep_base64_up_to)
         raw = text.encode("utf-8", "surrogateescape")
         return blob_of(raw, 0, len(raw), line_of(element) or 0, element,
                        max_bytes=limits.max_attachment_bytes,
-                       spool_threshold=limits.spool_threshold)
+                       spool_threshold=limits.spool_threshold,
+                       keep_base64_up_to=limits.keep_base64_up_to)
 
     try:
         try:

@@ -371,10 +371,11 @@ def test_utf16_packet_reads_like_utf8() -> None:
 def test_attachment_over_the_threshold_is_spooled_to_disk() -> None:
     big = edoc_with_attachments([random_bytes(64 * 1024, seed=1), small_pdf()])
     data = packet_bytes(big)
-    packet = edoc_of(data, limits=Limits(spool_threshold=16 * 1024))
+    packet = edoc_of(data, limits=Limits(spool_threshold=16 * 1024,
+                                         keep_base64_up_to=32 * 1024))
     assert [a.content.on_disk for a in packet.attachments] == [True, False]
     assert packet.attachments[0].content.read() == random_bytes(64 * 1024, seed=1)
-    # And with the default threshold (1 MiB) the same attachment stays in memory.
+    # And with the default thresholds the same attachment stays in memory.
     assert not edoc_of(data).attachments[0].content.on_disk
 
 
