@@ -18,6 +18,7 @@ from bus.edxml import Limits
 from bus.ingress import Ingress, IngressSettings
 from bus.metrics import Metrics
 from bus.reloader import Reloader, RoutingConfig
+from bus.schemas import default_schemas
 from bus.routing import RouteTable
 from bus.settings import Settings
 from bus.store import Accepted, Store, create_engine
@@ -45,6 +46,7 @@ class Bus:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(create_engine(settings.effective_database_url))
         self.store.create_schema()
+        default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
         self.credentials = Credentials.load(settings.credentials)
         self.reloader = Reloader(settings.routes, settings.directory,

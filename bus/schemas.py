@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 _ENTRY_FILES = ("edoc.xsd", "status.xsd")
 _ENV_DIR = "LGSP_SCHEMAS_DIR"
 _REFUSED_DOC = b"<refused-by-lgsp-bus/>"
+# libxml2 cannot compile schemas in two threads at once: the first concurrent requests
+# of a fresh process failed with internal schema-parser errors without this lock.
+_COMPILE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -174,8 +178,9 @@ def load_edxml_schemas(directory: Path | None = None) -> EdxmlSchemas:
         raise ConfigInvalid([Problem("edXML schema folder not found", file=str(folder))])
     compiled: dict[str, etree.XMLSchema] = {}
     versions: dict[str, list[str]] = {}
-    for name in _ENTRY_FILES:
-        compiled[name], versions[name] = _compile(folder / name, folder)
+    with _COMPILE_LOCK:
+        for name in _ENTRY_FILES:
+            compiled[name], versions[name] = _compile(folder / name, folder)
     seen = {v for vs in versions.values() for v in vs}
     if len(seen) != 1 or "" in seen:
         detail = "; ".join(
