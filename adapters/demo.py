@@ -18,6 +18,7 @@ journey completed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import sys
@@ -30,6 +31,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+import structlog
 import uvicorn
 import yaml
 
@@ -126,6 +128,7 @@ class Province:
                            "LGSP_HCM_EGOV_SECRET_KEY": creds.secret_key,
                            "LGSP_NATIONAL_AXIS_SECRET": AXIS_SECRET})
         self.axis.host(OUTSIDE, OUTSIDE_SYSTEM)
+        saved_structlog, saved_handlers = structlog.get_config(), logging.root.handlers[:]
         bus_logging.configure(json=True, file=log)
         settings = load_settings(
             environ={}, data_dir=self.workdir / "var", routes=self._routes(), port=self.port,
@@ -133,6 +136,11 @@ class Province:
             poll_interval_s=0.1, sweep_interval_s=1.0, delivery_threads=4,
             **self.overrides)
         with contextlib.ExitStack() as stack:
+
+            def restore_logging() -> None:
+                structlog.configure(**saved_structlog)
+                logging.root.handlers[:] = saved_handlers
+            stack.callback(restore_logging)
             for sim in (self.eoffice, self.egov, self.axis):
                 sim.start()
             stack.callback(self.eoffice.stop)

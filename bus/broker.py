@@ -228,20 +228,28 @@ class RabbitDispatcher:
         try:
             while not self._stop.is_set():
                 try:
-                    delivery, destination = self._tasks.get(timeout=0.2)
+                    batch = [self._tasks.get(timeout=0.2)]
                 except queue.Empty:
                     continue
+                while len(batch) < 200:
+                    try:
+                        batch.append(self._tasks.get_nowait())
+                    except queue.Empty:
+                        break
                 try:
-                    self._publish(delivery, destination)
+                    published = [d for d, destination in batch if self._publish(d, destination)]
+                    if published:
+                        self._mark_queued(published)
                 finally:
-                    self._tasks.task_done()
+                    for _ in batch:
+                        self._tasks.task_done()
         finally:
             self.publisher.close()
 
-    def _publish(self, delivery: str, destination: str) -> None:
+    def _publish(self, delivery: str, destination: str) -> bool:
         if time.monotonic() < self._paused_until:
             self.counts["deferred"] += 1
-            return
+            return False
         try:
             self.publisher.publish(delivery, destination)
         except Exception as exc:
@@ -250,12 +258,16 @@ class RabbitDispatcher:
             log.warning("dispatch.publish_failed", delivery=delivery, destination=destination,
                         error=f"{type(exc).__name__}: {exc}",
                         note="left pending; the relay will publish it")
-            return
+            return False
         self.counts["published"] += 1
+        return True
+
+    def _mark_queued(self, ids: list[str]) -> None:
+        """One UPDATE for a batch of confirmed publishes, not a transaction per delivery."""
         try:
-            self.store.mark_queued(delivery)
+            self.store.mark_queued(*ids)
         except Exception:
-            log.exception("dispatch.mark_queued_failed", delivery=delivery)
+            log.exception("dispatch.mark_queued_failed", deliveries=len(ids))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Waits until every notified id was published or deferred (tests, shutdown)."""
@@ -440,10 +452,14 @@ class Relay(_Loop):
             self.sweep()
         published = 0
         due = self.store.due(limit=self.batch, now=time.time() - self.grace_s)
-        for delivery, destination in due:
-            self.publisher.publish(delivery, destination)
-            self.store.mark_queued(delivery)
-            published += 1
+        done: list[str] = []
+        try:
+            for delivery, destination in due:
+                self.publisher.publish(delivery, destination)
+                done.append(delivery)
+                published += 1
+        finally:
+            self.store.mark_queued(*done)
         self.counts["published"] += published
         return published
 

@@ -161,7 +161,11 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it is a round trip per checkout. A connection the server dropped fails
+    # its statement once and the pool is invalidated; the caller's retry (a sender's,
+    # a worker's) then runs on a fresh connection.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     return sa.create_engine(url, **kwargs)
 
@@ -218,11 +222,9 @@ class Store:
     def audit(conn: Connection, actor: str, action: str, *, document: str | None = None,
               delivery: str | None = None, digest: str | None = None,
               detail: dict[str, Any] | None = None, at: float | None = None) -> None:
-        conn.execute(events.insert().values(
-            at=at or time.time(), document=document, delivery=delivery, actor=actor,
-            action=action, digest=digest,
-            detail=json.dumps(detail, ensure_ascii=False) if detail else None,
-        ))
+        conn.execute(events.insert(), [_event(actor, action, at or time.time(),
+                                              document=document, delivery=delivery,
+                                              digest=digest, detail=detail)])
 
     def accept(
         self,
@@ -294,15 +296,16 @@ class Store:
                     conn.execute(business_statuses.insert().values(
                         document=refers_to, organ_id=status[0], code=status[1],
                         reported_at=status[2], received_at=now, status_document=doc))
-                self.audit(conn, system, "accepted", document=doc, digest=digest, at=now,
+                conn.execute(events.insert(), [
+                    _event(system, "accepted", now, document=doc, digest=digest,
                            detail={"sender": sender, "document_id": document_id,
-                                   "recipients": [r["effective_recipient"] for r in rows]})
-                for r in rows:
-                    self.audit(conn, "router", "routed", document=doc, delivery=r["id"],
-                               at=now, detail={"recipient": r["recipient"],
-                                               "effective": r["effective_recipient"],
-                                               "destination": r["destination"],
-                                               "rule": r["rule"]})
+                                   "recipients": [r["effective_recipient"] for r in rows]}),
+                    *(_event("router", "routed", now, document=doc, delivery=r["id"],
+                             detail={"recipient": r["recipient"],
+                                     "effective": r["effective_recipient"],
+                                     "destination": r["destination"], "rule": r["rule"]})
+                      for r in rows),
+                ])
         except sa.exc.IntegrityError:
             with self.begin() as conn:
                 found = conn.execute(sa.select(documents.c.id).where(
@@ -351,14 +354,17 @@ class Store:
         with self.engine.connect() as conn:
             return [(r.id, r.destination) for r in conn.execute(query)]
 
-    def mark_queued(self, delivery: str) -> bool:
-        """pending → queued once the broker confirmed the task; False if someone else did."""
+    def mark_queued(self, *ids: str) -> int:
+        """pending → queued once the broker confirmed the tasks, in one statement; returns
+        how many moved (a worker may already have claimed some, which is fine)."""
+        if not ids:
+            return 0
         now = time.time()
         with self.begin() as conn:
             done = conn.execute(deliveries.update().where(
-                deliveries.c.id == delivery, deliveries.c.state == "pending"
+                deliveries.c.id.in_(ids), deliveries.c.state == "pending"
             ).values(state="queued", updated_at=now)).rowcount
-        return bool(done)
+        return int(done or 0)
 
     def claim(self, delivery: str, *, lease_s: float, worker: str) -> Claim | None:
         """Takes the lease on a delivery, or None if it is terminal or leased elsewhere."""
@@ -470,6 +476,14 @@ class Store:
             self.audit(conn, actor, "requeued", document=row.document, delivery=delivery,
                        at=now)
         return True
+
+
+def _event(actor: str, action: str, at: float, *, document: str | None = None,
+           delivery: str | None = None, digest: str | None = None,
+           detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"at": at, "document": document, "delivery": delivery, "actor": actor,
+            "action": action, "digest": digest,
+            "detail": json.dumps(detail, ensure_ascii=False) if detail else None}
 
 
 def _unique_targets(targets: Sequence[NewDelivery]) -> list[NewDelivery]:

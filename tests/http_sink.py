@@ -27,9 +27,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
+from http.server import BaseHTTPRequestHandler
+
+from adapters.simulation import LoopbackServer, OwnedHTTPServer
 
 __all__ = ["HttpSink", "Request"]
 
@@ -58,13 +58,13 @@ class _Rules:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: OwnedHTTPServer[HttpSink]
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        status, reply, extra = self.server.sink.answer(self.path, headers, body)
+        status, reply, extra = self.server.owner.answer(self.path, headers, body)
         data = json.dumps(reply).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -82,56 +82,15 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int, sink: HttpSink) -> None:
-        self.sink = sink
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that timed out and hung up is part of the scenario, not a failure."""
-
-
-class HttpSink:
+class HttpSink(LoopbackServer):
     def __init__(self) -> None:
+        super().__init__(_Handler, self, name="http-sink")
         self._lock = threading.Lock()
         self._rules = _Rules()
         self._effects: dict[str, str] = {}
         self.requests: list[Request] = []
-        self.port = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        self._server = _Server(self.port, self)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"http-sink-{self.port}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def url(self, path: str = "/edxml") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -142,9 +101,6 @@ class HttpSink:
         with self._lock:
             self._rules = _Rules(poison=self._rules.poison)
         self.start()
-
-    def down(self) -> None:
-        self.stop()
 
     def fail(self, status: int = 503, *, times: int | None = None,
              retry_after: str | None = None) -> None:

@@ -29,15 +29,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
+from http.server import BaseHTTPRequestHandler
 
 from lxml import etree
 
 from adapters.eoffice.bus_client import BusFault, BusReceipt, send_to_bus
 from adapters.eoffice.protocol import FAULT_CODES, NS, OPERATIONS, SOAP_ENV, WSSE, action
 from adapters.eoffice.protocol import wsdl_bytes as packaged_wsdl
+from adapters.simulation import LoopbackServer, OwnedHTTPServer
 from bus import errors
 from bus.edxml import read_packet
 
@@ -112,7 +111,7 @@ def fault_xml(fault: SoapFault) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: one request per connection, so that down() leaves no kept-alive
     # connection still being served, as a stopped eOffice would not.
-    server: _Server
+    server: OwnedHTTPServer[EofficeSimulator]
 
     def _send(self, status: int, body: bytes, content_type: str = _XML) -> None:
         self.send_response(status)
@@ -124,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         query = self.path.partition("?")[2].lower()
         if "wsdl" in (part.partition("=")[0] for part in query.split("&")):
-            self._send(200, packaged_wsdl(self.server.sim.url))
+            self._send(200, packaged_wsdl(self.server.owner.url))
         else:
             self._send(404, b"not found; the WSDL is at ?wsdl", "text/plain")
 
@@ -136,73 +135,37 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         action_header = (self.headers.get("SOAPAction") or "").strip().strip('"')
-        status, reply, content_type = self.server.sim.answer(body, action_header)
+        status, reply, content_type = self.server.owner.answer(body, action_header)
         self._send(status, reply, content_type)
 
     def log_message(self, format: str, *args: object) -> None:
         return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, host: str, port: int, sim: EofficeSimulator) -> None:
-        self.sim = sim
-        super().__init__((host, port), _Handler)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that timed out and hung up is part of the scenario, not a failure."""
-
-
-class EofficeSimulator:
+class EofficeSimulator(LoopbackServer):
     """eOffice's document-exchange service. ``username=None`` turns credentials off."""
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1",
                  username: str | None = None, password: str | None = None,
                  hosted: Iterable[str] | None = None) -> None:
-        self.host, self.port = host, port
+        super().__init__(_Handler, self, port=port, host=host, name="eoffice-sim")
         self.username, self.password = username, password
         self.hosted = frozenset(hosted) if hosted is not None else None
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._rules = _Rules()
         self._by_key: dict[str, Received] = {}
         self._sequence = itertools.count(1)
         self.requests: list[tuple[str, int]] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        self._wake.clear()
-        self._server = _Server(self.host, self.port, self)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"eoffice-sim-{self.port}", daemon=True)
-        self._thread.start()
+    @property
+    def host(self) -> str:
+        return self._bind_host
 
-    def stop(self) -> None:
-        self._wake.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    @host.setter
+    def host(self, value: str) -> None:
+        self._bind_host = value
 
     @property
     def url(self) -> str:
@@ -218,9 +181,6 @@ class EofficeSimulator:
     def ok(self) -> None:
         self._set(_Rules())
         self.start()
-
-    def down(self) -> None:
-        self.stop()
 
     def slow(self, seconds: float) -> None:
         """Answer after ``seconds``; what was sent is stored after the wait, as a slow
@@ -273,7 +233,7 @@ class EofficeSimulator:
 
     def answer(self, body: bytes, soap_action: str) -> tuple[int, bytes, str]:
         rules = self._take_rules()
-        if rules.mode == "slow" and self._wake.wait(rules.delay_s):
+        if rules.mode == "slow" and self._stopping.wait(rules.delay_s):
             self._log("stopped", 503)
             return 503, b"shutting down", "text/plain"
         if rules.mode == "http":

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adapters._http import HttpClientLifecycle, new_client
 from adapters.hcm_egov.protocol import (
     ACK_PATH,
     DOCUMENTS_PATH,
@@ -85,7 +86,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
 
 
-class HcmEgovAdapter(Adapter[HcmEgovConfig]):
+class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
     """Delivers edocs and statuses to HCM Egov and polls its outbox for the communes'."""
 
     kind = "hcm_egov"
@@ -98,22 +99,10 @@ class HcmEgovAdapter(Adapter[HcmEgovConfig]):
         httpx.UnsupportedProtocol, httpx.InvalidURL,
     )
 
-    def __init__(self, name: str, config: HcmEgovConfig) -> None:
-        super().__init__(name, config)
-        self._client: httpx.Client | None = None
-
     # ---- lifecycle ---------------------------------------------------------------------
 
-    def open(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(base_url=self.config.base_url,
-                                        timeout=httpx.Timeout(self.config.timeout_s),
-                                        follow_redirects=False, trust_env=False)
-
-    def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+    def _new_client(self) -> httpx.Client:
+        return new_client(self.config.timeout_s, base_url=self.config.base_url)
 
     def check(self) -> str | None:
         try:

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -39,6 +39,7 @@ from adapters.hcm_egov.protocol import (
     decode_authorization,
     envelope_bytes,
 )
+from adapters.simulation import LoopbackServer, OwnedHTTPServer
 from bus import errors
 from bus.edxml import Edoc, read_packet
 
@@ -105,13 +106,13 @@ def _envelope(status: int, description: str, result: Any = None,
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: OwnedHTTPServer[HcmEgovSimulator]
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
-        status, data, content_type, extra = self.server.sim.answer(
+        status, data, content_type, extra = self.server.owner.answer(
             self.command, self.path, headers, body)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -131,18 +132,6 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int, sim: HcmEgovSimulator) -> None:
-        self.sim = sim
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that timed out and hung up is part of the scenario, not a failure."""
-
-
 class HcmEgovSimulator:
     def __init__(self, *, app_name: str = "lgsp-bus", access_key: str = "sim-access-key",
                  secret_key: str = "sim-secret-key",  # noqa: S107 - a simulator's, public
@@ -153,41 +142,32 @@ class HcmEgovSimulator:
                                        partner_code_cus)
         self.hosted = frozenset(hosted) if hosted is not None else None
         self.max_body_bytes = max_body_bytes
-        self.port = port
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._rules = _Rules()
         self._received: dict[str, Received] = {}
         self._outbox: dict[str, OutboxItem] = {}
         self._closing = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        # Held, not inherited: this platform stops with close() and has no stop().
+        self._listener = LoopbackServer(_Handler, self, port=port, name="hcm-egov-sim")
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        self._server = _Server(self.port, self)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"hcm-egov-sim-{self.port}", daemon=True)
-        self._thread.start()
+    @property
+    def port(self) -> int:
+        return self._listener.port
 
-    def _stop_listening(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+    @port.setter
+    def port(self, value: int) -> None:
+        self._listener.port = value
+
+    def start(self) -> None:
+        self._listener.start()
 
     def close(self) -> None:
         """Stops for good; slow requests still sleeping are woken so nothing lingers."""
         self._closing.set()
-        self._stop_listening()
+        self._listener.stop()
 
     def __enter__(self) -> Self:
         self.start()
@@ -211,7 +191,7 @@ class HcmEgovSimulator:
 
     def down(self) -> None:
         """Stop listening: connections are refused until :meth:`ok`."""
-        self._stop_listening()
+        self._listener.down()
 
     def slow(self, seconds: float) -> None:
         """Answer normally after ``seconds``; the effect lands after the sleep."""
@@ -452,7 +432,7 @@ class HcmEgovSimulator:
         elif name == "down":
             # Down cannot be undone over a closed socket: it lasts ``seconds``.
             seconds = max(0.1, min(float(mode.get("seconds", 10)), 3600.0))
-            threading.Thread(target=self._stop_listening, daemon=True).start()
+            threading.Thread(target=self._listener.down, daemon=True).start()
             timer = threading.Timer(seconds, self.ok)
             timer.daemon = True
             timer.start()

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adapters._http import HttpClientLifecycle, new_client
 from bus.adapter import Adapter, Delivery, Receipt, Refuse, Retry
 
 REFUSED_STATUSES: Final = frozenset({400, 401, 403, 404, 405, 413, 415, 422})
@@ -88,7 +89,7 @@ def _detail(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}" + (f": {text[:_DETAIL_CHARS]}" if text else "")
 
 
-class HttpAdapter(Adapter[HttpConfig]):
+class HttpAdapter(HttpClientLifecycle, Adapter[HttpConfig]):
     """POSTs the packet; 2xx/409 are receipts, client errors refusals, the rest retries."""
 
     kind = "http"
@@ -103,21 +104,16 @@ class HttpAdapter(Adapter[HttpConfig]):
 
     def __init__(self, name: str, config: HttpConfig) -> None:
         super().__init__(name, config)
-        self._client: httpx.Client | None = None
         self._api_key: str | None = None
 
     def open(self) -> None:
-        if self._client is not None:
-            return
-        if self.config.api_key_env:
+        # Read again on each reopen, so a key set after start-up is picked up by the next.
+        if self._client is None and self.config.api_key_env:
             self._api_key = os.environ.get(self.config.api_key_env) or None
-        self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s),
-                                    follow_redirects=False, trust_env=False)
+        super().open()
 
-    def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+    def _new_client(self) -> httpx.Client:
+        return new_client(self.config.timeout_s)
 
     def _missing_key(self) -> str | None:
         if self.config.api_key_env and not self._api_key:

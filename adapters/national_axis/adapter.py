@@ -30,6 +30,7 @@ import httpx
 import structlog
 import yaml
 
+from adapters._http import HttpClientLifecycle, new_client
 from adapters.http import retry_after_s
 from adapters.national_axis.config import NationalAxisConfig
 from bus import vxp
@@ -44,7 +45,7 @@ _RETRIED_HTTP: Final = frozenset({404, 405, 408, 425, 429})
 _AUTH_HTTP: Final = frozenset({401, 403})
 
 
-class NationalAxisAdapter(Adapter[NationalAxisConfig]):
+class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
     """Delivers to and polls the national axis; also confirms sends and lists agencies."""
 
     kind = "national_axis"
@@ -57,20 +58,12 @@ class NationalAxisAdapter(Adapter[NationalAxisConfig]):
 
     def __init__(self, name: str, config: NationalAxisConfig) -> None:
         super().__init__(name, config)
-        self._client: httpx.Client | None = None
         self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def open(self) -> None:
-        if self._client is None:
-            self._client = httpx.Client(timeout=httpx.Timeout(self.config.timeout_s),
-                                        follow_redirects=False, trust_env=False)
-
-    def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+    def _new_client(self) -> httpx.Client:
+        return new_client(self.config.timeout_s)
 
     def check(self) -> str | None:
         """Reachability, the secret, and the clock — the three things operators get wrong."""

@@ -29,10 +29,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Final
 
+from adapters.simulation import LoopbackServer, OwnedHTTPServer
 from bus import vxp
 from bus.edxml import StatusPacket, read_packet
 
@@ -97,7 +97,7 @@ def _stamp(moment: datetime) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: OwnedHTTPServer[AxisSimulator]
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -106,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         operation = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-        status, answer = self.server.axis.handle(operation, list(self.headers.items()), body)
+        status, answer = self.server.owner.handle(operation, list(self.headers.items()), body)
         self._send(status, answer)
 
     def _send(self, status: int, answer: dict[str, Any]) -> None:
@@ -129,34 +129,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        return format_datetime(self.server.axis.now(), usegmt=True)
+        return format_datetime(self.server.owner.now(), usegmt=True)
 
     def log_message(self, format: str, *args: object) -> None:
         return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int, axis: AxisSimulator) -> None:
-        self.axis = axis
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that timed out and hung up is part of the scenario, not a failure."""
-
-
-class AxisSimulator:
+class AxisSimulator(LoopbackServer):
     def __init__(self, systems: Mapping[str, str] | None = None, *,
                  agencies: Iterable[vxp.Agency] = (), skew_s: float = vxp.DEFAULT_SKEW_S,
                  port: int = 0) -> None:
+        super().__init__(_Handler, self, port=port, name="axis-sim")
         self._lock = threading.Lock()
         self._secrets: dict[str, str] = dict(systems or {})
         self._hosts: dict[str, str] = {}
         self.agencies: list[vxp.Agency] = list(agencies)
         self.skew_s = skew_s
-        self.port = port
         self._items: dict[tuple[str, str], AxisItem] = {}
         self._sent: dict[str, SentDoc] = {}
         self._by_key: dict[tuple[str, str], str] = {}
@@ -165,40 +153,8 @@ class AxisSimulator:
         self._twice = False
         self._fail_once: set[str] = set()
         self.calls: list[Call] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        self._stopping.clear()
-        self._server = _Server(self.port, self)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"axis-sim-{self.port}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
@@ -223,9 +179,6 @@ class AxisSimulator:
             self._modes, self._clock_offset_s, self._twice = _Modes(), 0.0, False
             self._fail_once.clear()
         self.start()
-
-    def down(self) -> None:
-        self.stop()
 
     def slow(self, seconds: float) -> None:
         with self._lock:
