@@ -18,8 +18,8 @@ from bus.edxml import Limits
 from bus.ingress import Ingress, IngressSettings
 from bus.metrics import Metrics
 from bus.reloader import Reloader, RoutingConfig
-from bus.schemas import default_schemas
 from bus.routing import RouteTable
+from bus.schemas import default_schemas
 from bus.settings import Settings
 from bus.store import Accepted, Store, create_engine
 
