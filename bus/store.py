@@ -129,6 +129,7 @@ inbound_sources = sa.Table(
 )
 
 TERMINAL = frozenset({"delivered", "refused", "parked"})
+_SCHEMA_LOCK_KEY = 0x4C475350
 STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked")
 
 
@@ -211,7 +212,13 @@ class Store:
         self.engine = engine
 
     def create_schema(self) -> None:
-        metadata.create_all(self.engine)
+        """Creates missing tables; safe when several processes start at once on an empty
+        PostgreSQL database (create_all checks then creates, so two of them raced)."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": _SCHEMA_LOCK_KEY})
+            metadata.create_all(conn)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -194,6 +194,9 @@ def test_broker_kill9_and_restart_mid_run_loses_nothing(
         try:
             accepted += [env.submit(n) for n in range(10)]
             warmed = _wait(_all_delivered(env, 20), timeout=30)
+            # Deliveries went through, so every queue exists by now (consumers declare
+            # theirs asynchronously, later than start() returns on a loaded machine).
+            declared_at = time.monotonic()
             # RabbitMQ 3.10 loses a quorum queue's leader for good when SIGKILLed within
             # about a second of declaring it (seen: 1 s lost, 3 s fine); production queues
             # are long-lived, so the crash is staged on queues a few seconds old.
