@@ -285,7 +285,29 @@ def _epmd_binary() -> str | None:
     return bundled[-1] if bundled else None
 
 
-class RabbitMQServer:
+class _Managed:
+    """``with server:`` starts it and always stops it, whatever the test did."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RabbitMQServer(_Managed):
     """A single-node RabbitMQ broker in a temporary directory, on loopback-only ports.
 
     Running as root: the scripts under /usr/lib/rabbitmq/bin are called directly (see
@@ -440,18 +462,6 @@ class RabbitMQServer:
             stdin=subprocess.DEVNULL,
             check=False,
         )
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<RabbitMQServer {self.nodename} port={self.port} running={self.is_running()}>"
@@ -758,7 +768,7 @@ def _traversable_tmp() -> str:
     return str(base)
 
 
-class PostgresServer:
+class PostgresServer(_Managed):
     """A PostgreSQL cluster in a temporary directory, on a loopback-only port.
 
     Running as root: initdb/pg_ctl run through ``runuser -u <os_user> --`` as a system
@@ -912,18 +922,6 @@ class PostgresServer:
         if self.is_running():
             self._shutdown()
         self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<PostgresServer port={self.port} running={self.is_running()}>"
