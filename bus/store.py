@@ -29,14 +29,17 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ClauseElement
 
 from bus import errors
+from bus.statements import Statements
 
 metadata = sa.MetaData()
 
@@ -205,11 +208,16 @@ class Claim:
     document_id: str
     payload_sha256: str
     created_at: float
+    payload: bytes | None = None
+
+
+_CLAIM_FIELDS = tuple(f.name for f in fields(Claim) if f.name != "payload")
 
 
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.statements = Statements(engine)
 
     def create_schema(self) -> None:
         """Creates missing tables; safe when several processes start at once on an empty
@@ -248,7 +256,6 @@ class Store:
         refers_to: str | None = None,
         source: tuple[str, str] | None = None,
         status: tuple[str, str, str | None] | None = None,
-        store_payload: bool = True,
     ) -> Accepted:
         """Commits a document and its deliveries in one transaction, or returns the original.
 
@@ -276,34 +283,36 @@ class Store:
                         "destination": r["destination"], "delivery": r["id"]}
                        for r in rows]}
         try:
-            with self.begin() as conn:
-                if source is not None:
-                    found = conn.execute(sa.select(inbound_sources.c.document).where(
-                        inbound_sources.c.source == source[0],
-                        inbound_sources.c.source_id == source[1])).scalar()
-                    if found is not None:
-                        return self._existing(conn, found, digest, dedup_key)
-                if store_payload:
-                    self._put_payload(conn, payload_digest, payload)
-                conn.execute(documents.insert().values(
-                    id=doc, kind=kind, sender=sender, document_id=document_id,
-                    dedup_key=dedup_key, sha256=digest, payload_sha256=payload_digest,
-                    size=len(payload), system=system,
-                    subject=summary.get("subject"), code=summary.get("code"),
-                    business=summary.get("business"), status_code=summary.get("status_code"),
-                    refers_to=refers_to, received_at=now,
-                    receipt=json.dumps(receipt, ensure_ascii=False),
-                ))
+            if source is not None:
+                with self.statements.begin(write=False) as tx:
+                    found = tx.one("source", _find_source,
+                                   {"source": source[0], "source_id": source[1]})
+                if found is not None:
+                    return self._existing(str(found[0]), digest, dedup_key)
+            with self.statements.begin() as tx:
+                tx.execute(("payload", self.engine.dialect.name),
+                           lambda: _insert_payload(self.engine.dialect.name),
+                           {"sha256": payload_digest, "data": payload})
+                tx.execute("document", _insert_document, {
+                    "id": doc, "kind": kind, "sender": sender, "document_id": document_id,
+                    "dedup_key": dedup_key, "sha256": digest, "payload_sha256": payload_digest,
+                    "size": len(payload), "system": system,
+                    "subject": summary.get("subject"), "code": summary.get("code"),
+                    "business": summary.get("business"),
+                    "status_code": summary.get("status_code"), "refers_to": refers_to,
+                    "received_at": now, "receipt": json.dumps(receipt, ensure_ascii=False)})
                 if rows:
-                    conn.execute(deliveries.insert(), rows)
+                    tx.execute_many("deliveries", _insert_delivery, rows)
                 if source is not None:
-                    conn.execute(inbound_sources.insert().values(
-                        source=source[0], source_id=source[1], document=doc, at=now))
+                    tx.execute("inbound", _insert_source, {
+                        "source": source[0], "source_id": source[1], "document": doc,
+                        "at": now})
                 if status is not None and refers_to is not None:
-                    conn.execute(business_statuses.insert().values(
-                        document=refers_to, organ_id=status[0], code=status[1],
-                        reported_at=status[2], received_at=now, status_document=doc))
-                conn.execute(events.insert(), [
+                    tx.execute("business_status", _insert_business_status, {
+                        "document": refers_to, "organ_id": status[0], "code": status[1],
+                        "reported_at": status[2], "received_at": now,
+                        "status_document": doc})
+                tx.execute_many("events", _insert_event, [
                     _event(system, "accepted", now, document=doc, digest=digest,
                            detail={"sender": sender, "document_id": document_id,
                                    "recipients": [r["effective_recipient"] for r in rows]}),
@@ -314,18 +323,19 @@ class Store:
                       for r in rows),
                 ])
         except sa.exc.IntegrityError:
-            with self.begin() as conn:
+            with self.engine.connect() as conn:
                 found = conn.execute(sa.select(documents.c.id).where(
                     documents.c.dedup_key == dedup_key)).scalar()
-                if found is None:
-                    raise
-                return self._existing(conn, found, digest, dedup_key)
+            if found is None:
+                raise
+            return self._existing(found, digest, dedup_key)
         return Accepted(receipt, doc, tuple((r["id"], r["destination"]) for r in rows), False)
 
-    def _existing(self, conn: Connection, doc: str, digest: str, dedup_key: str) -> Accepted:
-        row = conn.execute(sa.select(documents.c.sha256, documents.c.receipt,
-                                     documents.c.dedup_key)
-                           .where(documents.c.id == doc)).one()
+    def _existing(self, doc: str, digest: str, dedup_key: str) -> Accepted:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(documents.c.sha256, documents.c.receipt,
+                                         documents.c.dedup_key)
+                               .where(documents.c.id == doc)).one()
         if row.sha256 != digest or row.dedup_key != dedup_key:
             raise errors.DuplicateDocumentId(
                 "a different document was already accepted with this sender and DocumentId; "
@@ -335,16 +345,10 @@ class Store:
         pairs = tuple((r["delivery"], r["destination"]) for r in receipt["recipients"])
         return Accepted(receipt, doc, pairs, True)
 
-    def _put_payload(self, conn: Connection, digest: str, payload: bytes) -> None:
-        exists = conn.execute(sa.select(payloads.c.sha256).where(
-            payloads.c.sha256 == digest)).scalar()
-        if exists is None:
-            conn.execute(payloads.insert().values(sha256=digest, data=payload))
-
     def payload(self, digest: str) -> bytes:
-        with self.engine.connect() as conn:
-            data = conn.execute(sa.select(payloads.c.data).where(
-                payloads.c.sha256 == digest)).scalar()
+        with self.statements.begin(write=False) as tx:
+            row = tx.one("payload", _select_payload, {"sha256": digest})
+        data = row[0] if row is not None else None
         if data is None:
             raise errors.NotFound(f"payload {digest} is missing from the store")
         return bytes(data)
@@ -353,11 +357,13 @@ class Store:
             destinations: Iterable[str] | None = None) -> list[tuple[str, str]]:
         """Pending deliveries whose time has come, oldest first: (id, destination)."""
         now = now or time.time()
+        if destinations is None:
+            with self.statements.begin(write=False) as tx:
+                return [(r[0], r[1]) for r in tx.all("due", _due, {"now": now, "limit": limit})]
         query = (sa.select(deliveries.c.id, deliveries.c.destination)
-                 .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
+                 .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now,
+                        deliveries.c.destination.in_(list(destinations)))
                  .order_by(deliveries.c.next_attempt_at).limit(limit))
-        if destinations is not None:
-            query = query.where(deliveries.c.destination.in_(list(destinations)))
         with self.engine.connect() as conn:
             return [(r.id, r.destination) for r in conn.execute(query)]
 
@@ -374,52 +380,49 @@ class Store:
         return int(done or 0)
 
     def claim(self, delivery: str, *, lease_s: float, worker: str) -> Claim | None:
-        """Takes the lease on a delivery, or None if it is terminal or leased elsewhere."""
+        """Takes the lease on a delivery, or None if it is terminal or leased elsewhere.
+
+        The payload comes with the claim, in the same transaction, so an attempt costs
+        the database one round of statements before the destination is called.
+        """
         now = time.time()
-        with self.begin() as conn:
-            done = conn.execute(deliveries.update().where(
-                deliveries.c.id == delivery,
-                sa.or_(deliveries.c.state.in_(("pending", "queued")),
-                       sa.and_(deliveries.c.state == "delivering",
-                               deliveries.c.lease_until < now)),
-            ).values(state="delivering", lease_until=now + lease_s,
-                     attempts=deliveries.c.attempts + 1, updated_at=now)).rowcount
+        with self.statements.begin() as tx:
+            done = tx.execute("claim", _claim, {"delivery": delivery, "now": now,
+                                                "lease_until": now + lease_s})
             if not done:
                 return None
-            row = conn.execute(
-                sa.select(deliveries.c.id, deliveries.c.document, deliveries.c.recipient,
-                          deliveries.c.effective_recipient, deliveries.c.destination,
-                          deliveries.c.attempts, documents.c.kind, documents.c.sender,
-                          documents.c.document_id, documents.c.payload_sha256,
-                          deliveries.c.created_at)
-                .join(documents, documents.c.id == deliveries.c.document)
-                .where(deliveries.c.id == delivery)).one()
-            self.audit(conn, worker, "attempt", document=row.document, delivery=delivery,
-                       at=now, detail={"attempt": row.attempts})
-        return Claim(**row._asdict())
+            row = tx.one("claimed", _claimed, {"delivery": delivery})
+            if row is None:
+                return None
+            data = row[-1]
+            claim = Claim(**dict(zip(_CLAIM_FIELDS, row[:-1], strict=True)),
+                          payload=bytes(data) if data is not None else None)
+            tx.execute_many("events", _insert_event, [_event(
+                worker, "attempt", now, document=claim.document, delivery=delivery,
+                detail={"attempt": claim.attempts})])
+        return claim
 
     def finish(self, claim: Claim, state: str, *, worker: str, reason: str | None = None,
                reference: str | None = None, retry_at: float | None = None) -> bool:
         """Records the outcome of a claimed attempt; False when the lease was lost meanwhile."""
         now = time.time()
-        values: dict[str, Any] = {"state": state, "lease_until": None, "updated_at": now,
-                                  "last_error": reason}
+        values: dict[str, Any] = {"state": state, "updated_at": now, "last_error": reason,
+                                  "d_id": claim.id, "d_attempts": claim.attempts}
         if state == "delivered":
             values.update(delivered_at=now, receipt_reference=reference)
         if state == "awaiting":
             values["receipt_reference"] = reference
         if state == "pending":
             values["next_attempt_at"] = retry_at or now
-        with self.begin() as conn:
-            done = conn.execute(deliveries.update().where(
-                deliveries.c.id == claim.id, deliveries.c.state == "delivering",
-                deliveries.c.attempts == claim.attempts,
-            ).values(**values)).rowcount
+        shape = tuple(sorted(values))
+        with self.statements.begin() as tx:
+            done = tx.execute(("finish", shape), lambda: _finish(shape), values)
             if done:
                 action = "retry" if state == "pending" else state
-                self.audit(conn, worker, action, document=claim.document, delivery=claim.id,
-                           at=now, detail={"attempt": claim.attempts, "reason": reason,
-                                           "reference": reference, "retry_at": retry_at})
+                tx.execute_many("events", _insert_event, [_event(
+                    worker, action, now, document=claim.document, delivery=claim.id,
+                    detail={"attempt": claim.attempts, "reason": reason,
+                            "reference": reference, "retry_at": retry_at})])
         return bool(done)
 
     def acknowledge(self, delivery: str, *, ok: bool, actor: str,
@@ -483,6 +486,93 @@ class Store:
             self.audit(conn, actor, "requeued", document=row.document, delivery=delivery,
                        at=now)
         return True
+
+
+def _values(table: sa.Table, *names: str) -> dict[Any, Any]:
+    return {table.c[name]: sa.bindparam(name) for name in names}
+
+
+def _insert_payload(dialect: str) -> ClauseElement:
+    """A payload already stored (the same bytes sent to two documents) is kept as is."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ClauseElement = insert(payloads).values(
+        _values(payloads, "sha256", "data")).on_conflict_do_nothing(index_elements=["sha256"])
+    return statement
+
+
+def _insert_document() -> ClauseElement:
+    return documents.insert().values(_values(documents, *documents.c.keys()))
+
+
+def _insert_delivery() -> ClauseElement:
+    return deliveries.insert().values(_values(
+        deliveries, "id", "document", "recipient", "effective_recipient", "destination", "rule",
+        "is_copy", "state", "attempts", "next_attempt_at", "created_at", "updated_at"))
+
+
+def _insert_event() -> ClauseElement:
+    return events.insert().inline().values(_values(
+        events, "at", "document", "delivery", "actor", "action", "digest", "detail"))
+
+
+def _insert_source() -> ClauseElement:
+    return inbound_sources.insert().values(_values(
+        inbound_sources, "source", "source_id", "document", "at"))
+
+
+def _insert_business_status() -> ClauseElement:
+    return business_statuses.insert().inline().values(_values(
+        business_statuses, "document", "organ_id", "code", "reported_at", "received_at",
+        "status_document"))
+
+
+def _find_source() -> ClauseElement:
+    return sa.select(inbound_sources.c.document).where(
+        inbound_sources.c.source == sa.bindparam("source"),
+        inbound_sources.c.source_id == sa.bindparam("source_id"))
+
+
+def _select_payload() -> ClauseElement:
+    return sa.select(payloads.c.data).where(payloads.c.sha256 == sa.bindparam("sha256"))
+
+
+def _due() -> ClauseElement:
+    return (sa.select(deliveries.c.id, deliveries.c.destination)
+            .where(deliveries.c.state == "pending",
+                   deliveries.c.next_attempt_at <= sa.bindparam("now"))
+            .order_by(deliveries.c.next_attempt_at).limit(sa.bindparam("limit")))
+
+
+def _claim() -> ClauseElement:
+    d = deliveries.c
+    return deliveries.update().where(
+        d.id == sa.bindparam("delivery"),
+        sa.or_(d.state == "pending", d.state == "queued",
+               sa.and_(d.state == "delivering", d.lease_until < sa.bindparam("now"))),
+    ).values(state="delivering", lease_until=sa.bindparam("lease_until"),
+             attempts=d.attempts + 1, updated_at=sa.bindparam("now"))
+
+
+def _claimed() -> ClauseElement:
+    """The columns of :class:`Claim`, in its field order, then the payload."""
+    d = deliveries.c
+    return (sa.select(d.id, d.document, d.recipient, d.effective_recipient, d.destination,
+                      d.attempts, documents.c.kind, documents.c.sender,
+                      documents.c.document_id, documents.c.payload_sha256, d.created_at,
+                      payloads.c.data)
+            .join(documents, documents.c.id == d.document)
+            .outerjoin(payloads, payloads.c.sha256 == documents.c.payload_sha256)
+            .where(d.id == sa.bindparam("delivery")))
+
+
+def _finish(shape: tuple[str, ...]) -> ClauseElement:
+    """The outcome of attempt ``attempts``, only if that attempt still holds the lease."""
+    d = deliveries.c
+    settable = [name for name in shape if not name.startswith("d_")]
+    return deliveries.update().where(
+        d.id == sa.bindparam("d_id"), d.state == "delivering",
+        d.attempts == sa.bindparam("d_attempts"),
+    ).values({d[name]: sa.bindparam(name) for name in settable} | {d.lease_until: None})
 
 
 def _event(actor: str, action: str, at: float, *, document: str | None = None,

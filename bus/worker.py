@@ -170,7 +170,9 @@ class DeliveryWorker:
     def _attempt(self, claim: Claim, table: RouteTable) -> Decision:
         try:
             adapter = self._adapter(table, claim.destination)
-            payload = self.store.payload(claim.payload_sha256)
+            payload = claim.payload
+            if payload is None:
+                payload = self.store.payload(claim.payload_sha256)
         except Retry as signal:
             return signal
         except errors.NotFound as exc:

@@ -1,0 +1,158 @@
+"""The store's hot statements, compiled once per database and run on the driver's cursor.
+
+Every accepted document costs the store three short transactions (accept, claim,
+finish). Built and executed through SQLAlchemy Core on each call, their statements cost
+60–240 µs of Python apiece before the database sees them — more than the database's own
+work, and most of the bus's CPU per document (``tests/bench/bench_bus.py``). The tables
+and the statements stay Core (one definition, both dialects); what this module removes is
+the per-call construction, cache-key and execution-context work: a statement is compiled
+the first time it is needed, and thereafter only its parameters travel, through the DBAPI
+cursor of a pooled connection.
+
+Values must be plain driver types (str, int, float, bytes, bool, None): no type
+processors run on this path. Errors leave as SQLAlchemy's own exception classes
+(:class:`sqlalchemy.exc.IntegrityError`, :class:`~sqlalchemy.exc.OperationalError`, …),
+and a connection the server dropped is invalidated in the pool as SQLAlchemy would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+__all__ = ["Compiled", "Statements", "Transaction"]
+
+Params = Mapping[str, Any]
+
+
+class Compiled:
+    """One statement as its dialect's SQL, with the literal values it carries."""
+
+    __slots__ = ("defaults", "order", "required", "sql")
+
+    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if any(p.expanding for p in compiled.binds.values()):
+            raise ValueError("IN lists that expand per call cannot be precompiled")
+        self.sql = compiled.string
+        self.required = frozenset(b.key for b in compiled.binds.values() if b.required)
+        self.defaults = {k: v for k, v in compiled.params.items() if k not in self.required}
+        self.order: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if compiled.positiontup is not None else None)
+
+    def bind(self, values: Params) -> Sequence[Any] | Mapping[str, Any]:
+        """The driver's parameters; a missing one is a KeyError, never a silent NULL."""
+        merged = {**self.defaults, **values} if self.defaults else values
+        if self.order is not None:
+            return tuple(merged[name] for name in self.order)
+        if not self.required <= merged.keys():
+            raise KeyError(", ".join(repr(k) for k in sorted(self.required - merged.keys())))
+        return merged
+
+
+class Transaction:
+    """A cursor inside BEGIN … COMMIT; used by one thread for one unit of work."""
+
+    __slots__ = ("_cursor", "_statements")
+
+    def __init__(self, cursor: Any, statements: Statements) -> None:
+        self._cursor = cursor
+        self._statements = statements
+
+    def execute(self, key: Hashable, build: Callable[[], ClauseElement],
+                values: Params) -> int:
+        """Runs the statement ``key`` (built by ``build`` the first time); the row count."""
+        compiled = self._statements.compiled(key, build)
+        self._cursor.execute(compiled.sql, compiled.bind(values))
+        return int(self._cursor.rowcount or 0)
+
+    def execute_many(self, key: Hashable, build: Callable[[], ClauseElement],
+                     rows: Sequence[Params]) -> None:
+        compiled = self._statements.compiled(key, build)
+        self._cursor.executemany(compiled.sql, [compiled.bind(r) for r in rows])
+
+    def one(self, key: Hashable, build: Callable[[], ClauseElement],
+            values: Params) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+        compiled = self._statements.compiled(key, build)
+        self._cursor.execute(compiled.sql, compiled.bind(values))
+        row = self._cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, key: Hashable, build: Callable[[], ClauseElement],
+            values: Params) -> list[tuple[Any, ...]]:
+        compiled = self._statements.compiled(key, build)
+        self._cursor.execute(compiled.sql, compiled.bind(values))
+        return [tuple(r) for r in self._cursor.fetchall()]
+
+
+class Statements:
+    """Compiled statements of one engine, and transactions on its pooled connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._cache: dict[Hashable, Compiled] = {}
+
+    def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = Compiled(build(), self.engine)
+        return found
+
+    @contextmanager
+    def begin(self, *, write: bool = True) -> Iterator[Transaction]:
+        """Commits when the block ends, rolls back when it raises.
+
+        SQLite connections are in autocommit mode (see :func:`bus.store.create_engine`),
+        so the write lock is taken up front with ``BEGIN IMMEDIATE`` as the Core path
+        does, and a single read (``write=False``) takes no lock at all; PostgreSQL's
+        driver opens its transaction with the first statement.
+        """
+        connection = self.engine.raw_connection()
+        cursor: Any = None
+        locked = self._sqlite and write
+        try:
+            cursor = connection.cursor()
+            if locked:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield Transaction(cursor, self)
+            if locked:
+                cursor.execute("COMMIT")
+            elif not self._sqlite:
+                connection.commit()
+        except BaseException as exc:
+            self._rollback(connection, cursor)
+            dbapi = self.engine.dialect.loaded_dbapi
+            if isinstance(exc, dbapi.Error):
+                dropped = self.engine.dialect.is_disconnect(
+                    exc, connection.dbapi_connection, cursor)
+                if dropped:
+                    # As SQLAlchemy does: the server went away for every pooled
+                    # connection, so the next checkouts open fresh ones.
+                    connection.invalidate(exc)
+                    self.engine.dispose(close=False)
+                raise sa.exc.DBAPIError.instance(
+                    None, None, exc, dbapi.Error, connection_invalidated=dropped,
+                    dialect=self.engine.dialect) from exc
+            raise
+        finally:
+            if cursor is not None:
+                with suppress(Exception):  # the connection's state is what matters
+                    cursor.close()
+            connection.close()
+
+    def _rollback(self, connection: Any, cursor: Any) -> None:
+        with suppress(Exception):  # a dead connection has nothing left to roll back
+            if self._sqlite:
+                if cursor is not None and connection.dbapi_connection.in_transaction:
+                    cursor.execute("ROLLBACK")
+            else:
+                connection.rollback()
