@@ -18,7 +18,8 @@ import sqlalchemy as sa
 import structlog
 
 from bus import errors
-from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader, packet_bytes, read_packet
+from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader, read_packet
+from bus.edxml.forward import with_trace_header
 from bus.edxml.writer import format_timestamp
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
@@ -100,7 +101,9 @@ class Ingress:
         self._check_sender(cfg, system, packet.sender)
         decision = route(facts_of(packet), cfg.table, cfg.directory, on=date.today())
         digest = hashlib.sha256(data).hexdigest()
-        forwarded = self._forwarded(packet)
+        forwarded = with_trace_header(
+            data, packet, TraceHeader(self.settings.bus_organ_id,
+                                      format_timestamp(datetime.now())))
         refers_to, status = None, None
         if isinstance(packet, StatusPacket):
             refers_to = self._find_original(packet)
@@ -130,11 +133,6 @@ class Ingress:
             f"system '{system}' is not registered as hosting organisation {sender}; a system "
             "may send only as the agencies the directory assigns to it",
             details={"sender": sender, "system": system})
-
-    def _forwarded(self, packet: Packet) -> bytes:
-        now = format_timestamp(datetime.now())
-        packet.trace_headers.append(TraceHeader(self.settings.bus_organ_id, now))
-        return packet_bytes(packet)
 
     def _find_original(self, status: StatusPacket) -> str | None:
         rf = status.response_for
