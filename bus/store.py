@@ -302,7 +302,7 @@ class Store:
                     "status_code": summary.get("status_code"), "refers_to": refers_to,
                     "received_at": now, "receipt": json.dumps(receipt, ensure_ascii=False)})
                 if rows:
-                    tx.execute_many("deliveries", _insert_delivery, rows)
+                    tx.insert(deliveries, _DELIVERY_COLUMNS, rows)
                 if source is not None:
                     tx.execute("inbound", _insert_source, {
                         "source": source[0], "source_id": source[1], "document": doc,
@@ -312,7 +312,7 @@ class Store:
                         "document": refers_to, "organ_id": status[0], "code": status[1],
                         "reported_at": status[2], "received_at": now,
                         "status_document": doc})
-                tx.execute_many("events", _insert_event, [
+                tx.insert(events, _EVENT_COLUMNS, [
                     _event(system, "accepted", now, document=doc, digest=digest,
                            detail={"sender": sender, "document_id": document_id,
                                    "recipients": [r["effective_recipient"] for r in rows]}),
@@ -397,7 +397,7 @@ class Store:
             data = row[-1]
             claim = Claim(**dict(zip(_CLAIM_FIELDS, row[:-1], strict=True)),
                           payload=bytes(data) if data is not None else None)
-            tx.execute_many("events", _insert_event, [_event(
+            tx.insert(events, _EVENT_COLUMNS, [_event(
                 worker, "attempt", now, document=claim.document, delivery=delivery,
                 detail={"attempt": claim.attempts})])
         return claim
@@ -419,7 +419,7 @@ class Store:
             done = tx.execute(("finish", shape), lambda: _finish(shape), values)
             if done:
                 action = "retry" if state == "pending" else state
-                tx.execute_many("events", _insert_event, [_event(
+                tx.insert(events, _EVENT_COLUMNS, [_event(
                     worker, action, now, document=claim.document, delivery=claim.id,
                     detail={"attempt": claim.attempts, "reason": reason,
                             "reference": reference, "retry_at": retry_at})])
@@ -504,15 +504,10 @@ def _insert_document() -> ClauseElement:
     return documents.insert().values(_values(documents, *documents.c.keys()))
 
 
-def _insert_delivery() -> ClauseElement:
-    return deliveries.insert().values(_values(
-        deliveries, "id", "document", "recipient", "effective_recipient", "destination", "rule",
-        "is_copy", "state", "attempts", "next_attempt_at", "created_at", "updated_at"))
-
-
-def _insert_event() -> ClauseElement:
-    return events.insert().inline().values(_values(
-        events, "at", "document", "delivery", "actor", "action", "digest", "detail"))
+_DELIVERY_COLUMNS = ("id", "document", "recipient", "effective_recipient", "destination",
+                     "rule", "is_copy", "state", "attempts", "next_attempt_at", "created_at",
+                     "updated_at")
+_EVENT_COLUMNS = ("at", "document", "delivery", "actor", "action", "digest", "detail")
 
 
 def _insert_source() -> ClauseElement:

@@ -31,6 +31,9 @@ _START: Final = re.compile(
     rb"""(?:\s+[^\s=/>]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*(/?)>""")
 _END: Final = re.compile(rb"</([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)\s*>")
 _SKIP: Final = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
+_LIST_END: Final = re.compile(rb"</((?:[A-Za-z_][\w.\-]*:)?)TraceHeaderList\s*>")
+_HIDING: Final = re.compile(rb"<!--|<!\[CDATA\[|<\?")
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
 def with_trace_header(data: bytes, packet: Packet, trace: TraceHeader) -> bytes:
@@ -49,7 +52,7 @@ def _splice(data: bytes, trace: TraceHeader) -> bytes | None:
     if not (organ.isascii() and stamp.isascii()) or b"\x00" in head \
             or head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None  # UTF-16/32: markup is not ASCII bytes
-    slot = _header_slot(data)
+    slot = _first_list_end(data) or _header_slot(data)
     if slot is None:
         return None
     p = slot.prefix.decode("ascii")
@@ -72,6 +75,25 @@ def _local(name: bytes) -> tuple[bytes, bytes]:
     """(prefix with its colon, local name)."""
     prefix, _, local = name.rpartition(b":")
     return (prefix + b":" if prefix else b""), local
+
+
+def _first_list_end(data: bytes) -> _Slot | None:
+    """The common case without a tag-by-tag walk: in a schema-valid packet the first
+    ``</TraceHeaderList>`` is the header's (MessageHeader, before it, cannot hold one),
+    and since neither text nor attribute values may contain ``<``, a match is a real end
+    tag unless a comment, CDATA section or PI before it could be hiding markup."""
+    end = _LIST_END.search(data)
+    if end is None:
+        return None
+    begin = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    if data.startswith(b"<?xml", begin):
+        declared = data.find(b"?>", begin)
+        if declared < 0:
+            return None
+        begin = declared + 2
+    if _HIDING.search(data, begin, end.start()) is not None:
+        return None
+    return _Slot(end.start(), end.start(), end[1])
 
 
 def _header_slot(data: bytes) -> _Slot | None:

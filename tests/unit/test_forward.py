@@ -84,6 +84,24 @@ def test_markup_lookalikes_in_comments_cdata_and_attributes_are_stepped_over() -
                                                else b"</MessageHeader>")
 
 
+@pytest.mark.parametrize("prolog", [b"", b"\xef\xbb\xbf", b"\xef\xbb\xbf<?xml version='1.0'?>\n"])
+def test_with_or_without_a_declaration_or_a_bom(prolog: bytes) -> None:
+    data = _edoc()
+    data = prolog + data[data.index(b"?>") + 2:].lstrip()
+    out, without = _forward(data)
+    assert without == data
+    _assert_only_a_trace_was_added(data, out)
+
+
+def test_a_comment_after_the_list_does_not_hide_it() -> None:
+    original = _edoc()
+    data = re.sub(rb"(</(?:\w+:)?edXMLBody>)", rb"<!-- note -->\1", original, count=1)
+    assert data != original
+    out, without = _forward(data)
+    assert without == data
+    _assert_only_a_trace_was_added(data, out)
+
+
 def test_an_empty_trace_list_is_opened() -> None:
     data = _edoc()
     emptied = re.sub(rb"<((?:\w+:)?TraceHeaderList)\b[^>]*>.*?</\1>", rb"<\1 />", data,

@@ -226,3 +226,18 @@ def test_the_pool_recovers_after_the_server_drops_its_connections(
         assert claim is not None and claim.attempts == 1
     finally:
         store.engine.dispose()
+
+
+def test_a_document_for_many_recipients_commits_every_row(store: Store) -> None:
+    many = [NewDelivery(f"000.00.{i:02d}.H37", f"000.00.{i:02d}.H37", "hcm", "default:hosted")
+            for i in range(73)]
+    document, ids = _accept(store, targets=many)
+    assert len(set(ids)) == 73
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(sa.func.count()).select_from(deliveries)
+                            .where(deliveries.c.document == document)).scalar()
+        routed = conn.execute(sa.select(sa.func.count()).select_from(events)
+                              .where(events.c.document == document,
+                                     events.c.action == "routed")).scalar()
+    assert (rows, routed) == (73, 73)
+    assert {i for i, _ in store.due(limit=100)} == set(ids)
