@@ -60,7 +60,7 @@ class _Scheduler:
                 self._ready[destination].append(delivery)
                 added += 1
             if added:
-                self.cond.notify_all()
+                self.cond.notify(added)
         return added
 
     def backlog(self, destination: str) -> int:
@@ -99,7 +99,7 @@ class _Scheduler:
         with self.cond:
             self._busy[destination] -= 1
             self._known.discard(delivery)
-            self.cond.notify_all()
+            self.cond.notify()  # a destination at its cap may have a free slot now
 
     def close(self) -> None:
         with self.cond:
@@ -139,9 +139,10 @@ class EmbeddedDispatcher:
                    destinations=lambda: bus.reloader.current().table.destinations)
 
     def notify(self, accepted: Accepted) -> None:
-        """Hands the new rows straight to the threads; the feeder would find them anyway."""
+        """Hands the new rows straight to the threads. The feeder is not woken: its
+        query would only find these rows again; it is there for retries coming due and
+        for rows left by an earlier process, and polls for those on its own."""
         self._scheduler.offer(accepted.deliveries)
-        self._wake.set()
 
     def start(self) -> None:
         if self._threads:
