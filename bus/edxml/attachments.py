@@ -125,7 +125,11 @@ def read_attachments(
     manifest: list[ManifestReference] = []
     references: dict[str, etree._Element] = {}
     if body is not None:
-        manifest_el = next((c for c in children(body) if c.tag == _MANIFEST), None)
+        manifest_el = None
+        for child in children(body):
+            if child.tag == _MANIFEST:
+                manifest_el = child
+                break
         if manifest_el is None:
             raise schema_error(
                 body,

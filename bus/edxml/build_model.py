@@ -14,7 +14,7 @@ yyyy/MM/dd), so conversions here only have to catch what XSD 1.0 cannot see.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
 from lxml import etree
@@ -32,26 +32,27 @@ from bus.edxml.findings import (
     Q,
     check_length,
     children,
-    element_path,
-    line_of,
     local_name,
     schema_error,
     show,
 )
+from bus.edxml.frame import (
+    Frame,
+    check_frame,
+    check_signature_slot,
+    find_frame,
+    signature_of,
+)
 from bus.edxml.model import (
-    NS,
-    XMLDSIG_NS,
     Attachment,
     Edoc,
     Packet,
     PacketKind,
-    Signature,
     StatusPacket,
     TraceHeader,
 )
 from bus.edxml.trace import trace_list
-from bus.errors import Notice, SchemaInvalid, UnsupportedPacket
-from bus.schemas import EDXML_NS
+from bus.errors import Notice, SchemaInvalid
 
 NOTICE_RESERVED_STATUS_CODE: Final = "ReservedStatusCode"
 ACCEPTED_STATUS_CODES: Final = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
@@ -61,16 +62,6 @@ RESERVED_STATUS_CODES: Final = frozenset({"07", "08", "09", "10", "11", "12", "1
 ContentOf = Callable[[etree._Element | None], Blob]
 """Gives an Attachment's content from its ContentTransferEncoded element."""
 
-_DSIG: Final = "{" + XMLDSIG_NS + "}"
-_EDXML: Final = Q + "edXML"
-_ENVELOPE: Final = Q + "edXMLEnvelope"
-_HEADER: Final = Q + "edXMLHeader"
-_BODY: Final = Q + "edXMLBody"
-_ENCODED: Final = Q + "AttachmentEncoded"
-_MESSAGE_HEADER: Final = Q + "MessageHeader"
-_TRACE_LIST: Final = Q + "TraceHeaderList"
-_SIGNATURE: Final = Q + "Signature"
-_DSIG_SIGNATURE: Final = _DSIG + "Signature"
 _TASK_CODE: Final = Q + "TaskCode"
 _PLACE: Final = Q + "Place"
 _UNBOUNDED: Final = sys.maxsize
@@ -217,12 +208,17 @@ _STATUS: Final = _parts(
 )  # fmt: skip
 
 
-def _message_header(header: etree._Element, rules: _Parts, findings: Findings) -> list[Any]:
+def _message_header(
+    header: etree._Element,
+    kids: Sequence[etree._Element] | None,
+    rules: _Parts,
+    findings: Findings,
+) -> list[Any]:
     """Each part's value by its index in ``rules``: a list for repeatable parts."""
     parts, by_tag, required = rules
     values: list[Any] = [None] * len(parts)
     counts = [0] * len(parts)
-    for child in children(header):
+    for child in children(header) if kids is None else kids:
         entry = by_tag.get(child.tag)
         if entry is None:
             _unexpected(child, parts)
@@ -266,79 +262,6 @@ def _repeated(child: etree._Element, part: _Part) -> SchemaInvalid:
 # ---------------------------------------------------------------- the packet
 
 
-class _Frame(NamedTuple):
-    """The packet's fixed elements, found before any rule runs."""
-
-    header: etree._Element
-    message_header: etree._Element
-    trace_list: etree._Element | None
-    signature: Signature | None
-    foreign: etree._Element | None
-    body: etree._Element | None
-    encoded: etree._Element | None
-
-
-def _frame(root: etree._Element) -> _Frame:
-    if root.tag != _EDXML:
-        raise UnsupportedPacket(
-            f"root element is {root.tag!r}; expected edXML in namespace {EDXML_NS}.",
-            line=line_of(root),
-            path=element_path(root),
-        )
-    envelope = encoded = None
-    for child in children(root):
-        tag = child.tag
-        if tag == _ENVELOPE:
-            envelope = envelope if envelope is not None else child
-        elif tag == _ENCODED:
-            encoded = encoded if encoded is not None else child
-    if envelope is None:
-        raise schema_error(root, "edXML has no edXMLEnvelope; expected it as the first child.")
-    header = body = None
-    for child in children(envelope):
-        tag = child.tag
-        if tag == _HEADER:
-            header = header if header is not None else child
-        elif tag == _BODY:
-            body = body if body is not None else child
-    if header is None:
-        raise schema_error(envelope, "edXMLEnvelope has no edXMLHeader.")
-    message_header = trace_list = foreign = None
-    signature: Signature | None = None
-    for child in children(header):
-        tag = child.tag
-        if tag == _MESSAGE_HEADER:
-            message_header = message_header if message_header is not None else child
-        elif tag == _TRACE_LIST:
-            trace_list = trace_list if trace_list is not None else child
-        elif tag == _SIGNATURE:
-            # The SDK's form wins over an XML-DSig one if a packet somehow has both.
-            if signature is None or signature.namespace != NS:
-                signature = _signature(child, NS)
-        elif tag == _DSIG_SIGNATURE:
-            if signature is None:
-                signature = _signature(child, XMLDSIG_NS)
-        elif foreign is None and isinstance(tag, str) and tag.startswith(_DSIG):
-            foreign = child
-    if message_header is None:
-        raise schema_error(header, "edXMLHeader has no MessageHeader.")
-    return _Frame(header, message_header, trace_list, signature, foreign, body, encoded)
-
-
-def _signature(element: etree._Element, namespace: str) -> Signature:
-    """Kept as bytes: intermediaries must not re-serialise what a signer signed."""
-    return Signature(etree.tostring(element, encoding="UTF-8", with_tail=False), namespace)
-
-
-def _check_signature_slot(frame: _Frame) -> None:
-    if frame.foreign is not None:
-        raise schema_error(
-            frame.foreign,
-            f"edXMLHeader contains the XML-DSig element {local_name(frame.foreign)}; only a "
-            "Signature element is expected there.",
-        )
-
-
 def read_tree(
     root: etree._Element, kind: PacketKind, content_of: ContentOf
 ) -> tuple[Packet, list[Notice]]:
@@ -346,56 +269,47 @@ def read_tree(
 
     ``content_of`` is called only once every rule has passed, in attachment order.
     """
+    return read_frame(find_frame(root), kind, content_of)
+
+
+def read_frame(
+    frame: Frame, kind: PacketKind, content_of: ContentOf
+) -> tuple[Packet, list[Notice]]:
+    """``read_tree`` for a frame the caller has already found (see ``frame``)."""
+    check_frame(frame)
     findings = Findings()
-    frame = _frame(root)
     if kind == "status":
         return _status(frame, findings), findings.notices
     return _edoc(frame, content_of, findings), findings.notices
 
 
-def _edoc(frame: _Frame, content_of: ContentOf, findings: Findings) -> Edoc:
-    v = _message_header(frame.message_header, _EDOC, findings)
+def _edoc(frame: Frame, content_of: ContentOf, findings: Findings) -> Edoc:
+    assert frame.header is not None and frame.message_header is not None
+    v = _message_header(frame.message_header, frame.message_children, _EDOC, findings)
     if frame.trace_list is None:
         raise schema_error(frame.header, "edXMLHeader has no TraceHeaderList.")
     traces, business = trace_list(frame.trace_list, findings)
-    _check_signature_slot(frame)
+    check_signature_slot(frame)
     version, manifest, pending = read_attachments(frame.body, frame.encoded, findings)
     attachments = [
         Attachment(content_id, name, content_of(encoded), content_type, description)
         for content_id, name, content_type, description, encoded in pending
     ]
+    # Positional, in the model's field order: keywords cost a microsecond here.
     return Edoc(
-        from_=v[0],
-        to=v[1] or [],
-        document_id=v[2],
-        code=v[3],
-        promulgation_info=v[4],
-        document_type=v[5],
-        subject=v[6],
-        content=v[7],
-        signer_info=v[8],
-        due_date=v[9],
-        other_info=v[10],
-        response_for=v[11] or [],
-        steering_type=v[12],
-        response_for_task=v[13],
-        application_type=v[14],
-        to_places=v[15],
-        trace_headers=traces,
-        business=business,
-        signature=frame.signature,
-        manifest_version=version,
-        manifest=manifest,
-        attachments=attachments,
+        v[0], v[1] or [], v[3], v[4], v[5], v[6], v[8], v[2], v[7], v[9], v[10],
+        v[11] or [], v[12], v[13], v[14], v[15], traces, business, signature_of(frame),
+        version, manifest, attachments,
     )
 
 
-def _status(frame: _Frame, findings: Findings) -> StatusPacket:
-    v = _message_header(frame.message_header, _STATUS, findings)
+def _status(frame: Frame, findings: Findings) -> StatusPacket:
+    assert frame.message_header is not None
+    v = _message_header(frame.message_header, frame.message_children, _STATUS, findings)
     traces: list[TraceHeader] = []
     if frame.trace_list is not None:
         traces, _business = trace_list(frame.trace_list, findings)
-    _check_signature_slot(frame)
+    check_signature_slot(frame)
     return StatusPacket(
         from_=v[0],
         response_for=v[1],
@@ -404,5 +318,5 @@ def _status(frame: _Frame, findings: Findings) -> StatusPacket:
         description=v[4],
         timestamp=v[5],
         trace_headers=traces,
-        signature=frame.signature,
+        signature=signature_of(frame),
     )

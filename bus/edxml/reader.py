@@ -26,9 +26,10 @@ from lxml import etree
 
 from bus import errors
 from bus.edxml.blob import SPOOL_THRESHOLD, Blob
-from bus.edxml.build_model import read_tree
+from bus.edxml.build_model import read_frame
 from bus.edxml.content import blob_of, find_regions, lift
 from bus.edxml.findings import element_path, line_of
+from bus.edxml.frame import Frame, find_frame
 from bus.edxml.model import NS, Packet, PacketKind
 from bus.schemas import EdxmlSchemas, default_schemas
 
@@ -40,7 +41,6 @@ _HEADER: Final = _Q + "edXMLHeader"
 _MESSAGE_HEADER: Final = _Q + "MessageHeader"
 _STATUS_CODE: Final = _Q + "StatusCode"
 _CTE_TAG: Final = _Q + "ContentTransferEncoded"
-_STATUS_CODE_BYTES: Final = b"StatusCode"
 _DECLARED_ENCODING: Final = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _ASCII_ENCODINGS: Final = (b"UTF-8", b"US-ASCII", b"ASCII", b"ISO-8859-", b"WINDOWS-125", b"CP125")
 # A '!' not opening a declaration is rare in a packet; past this many, two plain
@@ -236,37 +236,27 @@ def _relative_probe(levels: int) -> etree.XPath:
     return etree.XPath("(" + "/".join(["*"] * levels) + ")[1]")
 
 
-def _check_signature_depth(root: etree._Element, data: bytes, limit: int) -> None:
+def _check_signature_depth(root: etree._Element, frame: Frame, limit: int) -> None:
     """Depth of a packet the XSD accepted: only a Signature's content is unconstrained.
 
     The schemas declare a fixed structure everywhere else (no recursion, no wildcard:
     tests/unit/test_schemas.py checks this), so a valid packet is as deep as they allow
     plus whatever a Signature holds; packets the XSD refuses get the full probe before
-    their refusal, so a nesting bomb is always reported as TooDeep.
+    their refusal, so a nesting bomb is always reported as TooDeep. A valid packet has
+    one envelope and one header, so the frame's Signatures are all there are; any other
+    shape is searched in full.
     """
-    if b"Signature" not in data:
-        return
-    signatures = _SIGNATURES(root)
-    for signature in signatures if isinstance(signatures, list) else ():
+    signatures = frame.signatures if frame.plain else _SIGNATURES(root)
+    for signature in signatures if isinstance(signatures, (list, tuple)) else ():
         assert isinstance(signature, etree._Element)
         if _relative_probe(limit - _SIGNATURE_DEPTH + 1)(signature):
             _check_depth(root, limit)
 
 
-def _first_child(parent: etree._Element, tag: str) -> etree._Element | None:
-    """The first child with ``tag``; in a well-formed packet it is the very first child."""
-    if len(parent):
-        first = parent[0]
-        if first.tag == tag:
-            return first
-    return next(parent.iterchildren(tag), None)
-
-
-def _detect_kind(root: etree._Element, data: bytes) -> PacketKind:
+def _detect_kind(root: etree._Element, frame: Frame) -> PacketKind:
     """Which schema applies: a MessageHeader with a StatusCode makes a status packet.
 
-    The MessageHeader looked at is the first one under any envelope and header. When the
-    bytes cannot hold an element named StatusCode, the tree is not consulted at all.
+    The MessageHeader looked at is the first one under any envelope and header.
     """
     if root.tag != _ROOT:
         qname = etree.QName(root)
@@ -277,17 +267,18 @@ def _detect_kind(root: etree._Element, data: bytes) -> PacketKind:
             line=line_of(root),
             path="/" + qname.localname,
         )
-    if _STATUS_CODE_BYTES not in data and _ascii_names(data):
+    message_header = frame.message_header
+    if message_header is not None and frame.message_children is not None:
+        # The frame keeps these proxies alive, so each tag is made once per read.
+        for child in frame.message_children:
+            if child.tag == _STATUS_CODE:
+                return "status"
         return "edoc"
-    envelope = _first_child(root, _ENVELOPE)
-    header = None if envelope is None else _first_child(envelope, _HEADER)
-    message_header = None if header is None else _first_child(header, _MESSAGE_HEADER)
     if message_header is None:
         # A malformed packet: look further, under any envelope and any header.
         message_header = root.find(f"{_ENVELOPE}/{_HEADER}/{_MESSAGE_HEADER}")
         if message_header is None:
             return "edoc"
-    # Filtered in C: no proxy or tag string for the dozen other children.
     return "edoc" if next(message_header.iterchildren(_STATUS_CODE), None) is None else "status"
 
 
@@ -440,7 +431,8 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
         "boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"
     ):
         raise errors.DtdForbidden("XInclude is not allowed in an edXML packet")
-    kind = _detect_kind(root, reduced)
+    frame = find_frame(root)
+    kind = _detect_kind(root, frame)
 
     # Markers met in Attachments: one anywhere else means lifting changed the packet.
     lifted = 0
@@ -468,12 +460,12 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
         except errors.SchemaInvalid:
             _check_depth(root, limits.max_depth)
             raise
-        _check_signature_depth(root, reduced, limits.max_depth)
-        packet, notices = read_tree(root, kind, content_of)
+        _check_signature_depth(root, frame, limits.max_depth)
+        packet, notices = read_frame(frame, kind, content_of)
     except errors.PacketError:
         if regions and not _all_came_back(root, token, len(regions)):
             return _read(data, limits, schemas, lifting=False)
         raise
     if lifted != len(regions):
         return _read(data, limits, schemas, lifting=False)
-    return ReadResult(packet=packet, kind=kind, notices=early + notices)
+    return ReadResult(packet, kind, early + notices)
