@@ -135,6 +135,9 @@ XINCLUDE_IN_SIGNATURE = _mutated(
     f'</edXML:TraceHeaderList>\n      <Signature xmlns="{XMLDSIG}">{XINCLUDE}</Signature>',
 )
 XINCLUDE_IN_SUBJECT = _mutated(SUBJECT_OPEN, f"<edXML:Subject>{XINCLUDE}V/v")
+# The namespace written with character references: no byte of it reads "XInclude".
+XINCLUDE_HIDDEN = XINCLUDE.replace(XINCLUDE_NS, "&#104;ttp://www.w3.org/2001/&#x58;Include")
+XINCLUDE_HIDDEN_IN_SIGNATURE = XINCLUDE_IN_SIGNATURE.replace(XINCLUDE, XINCLUDE_HIDDEN)
 DEEP_40 = f'<?xml version="1.0"?>\n<edXML xmlns="{NS}">\n' + "<a>" * 40 + "</a>" * 40 + "</edXML>"
 
 
@@ -201,6 +204,7 @@ CASES: list[Bad] = [
         DtdForbidden, line=2),
     Bad("xinclude-in-subject", XINCLUDE_IN_SUBJECT, DtdForbidden),
     Bad("xinclude-in-signature", XINCLUDE_IN_SIGNATURE, DtdForbidden),
+    Bad("xinclude-in-signature-char-refs", XINCLUDE_HIDDEN_IN_SIGNATURE, DtdForbidden),
     # The same attacks where a byte scan cannot see them.
     Bad("doctype-utf16", utf16(with_doctype("<!DOCTYPE edXML>")), DtdForbidden),
     Bad("internal-entity-utf16",
