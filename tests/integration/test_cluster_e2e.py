@@ -127,11 +127,19 @@ def test_documents_and_statuses_over_rest_and_soap_reach_their_destinations(
         for code in ("01", "03", "06") if f"<edXML:StatusCode>{code}<".encode() in body)
     assert codes == {"01": 1, "03": 1, "06": 1}
 
-    detail = httpx.get(f"{b.url}/api/v1/edocs/{receipt['id']}", headers=key("hcm_egov"),
-                       timeout=10).json()
-    assert {d["state"] for d in detail["deliveries"]} == {"delivered"}
-    assert [s["code"] for s in detail["latest_statuses"]] == ["06"]
-    assert running.states() == {"delivered": 6}
+    def detail() -> dict[str, Any]:
+        found: dict[str, Any] = httpx.get(f"{b.url}/api/v1/edocs/{receipt['id']}",
+                                          headers=key("hcm_egov"), timeout=10).json()
+        return found
+
+    # A delivery is recorded just after the sink answers: allow the commit its moment.
+    wait_until(lambda: {d["state"] for d in detail()["deliveries"]} == {"delivered"}, 30,
+               what="the first document delivered to both", explain=lambda: str(detail()))
+    assert [s["code"] for s in detail()["latest_statuses"]] == ["06"]
+    # The sink has the last status before the worker commits its outcome: wait for that.
+    wait_until(lambda: running.states() == {"delivered": 6}, 30,
+               what="all six deliveries recorded as delivered",
+               explain=lambda: f"states={running.states()}")
     print(f"\n[e2e] 2 documents (REST, SOAP) and 3 statuses (REST, SOAP, REST) through 2 "
           f"ingress processes: {sink.effects} effects, states {running.states()}")
 
