@@ -251,7 +251,7 @@ class Province:
     def _find(self, edoc: Edoc) -> str | None:
         import sqlalchemy as sa
 
-        from bus.store import documents
+        from bus.tables import documents
 
         assert self.bus is not None
         with self.bus.store.engine.connect() as conn:

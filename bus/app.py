@@ -21,7 +21,8 @@ from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RouteTable
 from bus.schemas import default_schemas
 from bus.settings import Settings
-from bus.store import Accepted, Store, create_engine
+from bus.store import Accepted, Store
+from bus.tables import create_engine
 
 log = structlog.get_logger("lgsp.app")
 

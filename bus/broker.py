@@ -237,7 +237,9 @@ class RabbitDispatcher:
                     except queue.Empty:
                         break
                 try:
-                    published = [d for d, destination in batch if self._publish(d, destination)]
+                    # New deliveries, never attempted: published at attempt count 0.
+                    published = [(d, 0) for d, destination in batch
+                                 if self._publish(d, destination)]
                     if published:
                         self._mark_queued(published)
                 finally:
@@ -262,12 +264,12 @@ class RabbitDispatcher:
         self.counts["published"] += 1
         return True
 
-    def _mark_queued(self, ids: list[str]) -> None:
-        """One UPDATE for a batch of confirmed publishes, not a transaction per delivery."""
+    def _mark_queued(self, published: list[tuple[str, int]]) -> None:
+        """One transaction for a batch of confirmed publishes, not one per delivery."""
         try:
-            self.store.mark_queued(*ids)
+            self.store.mark_queued(published)
         except Exception:
-            log.exception("dispatch.mark_queued_failed", deliveries=len(ids))
+            log.exception("dispatch.mark_queued_failed", deliveries=len(published))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Waits until every notified id was published or deferred (tests, shutdown)."""
@@ -452,14 +454,14 @@ class Relay(_Loop):
             self.sweep()
         published = 0
         due = self.store.due(limit=self.batch, now=time.time() - self.grace_s)
-        done: list[str] = []
+        done: list[tuple[str, int]] = []
         try:
-            for delivery, destination in due:
-                self.publisher.publish(delivery, destination)
-                done.append(delivery)
+            for row in due:
+                self.publisher.publish(row.id, row.destination)
+                done.append((row.id, row.attempts))
                 published += 1
         finally:
-            self.store.mark_queued(*done)
+            self.store.mark_queued(done)
         self.counts["published"] += published
         return published
 

@@ -149,7 +149,7 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
     import time
 
     from bus.queries import list_deliveries
-    from bus.store import create_engine
+    from bus.tables import create_engine
 
     settings = _settings(args)
     engine = create_engine(settings.effective_database_url)
@@ -168,7 +168,8 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
 def cmd_deliveries_requeue(args: argparse.Namespace) -> int:
     import getpass
 
-    from bus.store import Store, create_engine
+    from bus.store import Store
+    from bus.tables import create_engine
 
     settings = _settings(args)
     store = Store(create_engine(settings.effective_database_url))
@@ -397,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = deliveries.add_subparsers(dest="deliveries_command", required=True)
     listing = dsub.add_parser("list", help="deliveries by state/destination, stuck first")
     common(listing)
-    from bus.store import STATES
+    from bus.tables import STATES
 
     listing.add_argument("--state", choices=list(STATES))
     listing.add_argument("--destination")

@@ -212,10 +212,11 @@ class EmbeddedDispatcher:
 
     def _refill(self) -> None:
         rows = self.store.due(limit=self.batch)
-        self._scheduler.offer(rows)
+        self._scheduler.offer((row.id, row.destination) for row in rows)
         if len(rows) < self.batch:
             return
         for destination in self.destinations():
             if self._scheduler.backlog(destination) < self.batch:
-                self._scheduler.offer(self.store.due(limit=self.batch,
-                                                     destinations=[destination]))
+                self._scheduler.offer(
+                    (row.id, row.destination)
+                    for row in self.store.due(limit=self.batch, destinations=[destination]))

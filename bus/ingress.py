@@ -23,7 +23,8 @@ from bus.edxml.forward import with_trace_header
 from bus.edxml.writer import format_timestamp
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
-from bus.store import Accepted, NewDelivery, Store, documents
+from bus.store import Accepted, NewDelivery, Store
+from bus.tables import documents
 
 log = structlog.get_logger("lgsp.ingress")
 

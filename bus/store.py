@@ -1,4 +1,4 @@
-"""The truth about documents and deliveries: SQLAlchemy Core tables and their queries.
+"""The truth about documents and deliveries: the transport state machine and its writes.
 
 The database, not the broker, decides what has happened. A success answer to a sender
 is given only after :meth:`Store.accept` has committed the document with one delivery row
@@ -18,7 +18,8 @@ a worker and a sweeper) racing on the same delivery cannot both win: broker dupl
 and crashes are absorbed here. Business statuses (01…16) are a separate table: they
 describe what the recipient's clerk did, not whether the bytes arrived.
 
-The same code runs on SQLite (WAL, the embedded default) and PostgreSQL (scale-out).
+The same code runs on SQLite (WAL, the embedded default) and PostgreSQL (scale-out); the
+tables are in :mod:`bus.tables`, the hot statements run through :mod:`bus.statements`.
 """
 
 from __future__ import annotations
@@ -26,152 +27,30 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
 
 from bus import errors
 from bus.statements import Statements
-
-metadata = sa.MetaData()
-
-documents = sa.Table(
-    "documents",
+from bus.tables import (
+    business_statuses,
+    deliveries,
+    documents,
+    events,
+    inbound_sources,
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("kind", sa.String(8), nullable=False),
-    sa.Column("sender", sa.String(64), nullable=False),
-    sa.Column("document_id", sa.String(255), nullable=False),
-    sa.Column("dedup_key", sa.String(400), nullable=False, unique=True),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("payload_sha256", sa.String(64), nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("system", sa.String(64), nullable=False),
-    sa.Column("subject", sa.Text),
-    sa.Column("code", sa.String(120)),
-    sa.Column("business", sa.String(8)),
-    sa.Column("status_code", sa.String(4)),
-    sa.Column("refers_to", sa.String(32), index=True),
-    sa.Column("received_at", sa.Float, nullable=False, index=True),
-    sa.Column("receipt", sa.Text, nullable=False),
+    new_id,
+    payloads,
 )
 
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
-              index=True),
-    sa.Column("recipient", sa.String(64), nullable=False),
-    sa.Column("effective_recipient", sa.String(64), nullable=False),
-    sa.Column("destination", sa.String(64), nullable=False),
-    sa.Column("rule", sa.String(120), nullable=False),
-    sa.Column("is_copy", sa.Boolean, nullable=False, default=False),
-    sa.Column("state", sa.String(12), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt_at", sa.Float, nullable=False),
-    sa.Column("lease_until", sa.Float),
-    sa.Column("last_error", sa.Text),
-    sa.Column("receipt_reference", sa.String(255)),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("delivered_at", sa.Float),
-    sa.UniqueConstraint("document", "effective_recipient", "destination",
-                        name="uq_delivery_target"),
-    sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
-)
-
-payloads = sa.Table(
-    "payloads",
-    metadata,
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-)
-
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("document", sa.String(32), index=True),
-    sa.Column("delivery", sa.String(32)),
-    sa.Column("actor", sa.String(64), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("digest", sa.String(64)),
-    sa.Column("detail", sa.Text),
-)
-
-business_statuses = sa.Table(
-    "business_statuses",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
-              index=True),
-    sa.Column("organ_id", sa.String(64), nullable=False),
-    sa.Column("code", sa.String(4), nullable=False),
-    sa.Column("reported_at", sa.String(32)),
-    sa.Column("received_at", sa.Float, nullable=False),
-    sa.Column("status_document", sa.String(32), nullable=False),
-)
-
-inbound_sources = sa.Table(
-    "inbound_sources",
-    metadata,
-    sa.Column("source", sa.String(64), primary_key=True),
-    sa.Column("source_id", sa.String(255), primary_key=True),
-    sa.Column("document", sa.String(32), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-)
-
-TERMINAL = frozenset({"delivered", "refused", "parked"})
 _SCHEMA_LOCK_KEY = 0x4C475350
-STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked")
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def create_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings each backend needs for the delivery contract.
-
-    SQLite gets WAL (readers never block the writer), ``synchronous=FULL`` (a committed
-    document survives power loss, not only a process kill) and a busy timeout so several
-    threads of one process queue up rather than fail.
-    """
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30,
-                                                     "check_same_thread": False}, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    # No pre-ping: it is a round trip per checkout. A connection the server dropped fails
-    # its statement once and the pool is invalidated; the caller's retry (a sender's,
-    # a worker's) then runs on a fresh connection.
-    kwargs.setdefault("pool_pre_ping", False)
-    kwargs.setdefault("pool_recycle", 1800)
-    kwargs.setdefault("pool_size", 10)
-    return sa.create_engine(url, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -191,6 +70,14 @@ class Accepted:
     document: str
     deliveries: tuple[tuple[str, str], ...]
     existing: bool
+
+
+class Due(NamedTuple):
+    """A pending delivery whose time has come."""
+
+    id: str
+    destination: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -354,30 +241,37 @@ class Store:
         return bytes(data)
 
     def due(self, *, limit: int = 100, now: float | None = None,
-            destinations: Iterable[str] | None = None) -> list[tuple[str, str]]:
-        """Pending deliveries whose time has come, oldest first: (id, destination)."""
+            destinations: Iterable[str] | None = None) -> list[Due]:
+        """Pending deliveries whose time has come, oldest first."""
         now = now or time.time()
         if destinations is None:
             with self.statements.begin(write=False) as tx:
-                return [(r[0], r[1]) for r in tx.all("due", _due, {"now": now, "limit": limit})]
-        query = (sa.select(deliveries.c.id, deliveries.c.destination)
-                 .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now,
-                        deliveries.c.destination.in_(list(destinations)))
-                 .order_by(deliveries.c.next_attempt_at).limit(limit))
+                return [Due(*r) for r in tx.all("due", _due, {"now": now, "limit": limit})]
+        d = deliveries.c
+        query = (sa.select(d.id, d.destination, d.attempts)
+                 .where(d.state == "pending", d.next_attempt_at <= now,
+                        d.destination.in_(list(destinations)))
+                 .order_by(d.next_attempt_at).limit(limit))
         with self.engine.connect() as conn:
-            return [(r.id, r.destination) for r in conn.execute(query)]
+            return [Due(*r) for r in conn.execute(query)]
 
-    def mark_queued(self, *ids: str) -> int:
-        """pending → queued once the broker confirmed the tasks, in one statement; returns
-        how many moved (a worker may already have claimed some, which is fine)."""
-        if not ids:
+    def mark_queued(self, published: Iterable[tuple[str, int]]) -> int:
+        """pending → queued for tasks the broker confirmed: (delivery, its attempts when
+        it was published); returns how many moved.
+
+        A row whose attempt count moved on since its publication was claimed from that
+        very task and may already be pending again for a retry, with no task in flight;
+        marking it queued would leave it waiting for the sweeper, so it is left alone.
+        """
+        rows = [{"delivery": delivery, "attempts": attempts, "now": time.time()}
+                for delivery, attempts in published]
+        if not rows:
             return 0
-        now = time.time()
-        with self.begin() as conn:
-            done = conn.execute(deliveries.update().where(
-                deliveries.c.id.in_(ids), deliveries.c.state == "pending"
-            ).values(state="queued", updated_at=now)).rowcount
-        return int(done or 0)
+        moved = 0
+        with self.statements.begin() as tx:
+            for row in rows:
+                moved += tx.execute("mark_queued", _mark_queued, row)
+        return moved
 
     def claim(self, delivery: str, *, lease_s: float, worker: str) -> Claim | None:
         """Takes the lease on a delivery, or None if it is terminal or leased elsewhere.
@@ -532,10 +426,18 @@ def _select_payload() -> ClauseElement:
 
 
 def _due() -> ClauseElement:
-    return (sa.select(deliveries.c.id, deliveries.c.destination)
+    return (sa.select(deliveries.c.id, deliveries.c.destination, deliveries.c.attempts)
             .where(deliveries.c.state == "pending",
                    deliveries.c.next_attempt_at <= sa.bindparam("now"))
             .order_by(deliveries.c.next_attempt_at).limit(sa.bindparam("limit")))
+
+
+def _mark_queued() -> ClauseElement:
+    d = deliveries.c
+    return deliveries.update().where(
+        d.id == sa.bindparam("delivery"), d.state == "pending",
+        d.attempts == sa.bindparam("attempts"),
+    ).values(state="queued", updated_at=sa.bindparam("now"))
 
 
 def _claim() -> ClauseElement:

@@ -904,8 +904,8 @@ class InMemoryBus:
             due = self.bus.store.due(limit=1000, now=now)
             if not due:
                 break
-            for delivery, _destination in due:
-                outcome = self.worker.handle(delivery)
+            for row in due:
+                outcome = self.worker.handle(row.id)
                 outcomes[outcome] += 1
         self.outcomes.update(outcomes)
         return outcomes
@@ -933,7 +933,7 @@ class InMemoryBus:
         """The deliveries of a document: the bus id (receipt ``id``) or its DocumentId."""
         import sqlalchemy as sa
 
-        from bus.store import deliveries, documents
+        from bus.tables import deliveries, documents
 
         d = deliveries
         query = (sa.select(d.c.id, d.c.recipient, d.c.effective_recipient, d.c.destination,

@@ -35,7 +35,7 @@ from bus.api import API_KEY_HEADER, RequestContext, count_refusal, read_capped, 
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
-from bus.store import documents
+from bus.tables import documents
 
 log = structlog.get_logger("lgsp.api.rest")
 

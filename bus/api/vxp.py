@@ -40,7 +40,8 @@ from bus import errors, vxp
 from bus.api import read_capped
 from bus.api.vxp_systems import RegistryFile, VxpSystem
 from bus.app import Bus
-from bus.store import Store, deliveries, documents, events
+from bus.store import Store
+from bus.tables import deliveries, documents, events
 
 __all__ = ["Facade", "vxp_router"]
 

@@ -27,7 +27,7 @@ from bus.edxml import packet_bytes, status_for
 from bus.pollers import BusInbox, Pollers
 from bus.queries import DocumentDetail, Viewer, document_detail
 from bus.settings import load_settings
-from bus.store import deliveries, documents
+from bus.tables import deliveries, documents
 from bus.worker import DeliveryWorker
 from tests.adapters.hcm_egov_support import (
     SO_TTTT,
@@ -56,8 +56,8 @@ class World:
     def deliver_due(self) -> dict[str, str]:
         """Runs every due delivery once; returns destination → outcome."""
         outcomes: dict[str, str] = {}
-        for delivery_id, destination in self.bus.store.due(limit=50):
-            outcomes[destination] = self.worker.handle(delivery_id)
+        for row in self.bus.store.due(limit=50):
+            outcomes[row.destination] = self.worker.handle(row.id)
         return outcomes
 
     def detail(self, doc: str) -> DocumentDetail:

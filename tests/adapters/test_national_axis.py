@@ -26,7 +26,7 @@ from bus.edxml import Edoc, packet_bytes, status_for
 from bus.pollers import BusInbox, Poller
 from bus.routing import Destination
 from bus.settings import load_settings
-from bus.store import documents
+from bus.tables import documents
 from tests.edxml_factory import builder
 from tests.http_sink import HttpSink
 

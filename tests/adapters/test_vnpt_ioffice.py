@@ -38,7 +38,7 @@ from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
 from bus.embedded import EmbeddedDispatcher
 from bus.errors import ConfigInvalid
 from bus.settings import REPO_ROOT
-from bus.store import deliveries, documents, events
+from bus.tables import deliveries, documents, events
 from tests.api_server import ApiServer, api_key, running_bus
 from tests.http_sink import HttpSink
 

@@ -23,7 +23,8 @@ from bus.app import Bus
 from bus.broker import RabbitConsumer, RabbitDispatcher, Relay
 from bus.edxml import EdocBuilder, packet_bytes
 from bus.settings import Settings, load_settings
-from bus.store import Accepted, deliveries
+from bus.store import Accepted
+from bus.tables import deliveries
 from bus.worker import DeliveryWorker
 from tests.http_sink import HttpSink
 from tests.servers import PostgresServer, RabbitMQServer

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from bus import errors
 from bus.statements import Compiled
-from bus.store import NewDelivery, Store, create_engine, deliveries, events, payloads
+from bus.store import NewDelivery, Store
+from bus.tables import create_engine, deliveries, events, payloads
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
 from tests.servers import PostgresServer
 
@@ -76,7 +77,7 @@ def _actions(store: Store, delivery: str) -> list[str]:
 def test_accept_claim_finish_walks_the_machine_and_audits_each_step(store: Store) -> None:
     document, ids = _accept(store, payload="<edXML>Lạng Sơn</edXML>".encode())
     assert len(ids) == 3
-    assert {i for i, _ in store.due(limit=10)} == set(ids)
+    assert {r.id for r in store.due(limit=10)} == set(ids)
 
     claim = store.claim(ids[0], lease_s=60, worker="w1")
     assert claim is not None
@@ -90,7 +91,7 @@ def test_accept_claim_finish_walks_the_machine_and_audits_each_step(store: Store
     assert store.claim(ids[0], lease_s=60, worker="w2") is None
     assert _state(store, ids[0]) == ("delivered", 1)
     assert _actions(store, ids[0]) == ["routed", "attempt", "delivered"]
-    assert ids[0] not in {i for i, _ in store.due(limit=10)}
+    assert ids[0] not in {r.id for r in store.due(limit=10)}
 
 
 def test_a_retry_waits_for_its_time_and_the_next_attempt_counts_on(store: Store) -> None:
@@ -99,14 +100,31 @@ def test_a_retry_waits_for_its_time_and_the_next_attempt_counts_on(store: Store)
     assert first is not None
     later = time.time() + 3600
     assert store.finish(first, "pending", worker="w", reason="HTTP 503", retry_at=later)
-    assert ids[1] not in {i for i, _ in store.due(limit=10)}
-    assert ids[1] in {i for i, _ in store.due(limit=10, now=later + 1)}
+    assert ids[1] not in {r.id for r in store.due(limit=10)}
+    assert ids[1] in {r.id for r in store.due(limit=10, now=later + 1)}
     second = store.claim(ids[1], lease_s=60, worker="w")
     assert second is not None and second.attempts == 2
     assert not store.finish(first, "parked", worker="w")  # the stale attempt loses
     assert store.finish(second, "parked", worker="w", reason="gave up")
     assert _state(store, ids[1]) == ("parked", 2)
     assert _actions(store, ids[1]) == ["routed", "attempt", "retry", "attempt", "parked"]
+
+
+def test_queued_is_recorded_only_for_the_attempt_that_was_published(store: Store) -> None:
+    _, ids = _accept(store)
+    assert [r.attempts for r in store.due(limit=10)] == [0, 0, 0]
+    # The task for ids[0] was consumed, tried and sent back for a retry before the
+    # publisher got round to recording it as queued: no task is in flight for it now.
+    claim = store.claim(ids[0], lease_s=60, worker="w")
+    assert claim is not None
+    assert store.finish(claim, "pending", worker="w", reason="HTTP 503", retry_at=time.time())
+    assert store.mark_queued([(ids[0], 0), (ids[1], 0)]) == 1
+    assert _state(store, ids[0]) == ("pending", 1)  # still due, for the relay
+    assert _state(store, ids[1]) == ("queued", 0)
+    assert ids[0] in {r.id for r in store.due(limit=10)}
+    assert store.mark_queued([(ids[0], 1)]) == 1
+    assert _state(store, ids[0]) == ("queued", 1)
+    assert store.mark_queued([]) == 0
 
 
 def test_an_expired_lease_can_be_taken_over_and_the_old_holder_loses(store: Store) -> None:
@@ -240,4 +258,4 @@ def test_a_document_for_many_recipients_commits_every_row(store: Store) -> None:
                               .where(events.c.document == document,
                                      events.c.action == "routed")).scalar()
     assert (rows, routed) == (73, 73)
-    assert {i for i, _ in store.due(limit=100)} == set(ids)
+    assert {r.id for r in store.due(limit=100)} == set(ids)

@@ -28,7 +28,8 @@ from bus.embedded import EmbeddedDispatcher
 from bus.metrics import Metrics
 from bus.routing import Destination, RetryPolicy, RouteTable
 from bus.settings import Settings, load_settings
-from bus.store import Accepted, NewDelivery, Store, create_engine, deliveries, documents
+from bus.store import Accepted, NewDelivery, Store
+from bus.tables import create_engine, deliveries, documents
 from bus.worker import DeliveryWorker, backoff_s
 from tests.http_sink import HttpSink
 
