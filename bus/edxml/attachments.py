@@ -46,6 +46,8 @@ PendingAttachment = tuple[str, str, "str | None", "str | None", "etree._Element 
 """An Attachment whose rules have passed and whose content is still base64: ContentId,
 AttachmentName, ContentType, Description and its ContentTransferEncoded element."""
 
+_NOT_FILE_NAMES: Final = ("", ".", "..")
+
 _Item = tuple[str, etree._Element, str, "str | None", "str | None", "etree._Element | None"]
 
 
@@ -102,13 +104,18 @@ def _read_item(item: etree._Element, kind: str, findings: Findings) -> _Item:
             f"{kind}/ContentId is empty; expected an identifier such as 'cid:209' shared by "
             "the manifest Reference and its Attachment.",
         )
-    reason = _unsafe_name_reason(name)
-    if reason is not None:
-        raise attachment_error(
-            name_el,
-            f"{kind}/AttachmentName {show(name)} {reason}; expected a plain file name such "
-            "as 'Cong van 123.pdf', without folders.",
-        )
+    # Most names are printable, without separators: what _unsafe_name_reason passes first.
+    if not (
+        name.isprintable() and "/" not in name and "\\" not in name and ":" not in name
+        and name.strip() not in _NOT_FILE_NAMES
+    ):
+        reason = _unsafe_name_reason(name)
+        if reason is not None:
+            raise attachment_error(
+                name_el,
+                f"{kind}/AttachmentName {show(name)} {reason}; expected a plain file name "
+                "such as 'Cong van 123.pdf', without folders.",
+            )
     if len(name) > ATTACHMENT_NAME.low:
         check_length(name_el, name, ATTACHMENT_NAME, findings)
     return content_id, content_id_el, name, content_type, description, encoded

@@ -35,7 +35,7 @@ from bus.edxml.findings import (
     children,
     schema_error,
 )
-from bus.edxml.identifiers import check_identifier
+from bus.edxml.identifiers import check_identifier, standard_form
 from bus.edxml.model import (
     Code,
     DocumentType,
@@ -108,7 +108,10 @@ def sender(block: etree._Element, findings: Findings, role: str = "From") -> Org
         tag = leaf.tag
         text = leaf.text or ""
         if tag == _ORGAN_ID:
-            organ_id = check_identifier(leaf, role + "/OrganId", text, findings)
+            organ_id = (
+                text if standard_form(text) is not None
+                else check_identifier(leaf, role + "/OrganId", text, findings)
+            )
         elif tag == _ORGAN_NAME:
             name = text
             if len(text) > ORGAN_NAME.low:
@@ -198,7 +201,9 @@ def document_type(block: etree._Element, findings: Findings) -> DocumentType:
             name = leaf.text or ""
         elif tag == _TYPE_DETAIL:
             detail = leaf.text
-    return DocumentType(to_int(type_) or 0, name, to_int(detail))
+    return DocumentType(
+        (to_int(type_) or 0) if type_ else 0, name, to_int(detail) if detail else None
+    )
 
 
 def signer_info(block: etree._Element, findings: Findings) -> SignerInfo:
@@ -240,8 +245,10 @@ def other_info(block: etree._Element, findings: Findings) -> OtherInfo:
         elif tag == _APPENDIXES:
             appendixes = [item.text or "" for item in children(leaf) if item.tag == _APPENDIX]
     flag = direction.strip() if direction is not None else ""
+    # Most of these are absent: to_int is only called for text.
     return OtherInfo(
-        to_int(priority), sphere, typer, to_int(amount), to_int(pages),
+        to_int(priority) if priority else None, sphere, typer,
+        to_int(amount) if amount else None, to_int(pages) if pages else None,
         flag in ("true", "1") if flag else None, appendixes,
     )
 

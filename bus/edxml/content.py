@@ -22,13 +22,14 @@ from lxml import etree
 
 from bus import errors
 from bus.edxml.blob import Blob
-from bus.edxml.findings import element_path
+from bus.edxml.findings import element_path, line_of
 
 _CTE: Final = b"ContentTransferEncoded"
 _WHITESPACE: Final = b" \t\r\n"
 _WHITESPACE_AND_PAD: Final = b" \t\r\n="
 _BASE64_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _DECODE_CHUNK: Final = 1 << 22
+_PADDING: Final = {b"": 0, b"=": 1, b"==": 2}
 
 Region = tuple[int, int]
 """Base64 text lifted out of the packet: start and end in the original bytes."""
@@ -141,6 +142,11 @@ def _strict_size(text: bytes) -> tuple[bytes, int] | None:
     text answers for the usual single-line base64.
     """
     rest = text.translate(None, _BASE64_ALPHABET)
+    pads = _PADDING.get(rest)
+    if pads is not None:  # the usual single line: nothing but the padding is left
+        if len(text) % 4 or (pads and not text.endswith(rest)):
+            return None
+        return text, len(text) // 4 * 3 - pads
     if rest and rest.strip(b"=") and not rest.translate(None, _WHITESPACE_AND_PAD):
         # Only line breaks (MIME style) or spaces besides the padding: drop them, look again.
         text = text.translate(None, _WHITESPACE)
@@ -182,6 +188,27 @@ def blob_of(
     # Too large to keep as text, or not valid: the chunked decoder spools it to disk
     # or says exactly what is wrong with it.
     return _decode(source, start, end, _line(source, start, line), element,
+                   max_bytes=max_bytes, spool_threshold=spool_threshold)
+
+
+def text_blob(
+    text: str, element: etree._Element, max_bytes: int, spool_threshold: int,
+    keep_base64_up_to: int,
+) -> Blob:
+    """:func:`blob_of` for content libxml2 has parsed (a packet too small to lift).
+
+    Every packet under the lifting threshold comes here, so the element's line is only
+    looked up for a refusal or a spooled file.
+    """
+    raw = text.encode("utf-8", "surrogateescape")
+    if len(raw) // 4 * 3 <= keep_base64_up_to:
+        checked = _strict_size(raw)
+        if checked is not None:
+            size = checked[1]
+            if size > max_bytes:
+                raise _too_large(max_bytes, line_of(element) or 0, element)
+            return Blob.from_base64(checked[0], size)
+    return _decode(raw, 0, len(raw), line_of(element) or 0, element,
                    max_bytes=max_bytes, spool_threshold=spool_threshold)
 
 

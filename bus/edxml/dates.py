@@ -18,6 +18,8 @@ _DATE_RE: Final = re.compile(r"([0-9]{4})/([0-9]{2})/([0-9]{2})")
 _TIMESTAMP_RE: Final = re.compile(
     r"([0-9]{4})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})"
 )
+_date_from_iso: Final = date.fromisoformat
+_datetime_from_iso: Final = datetime.fromisoformat
 _DATE: Final = "yyyy/MM/dd"
 _TIMESTAMP: Final = "yyyy/MM/dd HH:mm:ss"
 _MONTH_DAYS: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -59,10 +61,17 @@ def to_date(el: etree._Element, label: str, text: str, *, required: bool) -> dat
     accepts exactly the ASCII-digit dates the expression below describes, three times
     faster; the expression only runs to explain a refusal.
     """
+    if len(text) == 10 and text[4] == "/" and text[7] == "/":
+        # A date fromisoformat accepts starts and ends with a digit: stripping the text
+        # could not have changed it.
+        try:
+            return _date_from_iso(text.replace("/", "-"))
+        except ValueError:
+            pass
     value = text.strip()
     if len(value) == 10 and value[4] == "/" and value[7] == "/":
         try:
-            return date.fromisoformat(value.replace("/", "-"))
+            return _date_from_iso(value.replace("/", "-"))
         except ValueError:
             pass
     match = _DATE_RE.fullmatch(value)
@@ -80,15 +89,24 @@ def to_date(el: etree._Element, label: str, text: str, *, required: bool) -> dat
     )
 
 
-def to_datetime(el: etree._Element, label: str, text: str) -> datetime:
-    """The moment ``text`` (the value of ``el``) names, or ``SchemaInvalid``; see to_date."""
-    value = text.strip()
-    if (
+def _timestamp_shaped(value: str) -> bool:
+    return (
         len(value) == 19 and value[4] == "/" and value[7] == "/" and value[10] == " "
         and value[13] == ":" and value[16] == ":"
-    ):
+    )
+
+
+def to_datetime(el: etree._Element, label: str, text: str) -> datetime:
+    """The moment ``text`` (the value of ``el``) names, or ``SchemaInvalid``; see to_date."""
+    if _timestamp_shaped(text):  # unstripped first, as in to_date
         try:
-            return datetime.fromisoformat(value.replace("/", "-"))
+            return _datetime_from_iso(text.replace("/", "-"))
+        except ValueError:
+            pass
+    value = text.strip()
+    if _timestamp_shaped(value):
+        try:
+            return _datetime_from_iso(value.replace("/", "-"))
         except ValueError:
             pass
     match = _TIMESTAMP_RE.fullmatch(value)

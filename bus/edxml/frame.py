@@ -61,15 +61,6 @@ class Frame(NamedTuple):
     plain: bool = False
 
 
-def _few(parent: etree._Element) -> list[etree._Element] | None:
-    """The children of ``parent`` when a valid packet could have that many.
-
-    The frame is found before the XSD has bounded anything: a refused packet with a
-    million children must not first get a million proxies.
-    """
-    return children(parent) if len(parent) <= _FEW else None
-
-
 def _first(parent: etree._Element, tag: str) -> etree._Element | None:
     """The first child with ``tag``, filtered in C: no proxy for the others."""
     return next(parent.iterchildren(tag), None)
@@ -78,13 +69,17 @@ def _first(parent: etree._Element, tag: str) -> etree._Element | None:
 def _pair(parent: etree._Element, first: str, second: str
           ) -> tuple[etree._Element | None, etree._Element | None, bool]:
     """The first child tagged ``first`` and the first tagged ``second``, and whether
-    ``parent`` holds nothing else."""
-    kids = _few(parent)
-    if kids is None:
+    ``parent`` holds nothing else.
+
+    The frame is found before the XSD has bounded anything: a refused packet with a
+    million children must not first get a million proxies, so past ``_FEW`` children
+    the two are filtered in C.
+    """
+    if len(parent) > _FEW:
         return _first(parent, first), _first(parent, second), False
     a = b = None
     plain = True
-    for child in kids:
+    for child in children(parent):
         tag = child.tag
         if tag == first and a is None:
             a = child
@@ -107,15 +102,17 @@ def find_frame(root: etree._Element) -> Frame:
         return Frame(root, envelope, encoded, body=body)
     message_header = trace_list = sdk = dsig = foreign = None
     signatures: list[etree._Element] = []
-    kids = _few(header)
-    if kids is None:
+    if len(header) > _FEW:
+        kids: list[etree._Element] = []
         message_header, trace_list = _first(header, _MESSAGE_HEADER), _first(header, _TRACE_LIST)
         sdk, dsig, plain = _first(header, _SIGNATURE), _first(header, _DSIG_SIGNATURE), False
         for child in header.iterchildren(_DSIG + "*"):
             if child.tag != _DSIG_SIGNATURE:
                 foreign = child
                 break
-    for child in kids or ():
+    else:
+        kids = children(header)
+    for child in kids:
         tag = child.tag
         if tag == _MESSAGE_HEADER:
             if message_header is None:
@@ -134,11 +131,15 @@ def find_frame(root: etree._Element) -> Frame:
                     dsig = child
             elif foreign is None and tag.startswith(_DSIG):
                 foreign = child
-    return Frame(
-        root, envelope, encoded, header, body, message_header,
-        None if message_header is None else _few(message_header),
+    message_children = (
+        None if message_header is None or len(message_header) > _FEW
+        else children(message_header)
+    )
+    # Every field, in order: tuple.__new__ skips the generated __new__ and its defaults.
+    return tuple.__new__(Frame, (
+        root, envelope, encoded, header, body, message_header, message_children,
         trace_list, sdk, dsig, foreign, tuple(signatures), plain,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def check_frame(frame: Frame) -> None:

@@ -25,6 +25,9 @@ _ID_EXPECTED: Final = (
     "dot-separated groups of ASCII letters and digits, at most 35 characters, e.g. 000.00.00.H37"
 )
 _is_2016: Final = _ID_2016_RE.fullmatch
+standard_form: Final = _is_2016
+"""Matches what :func:`check_identifier` accepts at once (the QCVN 102:2016 form): the
+reader tests it before calling, since almost every identifier has that form."""
 
 
 def _describe_bad_char(value: str) -> str:

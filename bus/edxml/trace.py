@@ -14,7 +14,7 @@ from lxml import etree
 from bus.edxml.blocks import staff_info, to_int
 from bus.edxml.dates import to_datetime
 from bus.edxml.findings import Findings, Q, children, local_name, schema_error
-from bus.edxml.identifiers import check_identifier
+from bus.edxml.identifiers import check_identifier, standard_form
 from bus.edxml.model import Business, BusinessDocumentInfo, Receiver, ReplacementInfo, TraceHeader
 
 _ORGAN_ID: Final = Q + "OrganId"
@@ -86,7 +86,8 @@ def _trace_header(block: etree._Element, findings: Findings) -> TraceHeader:
         raise schema_error(
             block, "TraceHeader needs an OrganId and a Timestamp (yyyy/MM/dd HH:mm:ss)."
         )
-    check_identifier(organ_el, "TraceHeader/OrganId", organ_id, findings, required=False)
+    if standard_form(organ_id) is None:
+        check_identifier(organ_el, "TraceHeader/OrganId", organ_id, findings, required=False)
     to_datetime(stamp_el, "TraceHeader/Timestamp", timestamp)
     return TraceHeader(organ_id, timestamp)
 
@@ -117,7 +118,8 @@ def _business(block: etree._Element, findings: Findings) -> Business:
             if replacements is None:
                 replacements = found
     return Business(
-        to_int(doc_type) or 0, reason, document_id, _to_flag(paper), info, replacements, staff
+        to_int(doc_type) or 0, reason, document_id, _to_flag(paper) if paper else None, info,
+        replacements, staff,
     )
 
 
