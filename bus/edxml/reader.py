@@ -178,6 +178,21 @@ def _has_char_reference(data: bytes) -> bool:
 # ---------------------------------------------------------------- tree guards
 
 
+def _refuse_xinclude(root: etree._Element, data: bytes) -> None:
+    """DtdForbidden if any element is in the XInclude namespace.
+
+    The schemas admit elements of other namespaces only inside a Signature (and as an
+    XML-DSig element of the header), so a packet the XSD accepted needs this only when
+    its header has one; every refusal looks first, so XInclude is always reported as such.
+    A character reference can spell the namespace without its bytes appearing.
+    """
+    if (_XINCLUDE_NS in data or _has_char_reference(data)) and root.xpath(
+        "boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"
+    ):
+        raise errors.DtdForbidden("XInclude is not allowed in an edXML packet")
+
+
+
 def _parse(
     data: bytes, notices: list[errors.Notice], *, retried: bool = False
 ) -> etree._Element:
@@ -443,13 +458,12 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
     docinfo = tree.docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:  # type: ignore[attr-defined]
         raise errors.DtdForbidden("the packet declares a DTD; edXML packets must not")
-    # A character reference can spell the namespace without its bytes appearing.
-    if (_XINCLUDE_NS in reduced or _has_char_reference(reduced)) and root.xpath(
-        "boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"
-    ):
-        raise errors.DtdForbidden("XInclude is not allowed in an edXML packet")
     frame = find_frame(root)
-    kind = _detect_kind(root, frame)
+    try:
+        kind = _detect_kind(root, frame)
+    except errors.PacketError:
+        _refuse_xinclude(root, reduced)
+        raise
 
     # Markers met in Attachments: one anywhere else means lifting changed the packet.
     lifted = 0
@@ -472,8 +486,11 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
         try:
             _validate(tree, kind, schemas)
         except errors.SchemaInvalid:
+            _refuse_xinclude(root, reduced)
             _check_depth(root, limits.max_depth)
             raise
+        if frame.signatures or frame.foreign is not None or not frame.plain:
+            _refuse_xinclude(root, reduced)
         _check_signature_depth(root, frame, limits.max_depth)
         packet, notices = read_frame(frame, kind, content_of)
     except errors.PacketError:

@@ -138,6 +138,23 @@ XINCLUDE_IN_SUBJECT = _mutated(SUBJECT_OPEN, f"<edXML:Subject>{XINCLUDE}V/v")
 # The namespace written with character references: no byte of it reads "XInclude".
 XINCLUDE_HIDDEN = XINCLUDE.replace(XINCLUDE_NS, "&#104;ttp://www.w3.org/2001/&#x58;Include")
 XINCLUDE_HIDDEN_IN_SIGNATURE = XINCLUDE_IN_SIGNATURE.replace(XINCLUDE, XINCLUDE_HIDDEN)
+# The schemas let other namespaces in only under the header's Signature slot; elsewhere
+# an XInclude is also schema-invalid, and must still be reported as XInclude.
+XINCLUDE_IN_DSIG_OBJECT = _mutated(
+    "</edXML:TraceHeaderList>",
+    f'</edXML:TraceHeaderList>\n      <Object xmlns="{XMLDSIG}">{XINCLUDE}</Object>',
+)
+XINCLUDE_IN_STATUS_SIGNATURE = _mutated(
+    "</edXML:MessageHeader>",
+    f'</edXML:MessageHeader>\n      <Signature xmlns="{XMLDSIG}">{XINCLUDE}</Signature>',
+    MINIMAL_STATUS,
+)
+XINCLUDE_AS_ROOT = DECLARATION + XINCLUDE
+XINCLUDE_WITH_BAD_IDENTIFIER = replace_once(
+    XINCLUDE_IN_SIGNATURE, "<edXML:OrganId>000.00.00.H37</edXML:OrganId>",
+    "<edXML:OrganId>not an identifier</edXML:OrganId>")
+XINCLUDE_AND_DEEP = _mutated(SUBJECT_OPEN, "<edXML:Subject>" + "<a>" * 40 + XINCLUDE
+                             + "</a>" * 40 + "V/v")
 DEEP_40 = f'<?xml version="1.0"?>\n<edXML xmlns="{NS}">\n' + "<a>" * 40 + "</a>" * 40 + "</edXML>"
 
 
@@ -205,6 +222,11 @@ CASES: list[Bad] = [
     Bad("xinclude-in-subject", XINCLUDE_IN_SUBJECT, DtdForbidden),
     Bad("xinclude-in-signature", XINCLUDE_IN_SIGNATURE, DtdForbidden),
     Bad("xinclude-in-signature-char-refs", XINCLUDE_HIDDEN_IN_SIGNATURE, DtdForbidden),
+    Bad("xinclude-in-xmldsig-object", XINCLUDE_IN_DSIG_OBJECT, DtdForbidden),
+    Bad("xinclude-in-status-signature", XINCLUDE_IN_STATUS_SIGNATURE, DtdForbidden),
+    Bad("xinclude-as-root", XINCLUDE_AS_ROOT, DtdForbidden),
+    Bad("xinclude-before-a-bad-identifier", XINCLUDE_WITH_BAD_IDENTIFIER, DtdForbidden),
+    Bad("xinclude-deep-in-subject", XINCLUDE_AND_DEEP, DtdForbidden),
     # The same attacks where a byte scan cannot see them.
     Bad("doctype-utf16", utf16(with_doctype("<!DOCTYPE edXML>")), DtdForbidden),
     Bad("internal-entity-utf16",
