@@ -70,13 +70,13 @@ def element_path(el: etree._Element) -> str:
         tree = el.getroottree()
         top = tree.getroot()
         try:
-            relative = tree.getelementpath(el) if top is not None else None
+            relative = None if top is None else tree.getelementpath(el)
         except ValueError:  # a detached element: its ancestors are not the tree's root
             relative = None
-        if relative is not None and top is not None:
-            path = "/" + _local(top.tag) + (
-                "" if relative == "." else "/" + relative.replace(Q, "").replace(_DSIG, "")
-            )
+        if top is not None and relative is not None:
+            path = "/" + _local(top.tag)
+            if relative != ".":
+                path += "/" + relative.replace(Q, "").replace(_DSIG, "")
             if "{" not in path and "}" not in path:  # other namespaces: the walk strips them
                 return path
     parts: list[str] = []

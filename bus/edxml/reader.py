@@ -183,14 +183,14 @@ def _refuse_xinclude(root: etree._Element, data: bytes) -> None:
 
     The schemas admit elements of other namespaces only inside a Signature (and as an
     XML-DSig element of the header), so a packet the XSD accepted needs this only when
-    its header has one; every refusal looks first, so XInclude is always reported as such.
-    A character reference can spell the namespace without its bytes appearing.
+    its header has one. A packet refused before or by the XSD is looked at first, so an
+    XInclude is always reported as such. A character reference can spell the namespace
+    without its bytes appearing.
     """
     if (_XINCLUDE_NS in data or _has_char_reference(data)) and root.xpath(
         "boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"
     ):
         raise errors.DtdForbidden("XInclude is not allowed in an edXML packet")
-
 
 
 def _parse(
