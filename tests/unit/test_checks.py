@@ -1032,6 +1032,35 @@ def test_element_path_ignores_prefixes_and_comments() -> None:
     assert element_path(root[0]) == "/edXML/comment()"
 
 
+def test_element_path_strips_any_namespace_and_counts_by_namespace() -> None:
+    # Same local name in two namespaces: not a repeat. Braces in a namespace URI (which
+    # only a recovering parser lets through) must not leak into the path.
+    dsig = "http://www.w3.org/2000/09/xmldsig#"
+    text = (
+        f'<edXML xmlns="{NS}" xmlns:d="{dsig}" xmlns:x="urn:a}}b" xmlns:y="{{urn:c" '
+        f'xmlns:z="{NS}}}z"><d:Signature><d:KeyInfo/><d:KeyInfo/></d:Signature><Signature/>'
+        "<x:Thing/><y:Thing/><y:Thing/><z:Thing/></edXML>"
+    )
+    root = etree.fromstring(text.encode(), etree.XMLParser(recover=True))
+    paths = [element_path(el) for el in root.iter()]
+    assert paths == [
+        "/edXML", "/edXML/Signature", "/edXML/Signature/KeyInfo[1]",
+        "/edXML/Signature/KeyInfo[2]", "/edXML/Signature", "/edXML/Thing",
+        "/edXML/Thing[1]", "/edXML/Thing[2]", "/edXML/Thing",
+    ]
+
+
+def test_element_path_of_a_detached_element_starts_at_its_own_top() -> None:
+    root = etree.fromstring(edoc().encode(), PARSER)
+    header = root.find(f".//{{{NS}}}edXMLHeader")
+    assert header is not None
+    subject = header.find(f".//{{{NS}}}Subject")
+    assert subject is not None
+    header.getparent().remove(header)  # type: ignore[union-attr]
+    assert element_path(subject) == "/edXMLHeader/MessageHeader/Subject"
+    assert element_path(header) == "/edXMLHeader"
+
+
 # ------------------------------------------------------------------ a realistic size
 # How fast the second pass runs is measured by tests/bench/profile_reader.py, not here:
 # timings on a shared machine make flaky tests.
