@@ -10,18 +10,27 @@ names equal codes so that ``except SchemaInvalid`` reads like the documentation:
     │   ├── PayloadTooLarge            413  over the size cap, checked before parsing
     │   ├── DtdForbidden               400  DOCTYPE, entity, external reference, XInclude
     │   ├── TooDeep                    400  nesting deeper than the limit
+    │   ├── TooManyElements            400  more elements than any real packet has
     │   ├── UnsupportedPacket          422  wrong namespace or packet kind
     │   ├── SchemaInvalid              422  XSD or second-pass check failed
     │   ├── AttachmentInvalid          422  base64, manifest mismatch, file name, size
     │   └── InvalidIdentifier          422  organisation identifier malformed
     ├── AccessError                    who may do what
     │   ├── Unauthenticated            401
+    │   ├── Replayed                   401  a signed axis request seen before
     │   ├── SenderMismatch             403
-    │   └── RouteNotAllowed            403
+    │   ├── RouteNotAllowed            403
+    │   └── StatusNotAllowed           403  a status from an organisation not entitled to it
     ├── UnknownRecipient               422  no directory entry and no route
     ├── DuplicateDocumentId            409  same id, different content
     ├── NotFound                       404  no such document (or not yours)
     ├── InvalidRequest                 400  a request parameter (not the packet) is wrong
+    ├── HeadersTooLarge                431  request headers over the limit
+    ├── TooManyRequests                429  a system over its request rate (Retry-After)
+    ├── Unavailable                    503  the bus cannot take work now (database down,
+    │   │                                   too many connections); retry later
+    │   ├── TooManyConnections         503  the server's connection cap is reached
+    │   └── StorageFull                507  the data directory's disk is full
     └── ConfigInvalid                  routes.yaml / directory / settings rejected
 
 Messages are written for the person who has to fix the sending system: what was wrong,
@@ -138,6 +147,11 @@ class InvalidIdentifier(PacketError):
     code = "InvalidIdentifier"
 
 
+class TooManyElements(PacketError):
+    code = "TooManyElements"
+    http_status = 400
+
+
 class AccessError(LgspError):
     http_status = 403
 
@@ -153,6 +167,15 @@ class SenderMismatch(AccessError):
 
 class RouteNotAllowed(AccessError):
     code = "RouteNotAllowed"
+
+
+class Replayed(AccessError):
+    code = "Replayed"
+    http_status = 401
+
+
+class StatusNotAllowed(AccessError):
+    code = "StatusNotAllowed"
 
 
 class UnknownRecipient(LgspError):
@@ -173,6 +196,34 @@ class NotFound(LgspError):
 class InvalidRequest(LgspError):
     code = "InvalidRequest"
     http_status = 400
+
+
+class HeadersTooLarge(LgspError):
+    code = "HeadersTooLarge"
+    http_status = 431
+
+
+class TooManyRequests(LgspError):
+    """``details['retry_after']`` (seconds) becomes the Retry-After header."""
+
+    code = "TooManyRequests"
+    http_status = 429
+
+
+class Unavailable(LgspError):
+    """Nothing was stored: the sender retries later, as with any 5xx."""
+
+    code = "Unavailable"
+    http_status = 503
+
+
+class TooManyConnections(Unavailable):
+    code = "TooManyConnections"
+
+
+class StorageFull(Unavailable):
+    code = "StorageFull"
+    http_status = 507
 
 
 @dataclass
@@ -218,6 +269,7 @@ ALL_CODES: tuple[type[LgspError], ...] = (
     PayloadTooLarge,
     DtdForbidden,
     TooDeep,
+    TooManyElements,
     UnsupportedPacket,
     SchemaInvalid,
     AttachmentInvalid,
@@ -225,9 +277,16 @@ ALL_CODES: tuple[type[LgspError], ...] = (
     Unauthenticated,
     SenderMismatch,
     RouteNotAllowed,
+    StatusNotAllowed,
+    Replayed,
     UnknownRecipient,
     DuplicateDocumentId,
     NotFound,
     InvalidRequest,
+    HeadersTooLarge,
+    TooManyRequests,
+    Unavailable,
+    TooManyConnections,
+    StorageFull,
     ConfigInvalid,
 )
