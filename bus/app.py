@@ -13,10 +13,11 @@ from typing import Protocol
 import structlog
 
 from bus import errors
-from bus.auth import Credentials
+from bus.auth import Credentials, CredentialsFile
 from bus.edxml import Limits
 from bus.ingress import Ingress, IngressSettings
 from bus.metrics import Metrics
+from bus.ratelimit import RateLimiter
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RouteTable
 from bus.schemas import default_schemas
@@ -49,13 +50,13 @@ class Bus:
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
-        self.credentials = Credentials.load(settings.credentials)
+        self.credentials_file = CredentialsFile(settings.credentials)
+        self.rate_limiter = RateLimiter()
         self.reloader = Reloader(settings.routes, settings.directory,
                                  known_adapters=known_adapters, on_change=self._reloaded,
                                  validate=validate_routes)
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
-        self.operator_systems = self.credentials.operators
         self._seen_fingerprint = self.reloader.current().fingerprint
         self.change_listeners: list[Callable[[RoutingConfig], None]] = []
         self.ingress = Ingress(
@@ -68,6 +69,15 @@ class Bus:
             on_accepted=self._accepted,
         )
 
+    @property
+    def credentials(self) -> Credentials:
+        """Those in force now: read it once per request, a reload may swap it any time."""
+        return self.credentials_file.current()
+
+    @property
+    def operator_systems(self) -> frozenset[str]:
+        return self.credentials.operators
+
     def _accepted(self, accepted: Accepted) -> None:
         if not accepted.existing:
             self.dispatcher.notify(accepted)
@@ -78,21 +88,28 @@ class Bus:
             listener(config)
 
     def reload(self) -> bool:
+        """SIGHUP: routes with the directory, and credentials; each kept if invalid."""
+        credentials_ok = self.credentials_file.reload()
+        return self._reload_routes() and credentials_ok
+
+    def _reload_routes(self) -> bool:
         ok = self.reloader.reload()
         if not ok:
             self.metrics.config_reloads.labels("refused").inc()
         return ok
 
     def reload_if_changed(self) -> bool:
-        """Reloads when either file changed since the last attempt, refused or not."""
+        """Reloads each file that changed since the last attempt, refused or not; True
+        when a reload took effect."""
+        reloaded = self.credentials_file.reload_if_changed() is True
         try:
             fingerprint = self.reloader.fingerprint()
         except OSError:
-            return False
+            return reloaded
         if fingerprint == self._seen_fingerprint:
-            return False
+            return reloaded
         self._seen_fingerprint = fingerprint
-        return self.reload()
+        return self._reload_routes() or reloaded
 
     def submit(self, data: bytes, *, system: str, channel: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:

@@ -2,8 +2,10 @@
 
 What both doors must do identically lives here: the body cap enforced while the bytes
 arrive (a 150 MB cap is worthless if the whole upload is buffered first), counting
-refusals that happen before :meth:`bus.app.Bus.submit` sees the packet, deciding what a
-caller may see, and the per-request context (request id, logs, the last-resort 500).
+refusals that happen before :meth:`bus.app.Bus.submit` sees the packet, who is calling
+(:func:`identify`, :func:`admit`: certificate or API key, then the system's rate, all
+before a byte of the body is read), deciding what a caller may see, and the per-request
+context (request id, logs, the last-resort 500).
 Build the application with :func:`bus.api.rest.create_app`.
 """
 
@@ -13,18 +15,23 @@ import re
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from typing import Final
 
 import structlog
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus import errors
 from bus.app import Bus
+from bus.auth import fingerprint_hex
 from bus.queries import Viewer
 
 API_KEY_HEADER: Final = "X-API-Key"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
+CLIENT_CERT_EXTENSION: Final = "lgsp.client_cert"
+"""``scope["extensions"][CLIENT_CERT_EXTENSION] = {"sha256": hex, "subject": str}``, set by
+the HTTP server only for a certificate it verified (TLS, or a trusted proxy's headers)."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _PROBES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -35,6 +42,48 @@ def operators(bus: Bus) -> frozenset[str]:
     """Systems allowed to see every document; an attribute the Bus may grow, empty until then."""
     found: frozenset[str] = frozenset(getattr(bus, "operator_systems", ()))
     return found
+
+
+def client_certificate(source: HTTPConnection | Scope) -> str | None:
+    """SHA-256 (hex) of the verified client certificate of this request, if any."""
+    scope = source.scope if isinstance(source, HTTPConnection) else source
+    extensions = scope.get("extensions")
+    cert = extensions.get(CLIENT_CERT_EXTENSION) if isinstance(extensions, Mapping) else None
+    value = cert.get("sha256") if isinstance(cert, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return fingerprint_hex(value)
+    except ValueError:
+        return None
+
+
+def identify(bus: Bus, source: HTTPConnection | Scope, api_key: str | None) -> str:
+    """The calling system, or Unauthenticated: every door's one way of deciding it.
+
+    A verified client certificate bound to a system names the caller (a key sent along
+    must be that system's); otherwise the API key, unless its system requires a
+    certificate. Reads headers and scope only, never the body.
+    """
+    system = bus.credentials.identify(api_key, certificate=client_certificate(source))
+    structlog.contextvars.bind_contextvars(system=system)
+    return system
+
+
+def check_rate(bus: Bus, system: str) -> None:
+    """TooManyRequests (``details['retry_after']`` seconds) when ``system`` is over its rate.
+
+    For doors that authenticate in their own way (the /vxp facade's signatures): call it
+    once per request, after the caller is verified, so nobody spends another's budget.
+    """
+    bus.rate_limiter.check(system, bus.credentials.rate_for(system))
+
+
+def admit(bus: Bus, source: HTTPConnection | Scope, api_key: str | None) -> str:
+    """:func:`identify`, then :func:`check_rate`: call it before reading the body."""
+    system = identify(bus, source, api_key)
+    check_rate(bus, system)
+    return system
 
 
 def viewer_for(bus: Bus, system: str) -> Viewer:

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus import errors, queries, schemas
-from bus.api import API_KEY_HEADER, RequestContext, count_refusal, read_capped, viewer_for
+from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, read_capped, viewer_for
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
@@ -75,16 +75,19 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+    development: bool = False
+    """True while credentials.yaml accepts the published keys dev-<system>-key."""
 
 
 def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "MalformedXml, DtdForbidden, TooDeep or InvalidRequest",
-        401: "Unauthenticated: no or wrong X-API-Key",
+        401: "Unauthenticated: no or wrong X-API-Key, or a client certificate required",
         403: "SenderMismatch or RouteNotAllowed",
         404: "NotFound: no such document visible to this system",
         409: "DuplicateDocumentId: same sender and DocumentId, different content",
         413: "PayloadTooLarge: over the body cap (checked before reading the body)",
+        429: "TooManyRequests: over the system's request rate; Retry-After says when",
         422: "UnsupportedPacket, SchemaInvalid (with line and path), AttachmentInvalid, "
              "InvalidIdentifier or UnknownRecipient",
         500: "InternalError: quote the request id",
@@ -97,7 +100,7 @@ _XML_BODY: Final[dict[str, Any]] = {"requestBody": {
     "description": "The edXML packet (QCVN 102:2016) exactly as the document system wrote it.",
     "content": {"application/xml": {"schema": {"type": "string", "format": "binary"}}},
 }}
-_POST_REFUSALS = _refusals(400, 401, 403, 409, 413, 422, 500)
+_POST_REFUSALS = _refusals(400, 401, 403, 409, 413, 422, 429, 500)
 
 
 def _where(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -116,9 +119,12 @@ async def _on_refusal(request: Request, exc: Exception) -> Response:
     else:
         log.info("request.refused", code=exc.code, reason=exc.message)
         body = exc.to_dict()
-    headers = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'} \
-        if exc.http_status == 401 else None
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+    headers: dict[str, str] = {}
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = f'ApiKey header="{API_KEY_HEADER}"'
+    if isinstance(exc, errors.TooManyRequests):
+        headers["Retry-After"] = str(exc.details.get("retry_after", 1))
+    return JSONResponse(body, status_code=exc.http_status, headers=headers or None)
 
 
 async def _on_invalid(request: Request, exc: Exception) -> Response:
@@ -138,8 +144,7 @@ async def _on_http(request: Request, exc: Exception) -> Response:
 
 async def _submit(bus: Bus, request: Request, key: str | None, expect: str) -> Response:
     try:
-        system = bus.credentials.authenticate(key)
-        structlog.contextvars.bind_contextvars(system=system)
+        system = admit(bus, request, key)
         data = await read_capped(request, bus.settings.max_body_bytes)
     except errors.LgspError as exc:
         count_refusal(bus, exc, "rest")
@@ -196,10 +201,8 @@ def readiness(bus: Bus) -> tuple[bool, dict[str, str]]:
 def rest_router(bus: Bus) -> APIRouter:
     router = APIRouter()
 
-    def caller(key: str | None) -> queries.Viewer:
-        system = bus.credentials.authenticate(key)
-        structlog.contextvars.bind_contextvars(system=system)
-        return viewer_for(bus, system)
+    def caller(request: Request, key: str | None) -> queries.Viewer:
+        return viewer_for(bus, admit(bus, request, key))
 
     @router.post("/api/v1/edocs", tags=["documents"], status_code=202, response_model=Receipt,
                  responses={200: {"model": Receipt, "description": "Re-submission of an "
@@ -220,17 +223,19 @@ def rest_router(bus: Bus) -> APIRouter:
         return await _submit(bus, request, key, "status")
 
     @router.get("/api/v1/edocs/{id}", tags=["documents"], response_model=queries.DocumentDetail,
-                responses=_refusals(400, 401, 404, 500),
+                responses=_refusals(400, 401, 404, 429, 500),
                 summary="A document, its deliveries with history, its business statuses")
-    def get_edoc(id: str, key: str | None = Security(api_key)) -> queries.DocumentDetail:
+    def get_edoc(request: Request, id: str,
+                 key: str | None = Security(api_key)) -> queries.DocumentDetail:
         """404 also for documents that exist but are not the caller's: ids cannot be probed."""
         structlog.contextvars.bind_contextvars(document=id)
-        return queries.document_detail(bus.store.engine, id, caller(key))
+        return queries.document_detail(bus.store.engine, id, caller(request, key))
 
     @router.get("/api/v1/edocs", tags=["documents"], response_model=queries.DocumentPage,
-                responses=_refusals(400, 401, 500),
+                responses=_refusals(400, 401, 429, 500),
                 summary="Documents visible to the caller, newest first")
     def list_edocs(
+        request: Request,
         key: Annotated[str | None, Security(api_key)] = None,
         sender: Annotated[str | None, Query(max_length=64, description="From/OrganId")] = None,
         recipient: Annotated[str | None, Query(
@@ -246,7 +251,7 @@ def rest_router(bus: Bus) -> APIRouter:
         cursor: Annotated[str | None, Query(
             max_length=200, description="next_cursor of the previous page")] = None,
     ) -> queries.DocumentPage:
-        viewer = caller(key)
+        viewer = caller(request, key)
         query = queries.list_query(sender=sender, recipient=recipient, state=state, kind=kind,
                                    since=since, until=until, limit=limit, cursor=cursor)
         return queries.list_documents(bus.store.engine, query, viewer)
@@ -259,9 +264,12 @@ def rest_router(bus: Bus) -> APIRouter:
     @router.get("/readyz", tags=["operations"], response_model=Readiness,
                 responses={503: {"model": Readiness, "description": "a check failed"}})
     def readyz() -> Response:
-        """Whether this process should get traffic: database, configuration, schemas."""
+        """Whether this process should get traffic: database, configuration, schemas.
+        ``development`` is true while the published development keys are accepted: not a
+        reason to take traffic away, but a deployment must not stay so."""
         ok, results = readiness(bus)
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": results},
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": results,
+                             "development": bus.credentials.development},
                             status_code=200 if ok else 503)
 
     @router.get("/metrics", tags=["operations"], response_class=Response,
