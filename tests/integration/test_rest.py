@@ -340,7 +340,8 @@ def test_health_and_readiness(server: ApiServer, monkeypatch: pytest.MonkeyPatch
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"database": "ok", "routing": "ok",
                                                           "schemas": "ok",
-                                                          "vxp_systems": "ok"}}
+                                                          "vxp_systems": "ok"},
+                            "development": True}
 
     def broker() -> str | None:
         return "broker unreachable"
