@@ -89,7 +89,8 @@ SQLITE_SCHEMA = (
 def key_digest(system: str = "eoffice") -> str:
     """The same credential file the bus reads, so both refuse and accept the same keys."""
     raw = yaml.safe_load((REPO / "config" / "credentials.yaml").read_text(encoding="utf-8"))
-    return str(raw["systems"][system]["key_sha256"])
+    entry = raw["systems"][system]
+    return str(entry.get("key_sha256") or entry["development_key_sha256"])
 
 
 class _Pool(Generic[T]):
