@@ -5,7 +5,8 @@ Which pieces run follows from two facts: whether a broker is configured, and whe
 process should deliver. Embedded (no broker): the database is the queue and delivery
 threads poll it. Scaled out: ingress publishes each committed delivery to RabbitMQ and
 workers consume it, with a relay in each worker catching what a crash left unpublished.
-Every process reloads routes and the directory on SIGHUP and when either file changes.
+Every process reloads routes, the directory and credentials.yaml on SIGHUP and when any of
+them changes; each is swapped whole, and an invalid edit keeps what was in force.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def delivery_loops(bus: Bus, *, deliver: bool) -> list[_Stoppable]:
 
 
 class _Watcher(threading.Thread):
-    """Polls the two files' modification times; SIGHUP does the same at once."""
+    """Polls the configuration files' modification times; SIGHUP reloads all at once."""
 
     def __init__(self, bus: Bus) -> None:
         super().__init__(name="lgsp-config-watch", daemon=True)
