@@ -119,7 +119,7 @@ def status(http: TestClient, key: str | None = None, cert: str | None = None) ->
         headers["X-API-Key"] = key
     if cert is not None:
         headers["X-Test-Cert"] = cert
-    return http.get("/api/v1/edocs", headers=headers).status_code
+    return int(http.get("/api/v1/edocs", headers=headers).status_code)
 
 
 # ------------------------------------------------------------------ rotation and reload
