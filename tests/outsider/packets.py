@@ -348,3 +348,28 @@ def attachment_data_block(d: DocData) -> bytes:
 def unclosed_from(d: DocData) -> bytes:
     text = canonical(d).decode("utf-8")
     return text.replace("</edXML:OrganId></edXML:From>", "</edXML:OrganId>", 1).encode()
+
+
+def status_packet(from_id: str, to_organ: str, document_id: str, code: str,
+                  description: str, timestamp: str = "2026/11/21 10:00:00") -> bytes:
+    """A status packet shaped like the samples' status_*.edxml (edxml.md §4)."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<edXML xmlns="{NS}">
+  <edXML:edXMLEnvelope xmlns:edXML="{NS}">
+    <edXML:edXMLHeader>
+      <edXML:MessageHeader>
+        <edXML:From><edXML:OrganId>{from_id}</edXML:OrganId></edXML:From>
+        <edXML:ResponseFor>
+          <edXML:OrganId>{to_organ}</edXML:OrganId>
+          <edXML:Code>125/STTTT-VP</edXML:Code>
+          <edXML:PromulgationDate>2026/11/21</edXML:PromulgationDate>
+          <edXML:DocumentId>{document_id}</edXML:DocumentId>
+        </edXML:ResponseFor>
+        <edXML:StaffInfo><edXML:Department>Văn thư</edXML:Department><edXML:Staff>Trần Thị B</edXML:Staff></edXML:StaffInfo>
+        <edXML:StatusCode>{code}</edXML:StatusCode>
+        <edXML:Description>{_e(description)}</edXML:Description>
+        <edXML:Timestamp>{timestamp}</edXML:Timestamp>
+      </edXML:MessageHeader>
+    </edXML:edXMLHeader>
+  </edXML:edXMLEnvelope>
+</edXML>""".encode()
