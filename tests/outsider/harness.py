@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -47,6 +48,7 @@ class Server:
     port: int
     data_dir: Path
     log_path: Path
+    log_file: IO[bytes] | None = None
 
     @property
     def base(self) -> str:
@@ -63,14 +65,17 @@ class Server:
             return ""
 
     def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        """SIGTERM to this server's pid, SIGKILL after a bound."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
 
 
 def start_server(tmp: Path, *, settings_yaml: str | None = None,
@@ -95,7 +100,7 @@ def start_server(tmp: Path, *, settings_yaml: str | None = None,
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it until it exits
     proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), env=env, stdout=log,
                             stderr=subprocess.STDOUT)
-    server = Server(proc, port, data_dir, log_path)
+    server = Server(proc, port, data_dir, log_path, log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
