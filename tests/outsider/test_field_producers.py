@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -157,7 +158,9 @@ def test_bus_refuses_with_a_code_that_names_the_problem(name: str, server: Serve
                                                         work: Path) -> None:
     codes, keywords = REFUSED[name]
     body = producers.REFUSED_PRODUCERS[name](DocData())
+    started = time.monotonic()
     resp = post_edoc(server, body)
+    assert time.monotonic() - started < 1.0, "contract.md: a refusal comes back under 1 s"
     assert resp.status_code in {HTTP_FOR[c] for c in codes}, (resp.status_code, resp.text)
     answer = resp.json()
     assert answer.get("code") in codes, answer

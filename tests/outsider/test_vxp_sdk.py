@@ -152,6 +152,8 @@ def test_ioffice_sends_and_reads_its_sent_list(server: Server, ioffice: SdkServi
     lst = ioffice.get_sent_edoc_list(sent.DocId)
     assert lst is not None and lst.status == "OK" and lst.ErrorCode == "0", lst
     assert isinstance(lst.data, list) and lst.data, lst
+    for row in lst.data:  # §7: per recipient, sendStatus and receiveStatus
+        assert "sendStatus" in row and "receiveStatus" in row, row
 
 
 def test_status_from_eoffice_reaches_ioffice_and_its_count(server: Server,
@@ -285,6 +287,8 @@ def test_download_with_wrong_secret_writes_no_file_content(server: Server,
     ("POST", "/vxp/", False),
     ("GET", "/vxp", False),
     ("POST", "/vxp/a/b/c", False),
+    ("PUT", "/vxp/getEdoc", True),
+    ("DELETE", "/vxp/updateStatus", False),
 ])
 def test_every_vxp_answer_carries_the_three_fields(server: Server, method: str, path: str,
                                                   signed: bool) -> None:
@@ -293,7 +297,7 @@ def test_every_vxp_answer_carries_the_three_fields(server: Server, method: str, 
     if signed:
         headers += svc.signed_headers("application/json")
     resp = raw_request("127.0.0.1", server.port, method, path, headers,
-                       b"{}" if method == "POST" else None, expect_continue=False)
+                       b"{}" if method in ("POST", "PUT") else None, expect_continue=False)
     obj = _triplet(resp)
     assert obj["status"] == "FAIL" and obj["ErrorCode"] != "0", obj
 
@@ -399,6 +403,32 @@ def test_jvm_on_utc_is_served_when_its_zone_is_registered(
         assert count is not None and count.ErrorCode == "0", count
     finally:
         srv.stop()
+
+
+def test_stale_service_object_is_told_to_renew_it(server: Server) -> None:
+    """The SDK stamps once; an object older than max_age_s (300 s in vxp_systems.yaml)
+    is refused, and the message says to rebuild the service object."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+    built = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")) - timedelta(seconds=900)
+    svc = SdkService(server.vxp, IOFFICE_SYSTEM_ID, IOFFICE_SECRET, now=built)
+    res = svc.get_received_edoc_list()
+    assert res is not None and res.status == "FAIL" and res.ErrorCode not in (None, "0"), res
+    assert re.search(r"renew|rebuild|recreate|new service object", res.ErrorDesc or "", re.I), res
+
+
+@pytest.mark.parametrize(("system_id", "timestamp"), [
+    ("000.00.99.H37", None),  # a systemId the registry does not know
+    (IOFFICE_SYSTEM_ID, "2026-11-21T05:46:47Z"),  # not the SDK's format
+])
+def test_refused_identity_answers_in_sdk_shape(server: Server, system_id: str,
+                                               timestamp: str | None) -> None:
+    svc = SdkService(server.vxp, system_id, IOFFICE_SECRET)
+    if timestamp is not None:
+        svc.timestamp = timestamp
+    res = svc.get_received_edoc_list()
+    assert res is not None and res.status == "FAIL", res
+    assert res.ErrorCode not in (None, "0") and res.ErrorDesc, res
 
 
 def test_unsigned_http_client_gets_sdk_shape(server: Server) -> None:
