@@ -19,13 +19,6 @@ from typing import IO
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = REPO_ROOT.parent.parent / "shared" / "edxml-samples"
-if not SAMPLES.is_dir():  # CI lays shared/ beside the clone; sessions have /work/shared
-    for candidate in (REPO_ROOT.parent / "shared" / "edxml-samples",
-                      Path("/work/shared/edxml-samples")):
-        if candidate.is_dir():
-            SAMPLES = candidate
-            break
 
 IOFFICE_SYSTEM_ID = "000.00.00.H37"  # config/vxp_systems.yaml: the key, as set in the SDK
 IOFFICE_SECRET = "dev-vnpt_ioffice-vxp-secret"  # README: dev-<system>-vxp-secret
