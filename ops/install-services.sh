@@ -84,8 +84,16 @@ if ! command -v promtool >/dev/null 2>&1; then
     packages+=(prometheus)
 fi
 
+# tests/outsider runs field producers written in Java (javac) and Node.js.
+if ! command -v javac >/dev/null 2>&1; then
+    packages+=(default-jdk-headless)
+fi
+if ! command -v node >/dev/null 2>&1; then
+    packages+=(nodejs)
+fi
+
 if [ "${#packages[@]}" -eq 0 ]; then
-    log "rabbitmq-server, postgresql and prometheus already installed"
+    log "rabbitmq-server, postgresql, prometheus, javac and node already installed"
 else
     log "installing: ${packages[*]}"
     apt_get update
