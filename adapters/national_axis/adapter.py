@@ -201,7 +201,8 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
         submitted = 0
         for message_type in (vxp.MessageType.EDOC, vxp.MessageType.STATUS):
             try:
-                answer = self._exchange(vxp.get_received_edoc_list(creds, message_type, tz=self._zone))
+                answer = self._exchange(vxp.get_received_edoc_list(creds, message_type,
+                                                                   tz=self._zone))
                 items = [vxp.ReceivedItem.from_json(i) for i in answer.items()]
             except (Retry, Refuse, vxp.MalformedAnswer) as exc:
                 log.warning("axis.list.failed", destination=self.name,
