@@ -449,3 +449,14 @@ def test_settings_refuse_an_unknown_zone(tmp_path: Path) -> None:
     assert load_settings(environ={}).zone.key == "Asia/Ho_Chi_Minh"
     with pytest.raises(ConfigInvalid, match="IANA"):
         load_settings(environ={"LGSP_TIMEZONE": "Asia/Hanoi_City"})
+
+
+def test_one_service_object_registers_two_agencies(province: Province) -> None:
+    """The agency is the unsigned body: two registrations sign identical headers."""
+    built = datetime.now(UTC)
+    for code in ("000.00.50.H37", "000.00.51.H37"):
+        answer(_register(province, {"code": code, "name": f"Đơn vị {code}"}, now=built))
+    answer(_register(province, {"code": "000.00.51.H37", "name": "Đơn vị 000.00.51.H37"},
+                     now=built), "Replayed")
+    codes = [r.code for r in agency_requests.list_requests(province.server.bus.store.engine)]
+    assert {"000.00.50.H37", "000.00.51.H37"} <= set(codes)

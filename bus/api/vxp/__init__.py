@@ -117,12 +117,16 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
             if operation not in operations:
                 raise _unknown(operation)
             entry, verified = facade.authenticate(list(request.headers.items()))
-            claimed = facade.claim(operation, entry, verified)
+            body_first = operation == vxp.Operation.REGISTER_AGENCY
+            if not body_first:
+                claimed = facade.claim(operation, entry, verified)
             cap = bus.settings.max_body_bytes if operation == vxp.Operation.SEND_EDOC \
                 else SMALL_BODY
             body = await read_capped(request, cap)
             verified = vxp.check_body(verified, body,
                                       require_hash=operation == vxp.Operation.SEND_EDOC)
+            if body_first:
+                claimed = facade.claim(operation, entry, verified)
             ran = True
             result = await run_in_threadpool(facade.run, operation, entry, verified)
         except Exception as exc:

@@ -14,6 +14,7 @@ A refusal for a skew of a whole number of hours names the time zone, not the clo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -182,10 +183,13 @@ class Facade:
 
     def claim(self, operation: str, entry: VxpSystem,
               verified: vxp.VerifiedRequest) -> ReplayKey | None:
-        """Reserves the signature of a state-changing request (see :mod:`.replay`)."""
+        """Reserves the signature of a state-changing request (see :mod:`.replay`);
+        registerAgency's with its body, which the signature does not cover."""
         if operation not in GUARDED:
             return None
         signature = (verified.param("hash-header") or "").strip().lower()
+        if operation == vxp.Operation.REGISTER_AGENCY:
+            signature += ":" + hashlib.sha256(verified.body).hexdigest()
         key = (entry.system_id, operation, signature)
         self.replay.claim(key, verified.timestamp.timestamp() + entry.max_age_s)
         return key

@@ -14,6 +14,11 @@ in the map). Hence:
   that change something are guarded: sendEdoc, updateStatus, registerAgency,
   deleteAgency. Reads (lists, counts, getEdoc, downloadEdoc, agency lists) repeat freely:
   refusing them would break every poll loop, and replaying one changes nothing;
+* registerAgency's key also holds the SHA-256 of its body: the agency travels as an
+  unsigned body, so one service object registering two agencies sends identical signed
+  headers. Anyone holding a captured signature could thus file a different agency
+  within the window — but only as a pending request that names the system and waits for
+  an administrator, which is why registerAgency never applies anything by itself;
 * a legitimate client repeats a guarded call identically only as a retry (the SDK retries
   I/O errors, POSTs included). It is refused ``Replayed`` with the way out: a new service
   object stamps a new timestamp, and the bus's own idempotency (the same packet → the
