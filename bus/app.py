@@ -62,7 +62,7 @@ class Bus:
         self.ingress = Ingress(
             self.store, self.reloader,
             IngressSettings(
-                bus_organ_id=settings.bus_organ_id,
+                bus_organ_id=settings.bus_organ_id, zone=settings.zone,
                 limits=Limits(max_bytes=settings.max_body_bytes,
                               max_attachment_bytes=settings.max_attachment_bytes),
             ),

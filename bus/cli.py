@@ -408,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(requeue)
     requeue.add_argument("ids", nargs="+", metavar="DELIVERY_ID")
     requeue.set_defaults(func=cmd_deliveries_requeue)
+
+    from bus.agency_requests import add_cli
+
+    add_cli(sub, common)
     return parser
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import structlog
@@ -34,6 +35,7 @@ class IngressSettings:
     bus_organ_id: str = "00.37.W00"
     limits: Limits = field(default_factory=Limits)
     gateway_systems: frozenset[str] = frozenset({"national_axis"})
+    zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
 
 
 def facts_of(packet: Packet) -> RoutingFacts:
@@ -104,7 +106,7 @@ class Ingress:
         digest = hashlib.sha256(data).hexdigest()
         forwarded = with_trace_header(
             data, packet, TraceHeader(self.settings.bus_organ_id,
-                                      format_timestamp(datetime.now())))
+                                      format_timestamp(datetime.now(self.settings.zone))))
         refers_to, status = None, None
         if isinstance(packet, StatusPacket):
             refers_to = self._find_original(packet)

@@ -12,9 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bus import errors
 
@@ -45,6 +46,24 @@ class Settings(BaseModel):
     reload_check_s: float = 2.0
     log_json: bool = True
     log_level: str = "INFO"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    """IANA zone of every wall-clock time the bus writes (TraceHeader timestamps, the
+    axis facade's times) and reads from SDK clients: the host's zone never counts, since
+    containers usually run on UTC while every system on the axis runs on Vietnam time."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Ho_Chi_Minh)") \
+                from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def effective_database_url(self) -> str:

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["STATES", "TERMINAL", "business_statuses", "create_engine", "deliveries",
-           "documents", "events", "inbound_sources", "metadata", "new_id", "payloads"]
+__all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
+           "deliveries", "documents", "events", "inbound_sources", "metadata", "new_id",
+           "payloads"]
 
 metadata = sa.MetaData()
 
@@ -105,6 +106,27 @@ inbound_sources = sa.Table(
     sa.Column("source_id", sa.String(255), primary_key=True),
     sa.Column("document", sa.String(32), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
+)
+
+# What local systems asked of the directory (the axis facade's registerAgency and
+# deleteAgency): kept for an administrator, who decides (`lgsp directory requests`).
+agency_requests = sa.Table(
+    "agency_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("action", sa.String(8), nullable=False),
+    sa.Column("code", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("parent", sa.String(64)),
+    sa.Column("mail", sa.String(254)),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("decided_at", sa.Float),
+    sa.Column("decided_by", sa.String(64)),
+    sa.Column("note", sa.Text),
+    sa.Index("ix_agency_requests_state", "state", "created_at"),
 )
 
 TERMINAL = frozenset({"delivered", "refused", "parked"})

@@ -31,22 +31,26 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import Any, ClassVar, Final
+from zoneinfo import ZoneInfo
 
 __all__ = [
-    "AUTH_ERRORS", "AXIS_TZ", "CONTENT_TYPE_EDOC", "CONTENT_TYPE_JSON", "DEFAULT_SKEW_S",
-    "HEADER_PREFIX", "IDEMPOTENCY_KEY", "PROTOCOL_VERSION", "SERVICE_TYPE", "USER_AGENT",
+    "AUTH_ERRORS", "AXIS_TZ", "AXIS_ZONE_NAME", "CONTENT_TYPE_EDOC", "CONTENT_TYPE_JSON",
+    "DEFAULT_SKEW_S", "HEADER_PREFIX", "IDEMPOTENCY_KEY", "PROTOCOL_VERSION", "SERVICE_TYPE",
+    "USER_AGENT",
     "AckStatus", "Agency", "Answer", "BadSignature", "ClockSkew", "Credentials",
     "ErrorCode", "HashMismatch", "HeaderMismatch", "MalformedAnswer", "MalformedRequest",
-    "MessageType", "Operation", "ReceivedItem", "SentStatus", "SignedRequest",
+    "MessageType", "Operation", "ReceivedItem", "Replayed", "SentStatus", "SignedRequest",
     "UnknownSystem", "VerifiedRequest", "VxpError",
-    "decode_to", "edoc_body", "encode_answer", "encode_to", "fail_answer",
-    "format_timestamp", "get_agencies_list", "get_edoc", "get_received_edoc_list",
-    "get_sent_edoc_list", "hash_file", "hash_header", "ok_answer", "parse_answer",
-    "parse_timestamp", "send_edoc", "sign", "strip_crlf", "update_status", "verify",
+    "check_body", "count_receive", "decode_to", "delete_agency", "download_edoc",
+    "edoc_body", "encode_answer", "encode_to", "fail_answer", "format_timestamp",
+    "get_agencies_list", "get_agencies_list_qd20", "get_edoc", "get_received_edoc_list",
+    "get_sent_edoc_list", "get_synchronize_unit", "hash_file", "hash_header",
+    "non_ascii_header", "ok_answer", "parse_answer", "parse_timestamp", "register_agency",
+    "send_edoc", "sign", "strip_crlf", "update_status", "verify", "verify_headers",
 ]
 
 USER_AGENT: Final = "JAVASDKAgent/1.0.0 XRoad/VPCP"
@@ -56,8 +60,10 @@ SERVICE_TYPE: Final = "eDoc"
 CONTENT_TYPE_EDOC: Final = "application/octet-stream"
 CONTENT_TYPE_JSON: Final = "application/json"
 DEFAULT_SKEW_S: Final = 300.0
-#: *(assumed)* The SDK formats its timestamp in the JVM's zone; Vietnam has no DST.
-AXIS_TZ: Final[tzinfo] = timezone(timedelta(hours=7), "ICT")
+#: The SDK formats its timestamp in the JVM's zone, with no marker; systems on the axes
+#: run on Vietnam time (edxml.md §7.2). Anyone else must be registered with their zone.
+AXIS_ZONE_NAME: Final = "Asia/Ho_Chi_Minh"
+AXIS_TZ: Final[tzinfo] = ZoneInfo(AXIS_ZONE_NAME)
 #: *(assumed, not in the SDK)* An extra signed key that lets an axis absorb a resend.
 IDEMPOTENCY_KEY: Final = "idempotency-key"
 CRLF: Final = b"\r\n"
@@ -77,6 +83,16 @@ class Operation(StrEnum):
     GET_AGENCIES_LIST = "getAgenciesList"
     REGISTER_AGENCY = "registerAgency"
     DELETE_AGENCY = "deleteAgency"
+    DOWNLOAD_EDOC = "downloadEdoc"
+    COUNT_RECEIVE_EDOC = "countReceiveEdoc"
+    COUNT_RECEIVE_STATUS = "countReceiveStatus"
+    GET_AGENCIES_LIST_QD20 = "getAgenciesListQD20"
+    GET_SYNCHRONIZE_UNIT = "getSynchronizeUnit"
+
+    @property
+    def method(self) -> str:
+        """The SDK GETs downloadEdoc and POSTs everything else (§7.2)."""
+        return "GET" if self is Operation.DOWNLOAD_EDOC else "POST"
 
 
 class MessageType(StrEnum):
@@ -103,6 +119,7 @@ class ErrorCode(StrEnum):
     CLOCK_SKEW = "ClockSkew"
     HASH_MISMATCH = "HashMismatch"
     UNKNOWN_OPERATION = "UnknownOperation"
+    REPLAYED = "Replayed"
     NOT_FOUND = "NotFound"
     REFUSED = "Refused"
     BUSY = "Busy"
@@ -209,6 +226,10 @@ class SignedRequest:
     def url(self, endpoint: str) -> str:
         return f"{endpoint.rstrip('/')}/{self.operation.value}"
 
+    @property
+    def method(self) -> str:
+        return self.operation.method
+
 
 def sign(operation: Operation, creds: Credentials, params: Sequence[tuple[str, str]], *,
          body: bytes = b"", content_type: str = CONTENT_TYPE_JSON,
@@ -274,6 +295,47 @@ def get_agencies_list(creds: Credentials, *, now: datetime | None = None,
     return sign(Operation.GET_AGENCIES_LIST, creds, [], now=now, tz=tz)
 
 
+def download_edoc(creds: Credentials, doc_id: str, file_path: str = "", *,
+                  now: datetime | None = None, tz: tzinfo = AXIS_TZ) -> SignedRequest:
+    """GET, no body; ``filePath`` is the caller's own folder, signed but meaningless here."""
+    return sign(Operation.DOWNLOAD_EDOC, creds, [("docId", doc_id), ("filePath", file_path)],
+                now=now, tz=tz)
+
+
+def count_receive(creds: Credentials, message_type: MessageType, *,
+                  now: datetime | None = None, tz: tzinfo = AXIS_TZ) -> SignedRequest:
+    """countReceiveEdoc or countReceiveStatus, by ``message_type``; body ``{}``."""
+    operation = Operation.COUNT_RECEIVE_EDOC if message_type is MessageType.EDOC \
+        else Operation.COUNT_RECEIVE_STATUS
+    return sign(operation, creds, [("messagetype", message_type.value)], body=b"{}",
+                now=now, tz=tz)
+
+
+def get_agencies_list_qd20(creds: Credentials, *, now: datetime | None = None,
+                           tz: tzinfo = AXIS_TZ) -> SignedRequest:
+    return sign(Operation.GET_AGENCIES_LIST_QD20, creds, [], now=now, tz=tz)
+
+
+def get_synchronize_unit(creds: Credentials, *, since: str | None = None,
+                         now: datetime | None = None, tz: tzinfo = AXIS_TZ) -> SignedRequest:
+    """``since`` *(assumed name)*: only units changed at or after that moment."""
+    params = [("since", since)] if since is not None else []
+    return sign(Operation.GET_SYNCHRONIZE_UNIT, creds, params, now=now, tz=tz)
+
+
+def register_agency(creds: Credentials, agency: Agency, *, now: datetime | None = None,
+                    tz: tzinfo = AXIS_TZ) -> SignedRequest:
+    """The agency travels as the (unsigned) JSON body, as the SDK sends it verbatim."""
+    body = json.dumps(agency.to_json(), ensure_ascii=False, separators=(",", ":"))
+    return sign(Operation.REGISTER_AGENCY, creds, [], body=body.encode("utf-8"), now=now,
+                tz=tz)
+
+
+def delete_agency(creds: Credentials, code: str, *, now: datetime | None = None,
+                  tz: tzinfo = AXIS_TZ) -> SignedRequest:
+    return sign(Operation.DELETE_AGENCY, creds, [("code", code)], body=b"{}", now=now, tz=tz)
+
+
 # ---- server side ---------------------------------------------------------------------
 
 class VxpError(Exception):
@@ -322,6 +384,13 @@ class HashMismatch(VxpError):  # noqa: N818 - named as its ErrorCode
     code = ErrorCode.HASH_MISMATCH
 
 
+class Replayed(VxpError):  # noqa: N818 - named as its ErrorCode
+    """The same signed request twice within its window (bus.errors.Replayed's code)."""
+
+    code = ErrorCode.REPLAYED
+    http_status = 401
+
+
 @dataclass(frozen=True)
 class VerifiedRequest:
     """An authenticated request; ``params`` holds every ``XroadVnpt-*`` header by key."""
@@ -354,18 +423,40 @@ def _content_type_matches(signed: str, actual: dict[str, str]) -> bool:
     return real.split(";")[0].strip().lower() == signed.split(";")[0].strip().lower()
 
 
+def non_ascii_header(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str | None:
+    """The first ``XroadVnpt-*`` key whose value holds a byte ≥ 0x80, parameters before
+    the signature headers; None when all are ASCII.
+
+    The SDK writes each character's low 8 bits into the header but signs the UTF-8 text,
+    so such a request can never verify: naming the key is the only useful answer.
+    """
+    found = [name for name, value in _lower(headers).items()
+             if name.startswith(HEADER_PREFIX.lower()) and not value.isascii()]
+    own = [n for n in found if n[len(HEADER_PREFIX):] not in (_SIGN_KEYS, _SIGN_HEADER,
+                                                               _HASH_HEADER)]
+    chosen = own or found
+    return chosen[0][len(HEADER_PREFIX):] if chosen else None
+
+
 def verify(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes,
            secret_for: Callable[[str], str | None], *, now: datetime | None = None,
            skew_s: float = DEFAULT_SKEW_S, tz: tzinfo = AXIS_TZ,
            require_hash: bool = False) -> VerifiedRequest:
-    """Authenticates one request, checking in the order that gives the clearest answer.
+    """:func:`verify_headers` then :func:`check_body`: the whole request at once."""
+    verified = verify_headers(headers, secret_for, now=now, skew_s=skew_s, tz=tz)
+    return check_body(verified, body, require_hash=require_hash)
+
+
+def verify_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]],
+                   secret_for: Callable[[str], str | None], *, now: datetime | None = None,
+                   skew_s: float = DEFAULT_SKEW_S, tz: tzinfo = AXIS_TZ) -> VerifiedRequest:
+    """Authenticates one request from its headers alone, in the order that gives the
+    clearest answer; the body is not needed, so a server can refuse before reading it.
 
     The HMAC is recomputed over the received ``sign-header`` string, never a
     re-serialisation; then every key it lists must equal the header actually sent,
     because the SDK's stale header map means the signature, not the operation, decides
-    what is covered. ``require_hash`` is for sendEdoc: other operations may carry a
-    stale ``hash-file`` of an earlier send, so it is checked only when asked for. The
-    hash may cover the body or the body less its trailing CRLF (the SDK hashes the file).
+    what is covered. The result has an empty body until :func:`check_body`.
     """
     actual = _lower(headers)
 
@@ -414,16 +505,31 @@ def verify(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes,
     if abs(offset) > skew_s:
         raise ClockSkew(f"timestamp {stamp} is {offset:+.0f}s from the axis clock (allowed "
                         f"±{skew_s:.0f}s): synchronise the sending system's clock (NTP)")
+    params = {name[len(HEADER_PREFIX):]: value for name, value in actual.items()
+              if name.startswith(HEADER_PREFIX.lower())}
+    return VerifiedRequest(system_id, moment, keys, params, b"", b"")
+
+
+def check_body(verified: VerifiedRequest, body: bytes, *,
+               require_hash: bool = False) -> VerifiedRequest:
+    """The request with its body. ``require_hash`` is for sendEdoc: other operations may
+    carry a stale ``hash-file`` of an earlier send, so it is checked only when asked for.
+    The hash may cover the body or the body less its trailing CRLF (the SDK hashes the
+    file). ``hash-file`` must be signed to count, or anyone could swap body and hash."""
     packet = strip_crlf(body)
     if require_hash:
-        declared = header("hash-file").strip().lower()
+        declared = verified.param("hash-file")
+        if declared is None:
+            raise MalformedRequest(f"header {HEADER_PREFIX}hash-file is missing")
+        if "hash-file" not in {k.lower() for k in verified.signed_keys}:
+            raise MalformedRequest(f"header {HEADER_PREFIX}hash-file is not among the signed "
+                                   "headers (sign-header-key)")
+        declared = declared.strip().lower()
         if hmac.compare_digest(declared, hash_file(body)):
             packet = body
         elif not hmac.compare_digest(declared, hash_file(packet)):
             raise HashMismatch(f"{HEADER_PREFIX}hash-file does not match the body")
-    params = {name[len(HEADER_PREFIX):]: value for name, value in actual.items()
-              if name.startswith(HEADER_PREFIX.lower())}
-    return VerifiedRequest(system_id, moment, keys, params, body, packet)
+    return replace(verified, body=body, packet=packet)
 
 
 # ---- answers -------------------------------------------------------------------------

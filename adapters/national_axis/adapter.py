@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
@@ -59,6 +60,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
     def __init__(self, name: str, config: NationalAxisConfig) -> None:
         super().__init__(name, config)
         self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._zone = ZoneInfo(config.timezone)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -161,7 +163,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
             recipients=[] if status else [delivery.recipient],
             message_type=vxp.MessageType.STATUS if status else vxp.MessageType.EDOC,
             idempotency_key=delivery.idempotency_key if self.config.send_idempotency_key
-            else None)
+            else None, tz=self._zone)
         answer = self._exchange(request)
         doc_id = answer.doc_id
         if doc_id is None:
@@ -173,7 +175,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
 
     def confirm(self, doc_id: str) -> list[vxp.SentStatus]:
         """Per-recipient send/receive state of a sent docId; raises Retry/Refuse."""
-        answer = self._exchange(vxp.get_sent_edoc_list(self._credentials(), doc_id))
+        answer = self._exchange(vxp.get_sent_edoc_list(self._credentials(), doc_id, tz=self._zone))
         try:
             return [vxp.SentStatus.from_json(item) for item in answer.items()]
         except vxp.MalformedAnswer as exc:
@@ -181,7 +183,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
 
     def agencies(self) -> list[vxp.Agency]:
         """The axis' agency list, for refreshing the outside-agency reference file."""
-        answer = self._exchange(vxp.get_agencies_list(self._credentials()))
+        answer = self._exchange(vxp.get_agencies_list(self._credentials(), tz=self._zone))
         try:
             return [vxp.Agency.from_json(item) for item in answer.items()]
         except vxp.MalformedAnswer as exc:
@@ -199,7 +201,8 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
         submitted = 0
         for message_type in (vxp.MessageType.EDOC, vxp.MessageType.STATUS):
             try:
-                answer = self._exchange(vxp.get_received_edoc_list(creds, message_type))
+                answer = self._exchange(vxp.get_received_edoc_list(creds, message_type,
+                                                                   tz=self._zone))
                 items = [vxp.ReceivedItem.from_json(i) for i in answer.items()]
             except (Retry, Refuse, vxp.MalformedAnswer) as exc:
                 log.warning("axis.list.failed", destination=self.name,
@@ -211,7 +214,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
 
     def _receive(self, inbox: Inbox, creds: vxp.Credentials, item: vxp.ReceivedItem) -> int:
         try:
-            answer = self._exchange(vxp.get_edoc(creds, item.doc_id))
+            answer = self._exchange(vxp.get_edoc(creds, item.doc_id, tz=self._zone))
             data = answer.data
             if not isinstance(data, str):
                 raise Retry("getEdoc: data is not a base64 string")
@@ -236,7 +239,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
                      status: vxp.AckStatus) -> None:
         """A lost acknowledgement is harmless: the item is listed again and deduplicated."""
         try:
-            self._exchange(vxp.update_status(creds, doc_id, status))
+            self._exchange(vxp.update_status(creds, doc_id, status, tz=self._zone))
         except (Retry, Refuse) as exc:
             log.warning("axis.ack.failed", destination=self.name, doc_id=doc_id,
                         status=status.value, reason=str(exc))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,6 +31,10 @@ class NationalAxisConfig(BaseModel):
     clock_skew_s: float = Field(default=vxp.DEFAULT_SKEW_S, gt=0, le=86400,
                                 description="Largest clock difference check() tolerates.")
     max_items_per_poll: int = Field(default=200, ge=1, le=10000)
+    timezone: str = Field(
+        default=vxp.AXIS_ZONE_NAME,
+        description="IANA zone the axis reads XroadVnpt-timestamp in (it carries no zone "
+                    "marker); never the bus host's zone.")
     send_idempotency_key: bool = Field(
         default=True, description="Sign and send XroadVnpt-idempotency-key (assumed header).")
     auth_error_codes: list[str] = Field(
@@ -50,6 +55,15 @@ class NationalAxisConfig(BaseModel):
     def _ascii_id(cls, value: str) -> str:
         if not value.isascii() or not value.isprintable() or value != value.strip():
             raise ValueError("must be printable ASCII without surrounding spaces")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Asia/Ho_Chi_Minh") from None
         return value
 
     @field_validator("secret_env")

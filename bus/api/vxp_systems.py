@@ -19,12 +19,14 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bus import errors
 from bus.directory import Directory
@@ -53,7 +55,20 @@ class _Entry(BaseModel):
     secret_env: str | None = Field(default=None, pattern=_ENV_NAME)
     max_clock_skew_s: float = Field(default=DEFAULT_SKEW_S, ge=0, le=7 * 86_400)
     max_age_s: float | None = Field(default=None, ge=0, le=7 * 86_400)
+    timezone: str | None = Field(default=None, max_length=64)
     description: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (UTC, Asia/Ho_Chi_Minh, "
+                             "…)") from None
+        return value
 
 
 class _File(BaseModel):
@@ -77,6 +92,8 @@ class VxpSystem:
     development_secret: bool
     max_clock_skew_s: float
     max_age_s: float
+    zone: tzinfo | None = None
+    """The zone its SDK stamps timestamps in when that is not the bus's (a JVM on UTC)."""
 
     @property
     def actor(self) -> str:
@@ -134,7 +151,8 @@ def load_registry(path: Path, environ: Mapping[str, str] | None = None) -> Regis
         systems[system_id] = VxpSystem(
             system_id=system_id, system=entry.system, secret_env=env, secret=secret,
             development_secret=development, max_clock_skew_s=entry.max_clock_skew_s,
-            max_age_s=entry.max_clock_skew_s if entry.max_age_s is None else entry.max_age_s)
+            max_age_s=entry.max_clock_skew_s if entry.max_age_s is None else entry.max_age_s,
+            zone=ZoneInfo(entry.timezone) if entry.timezone else None)
     if problems:
         raise errors.ConfigInvalid(problems, file=source)
     for entry_ in systems.values():
