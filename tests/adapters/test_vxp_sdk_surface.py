@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from bus import agency_requests, vxp
 from bus.edxml import packet_bytes
 from bus.embedded import EmbeddedDispatcher
+from bus.ratelimit import Rate, RateLimiter
 from bus.settings import REPO_ROOT
 from bus.tables import deliveries, documents
 from tests.adapters.test_vnpt_ioffice import (
@@ -460,3 +461,22 @@ def test_one_service_object_registers_two_agencies(province: Province) -> None:
                      now=built), "Replayed")
     codes = [r.code for r in agency_requests.list_requests(province.server.bus.store.engine)]
     assert {"000.00.50.H37", "000.00.51.H37"} <= set(codes)
+
+
+def test_a_system_over_its_rate_is_told_to_wait_in_the_sdk_shape(
+        province: Province, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rate is checked after the signature, so only the verified system's budget is
+    spent; the answer is the SDK's shape with the wait in it."""
+    bus = province.server.bus
+    monkeypatch.setattr(bus.credentials, "rate_for", lambda system: Rate(0.01, 2))
+    codes = [send(province, vxp.get_agencies_list(CREDS)).json()["ErrorCode"]
+             for _ in range(3)]
+    assert codes[:2] == ["0", "0"]
+    body = answer(send(province, vxp.get_agencies_list(CREDS)), "TooManyRequests")
+    assert body["retry_after"] >= 1
+    forged = vxp.Credentials(SYSTEM_ID, "not-the-secret")
+    monkeypatch.setattr(bus.credentials, "rate_for", lambda system: Rate(0.01, 1))
+    bus.rate_limiter = RateLimiter()
+    for _ in range(3):
+        answer(send(province, vxp.get_agencies_list(forged)), "BadSignature")
+    answer(send(province, vxp.get_agencies_list(CREDS)))

@@ -40,7 +40,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from bus import vxp
-from bus.api import read_capped
+from bus.api import check_rate, read_capped
 from bus.api.vxp import agencies, mailbox
 from bus.api.vxp.facade import Action, Facade, Failure, MethodNotAllowed, UnknownOperation
 from bus.api.vxp.replay import ReplayGuard
@@ -117,6 +117,7 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
             if operation not in operations:
                 raise _unknown(operation)
             entry, verified = facade.authenticate(list(request.headers.items()))
+            check_rate(bus, entry.system)
             body_first = operation == vxp.Operation.REGISTER_AGENCY
             if not body_first:
                 claimed = facade.claim(operation, entry, verified)

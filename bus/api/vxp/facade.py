@@ -242,6 +242,10 @@ class Facade:
         if isinstance(exc, errors.LgspError):
             if not counted:
                 self._count(exc.code)
+            if isinstance(exc, errors.Unavailable):
+                log.warning("vxp.unavailable", operation=operation, code=exc.code,
+                            reason=exc.message)
+                return Failure(exc.http_status, {**_refusal(exc), **fields}, exc.http_status)
             if exc.http_status >= 500:
                 log.error("vxp.error", operation=operation, code=exc.code, reason=str(exc))
                 return Failure(500, vxp.fail_answer(
@@ -261,5 +265,7 @@ class Facade:
 def _refusal(exc: errors.LgspError) -> dict[str, Any]:
     where = ", ".join(p for p in (f"line {exc.line}" if exc.line else "", exc.path or "") if p)
     desc = f"{exc.message} ({where})" if where else exc.message
-    extra = {k: v for k, v in (("line", exc.line), ("path", exc.path)) if v}
+    extra: dict[str, Any] = {k: v for k, v in (("line", exc.line), ("path", exc.path)) if v}
+    if isinstance(exc, errors.TooManyRequests):
+        extra["retry_after"] = exc.details.get("retry_after", 1)
     return vxp.fail_answer(exc.code, desc, **extra)
