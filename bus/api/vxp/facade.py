@@ -173,7 +173,7 @@ class Facade:
         elif offset < 0:
             message = (f"timestamp {stamp} is {-offset:.0f}s old ({allowed}): the SDK stamps "
                        "its headers once, when its service object is built, so build a new "
-                       "one for each polling round (or raise max_age_s in "
+                       "service object for each polling round (or raise max_age_s in "
                        "config/vxp_systems.yaml); if the object is new, synchronise the "
                        "system's clock (NTP)")
         else:
