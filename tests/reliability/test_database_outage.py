@@ -19,11 +19,9 @@ from typing import Final
 import httpx
 import pytest
 
-from tests.cluster import Progress, Sender, Submission, background, fresh_vhost, \
-    routes_document
+from tests.cluster import Progress, Sender, Submission, background, fresh_vhost, routes_document
 from tests.http_sink import HttpSink
-from tests.reliability.test_battery import RULES, audit, make_documents, report, \
-    scaled_out, settle
+from tests.reliability.test_battery import RULES, audit, make_documents, report, scaled_out, settle
 from tests.servers import PostgresServer, RabbitMQServer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -44,8 +42,8 @@ def _watch_readiness(urls: list[str], stop: threading.Event,
                 try:
                     response = client.get(url + "/readyz")
                     body = response.json()
-                    seen[f"{response.status_code} {body.get('status')} "
-                         f"database={'ok' if body['checks'].get('database') == 'ok' else 'failed'}"] += 1
+                    database = "ok" if body["checks"].get("database") == "ok" else "failed"
+                    seen[f"{response.status_code} {body.get('status')} database={database}"] += 1
                 except (httpx.HTTPError, ValueError, KeyError) as exc:
                     seen[type(exc).__name__] += 1
             stop.wait(0.5)

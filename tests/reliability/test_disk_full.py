@@ -30,8 +30,15 @@ import httpx
 import pytest
 
 from bus.edxml import EdocBuilder, packet_bytes
-from tests.cluster import Cluster, Outgoing, Progress, Sender, Submission, background, \
-    routes_document
+from tests.cluster import (
+    Cluster,
+    Outgoing,
+    Progress,
+    Sender,
+    Submission,
+    background,
+    routes_document,
+)
 from tests.http_sink import HttpSink
 from tests.reliability.test_battery import RULES, audit, make_documents, report, settle
 
