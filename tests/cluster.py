@@ -51,6 +51,7 @@ from tests.servers import PostgresServer, RabbitMQServer, free_port, pid_alive
 __all__ = [
     "DESTINATIONS",
     "REPO_ROOT",
+    "SOAK_SCALE",
     "TERMINAL",
     "TEST_RETRY",
     "BusProcess",
@@ -67,6 +68,7 @@ __all__ = [
     "fresh_database",
     "fresh_vhost",
     "routes_document",
+    "soak",
     "wait_until",
     "write_routes",
 ]
@@ -75,6 +77,14 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 DESTINATIONS: Final = ("eoffice", "vnpt_ioffice", "hcm_egov", "national_axis", "archive")
 TEST_RETRY: Final = RetryPolicy(attempts=30, first_delay_s=0.2, max_delay_s=2.0)
 TERMINAL: Final = frozenset({"delivered", "refused", "parked"})
+SOAK_SCALE: Final = max(float(os.environ.get("LGSP_SOAK_SCALE", "1") or 1), 0.1)
+"""``LGSP_SOAK_SCALE=10`` turns the outage scenarios into soaks: ten times the documents
+and the deadlines, the same outages and assertions."""
+
+
+def soak(value: float) -> int:
+    """A volume or a deadline of a reliability scenario, times :data:`SOAK_SCALE`."""
+    return max(int(value * SOAK_SCALE), 1)
 
 T = TypeVar("T")
 

@@ -14,6 +14,7 @@ reported separately.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
@@ -22,14 +23,14 @@ from typing import Final
 
 import pytest
 
-from tests.cluster import Cluster, Progress, Sender, Submission, background, routes_document
+from tests.cluster import Cluster, Progress, Sender, Submission, background, routes_document, soak
 from tests.http_sink import HttpSink
 from tests.reliability.test_battery import RULES, audit, make_documents, report, scaled_out, settle
 from tests.servers import PostgresServer, RabbitMQCluster
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-DOCUMENTS: Final = 2_500
+DOCUMENTS: Final = soak(2_500)
 DOWN_S: Final = 5.0
 
 
@@ -75,10 +76,10 @@ def test_rabbitmq_cluster_node_kill9_and_restart_under_load(
                 for victim, batch in enumerate(halves):
                     node = mq.nodes[victim]
                     progress = Progress()
-                    with background(lambda batch=batch, progress=progress: sender.submit_all(
-                            batch, threads=4, deadline=began + 300, progress=progress),
-                            "client"):
-                        assert progress.wait_for(len(batch) // 5, 180), progress.value
+                    with background(functools.partial(
+                            sender.submit_all, batch, threads=4, deadline=began + soak(300),
+                            progress=progress), "client"):
+                        assert progress.wait_for(len(batch) // 5, soak(180)), progress.value
                         node.kill9()
                         timeline.append(f"{time.monotonic() - began:.1f}s kill node{victim + 1}")
                         # Connections on the dead node fail over within this.
@@ -93,7 +94,7 @@ def test_rabbitmq_cluster_node_kill9_and_restart_under_load(
                         timeline.append(f"{time.monotonic() - began:.1f}s node{victim + 1} "
                                         "back in the cluster")
                 submitted = time.monotonic() - began
-                settle(cluster, sink, 240)
+                settle(cluster, sink, soak(240))
                 took = time.monotonic() - began
                 client = dict(sender.counts)
             result = audit(cluster, sink, submissions)

@@ -19,14 +19,22 @@ from typing import Final
 import httpx
 import pytest
 
-from tests.cluster import Progress, Sender, Submission, background, fresh_vhost, routes_document
+from tests.cluster import (
+    Progress,
+    Sender,
+    Submission,
+    background,
+    fresh_vhost,
+    routes_document,
+    soak,
+)
 from tests.http_sink import HttpSink
 from tests.reliability.test_battery import RULES, audit, make_documents, report, scaled_out, settle
 from tests.servers import PostgresServer, RabbitMQServer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-DOCUMENTS: Final = 1_500
+DOCUMENTS: Final = soak(1_500)
 KILLS: Final = 2
 DOWN_S: Final = 8.0
 ANSWER_BOUND_S: Final = 6.0
@@ -61,11 +69,11 @@ def test_postgres_kill9_twice_under_load(tmp_path: Path, rabbitmq: RabbitMQServe
         began = time.monotonic()
         with Sender(cluster.urls, timeout_s=ANSWER_BOUND_S * 2, max_pause_s=0.5) as sender:
             with background(lambda: sender.submit_all(
-                    submissions, threads=4, deadline=began + 240, progress=progress),
+                    submissions, threads=4, deadline=began + soak(240), progress=progress),
                     "client"):
                 for kill in range(1, KILLS + 1):
                     target = DOCUMENTS * kill // (KILLS + 1)
-                    assert progress.wait_for(target, 120), f"client stuck at {progress.value}"
+                    assert progress.wait_for(target, soak(120)), f"client stuck at {progress.value}"
                     pg.kill9()
                     down = time.monotonic()
                     stop = threading.Event()
@@ -78,7 +86,7 @@ def test_postgres_kill9_twice_under_load(tmp_path: Path, rabbitmq: RabbitMQServe
                     pg.restart()
                     outages.append(time.monotonic() - down)
             submitted = time.monotonic() - began
-            settle(cluster, sink, 180)
+            settle(cluster, sink, soak(180))
             took = time.monotonic() - began
             client = dict(sender.counts)
             slowest = {k: round(v, 2) for k, v in sender.slowest_s.items()}

@@ -38,14 +38,15 @@ from tests.cluster import (
     Submission,
     background,
     routes_document,
+    soak,
 )
 from tests.http_sink import HttpSink
 from tests.reliability.test_battery import RULES, audit, make_documents, report, settle
 
 pytestmark = [pytest.mark.slow]
 
-DOCUMENTS: Final = 1_500
-TMPFS_MB: Final = 48
+DOCUMENTS: Final = soak(1_500)
+TMPFS_MB: Final = soak(48)
 FULL_S: Final = 10.0
 LARGE_BYTES: Final = 3 * 1024 * 1024
 
@@ -112,9 +113,9 @@ def test_data_directory_disk_full_then_space_returns(tmp_path: Path) -> None:
         began = time.monotonic()
         with Sender([bus.url], timeout_s=10, max_pause_s=0.5) as sender:
             with background(lambda: sender.submit_all(
-                    submissions, threads=2, deadline=began + 240, progress=progress),
+                    submissions, threads=2, deadline=began + soak(240), progress=progress),
                     "client"):
-                assert progress.wait_for(DOCUMENTS // 3, 120), progress.value
+                assert progress.wait_for(DOCUMENTS // 3, soak(120)), progress.value
                 filled = fill(filler)
                 full_at = time.monotonic()
                 refused_before = sender.counts.get("http_507", 0)
@@ -126,7 +127,7 @@ def test_data_directory_disk_full_then_space_returns(tmp_path: Path) -> None:
                 freed_at = time.monotonic()
             submitted = time.monotonic() - began
             sender.submit(large, began + 300)
-            settle(cluster, sink, 180)
+            settle(cluster, sink, soak(180))
             took = time.monotonic() - began
             client = dict(sender.counts)
             sample = sender.samples.get("http_507")
