@@ -22,10 +22,19 @@ from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RouteTable
 from bus.schemas import default_schemas
 from bus.settings import Settings
-from bus.store import Accepted, Store
+from bus.store import Accepted, Store, outage_refused
 from bus.tables import create_engine
 
 log = structlog.get_logger("lgsp.app")
+
+
+def _engine_bounds(url: str) -> dict[str, object]:
+    """Bounds on waiting for a PostgreSQL server: a sender's request must be answered
+    (503 Unavailable) within seconds when the database is down or unreachable, not hang
+    on a TCP connect to a silent host or on a pool whose connections are all stuck."""
+    if not url.startswith("postgresql"):
+        return {}
+    return {"connect_args": {"connect_timeout": 5}, "pool_timeout": 5}
 
 
 class Dispatcher(Protocol):
@@ -46,7 +55,8 @@ class Bus:
         self.settings = settings
         self.metrics = metrics or Metrics()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(create_engine(settings.effective_database_url))
+        self.store = Store(create_engine(settings.effective_database_url,
+                                         **_engine_bounds(settings.effective_database_url)))
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
@@ -115,7 +125,9 @@ class Bus:
                source: tuple[str, str] | None = None) -> Accepted:
         """Ingress plus the door's metrics; every channel (REST, SOAP, pollers) calls this."""
         try:
-            accepted = self.ingress.submit(data, system=system, expect=expect, source=source)
+            with outage_refused():
+                accepted = self.ingress.submit(data, system=system, expect=expect,
+                                               source=source)
         except errors.LgspError as exc:
             self.metrics.refused.labels(exc.code, channel).inc()
             raise

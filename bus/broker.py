@@ -24,10 +24,12 @@ import collections
 import contextlib
 import json
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
@@ -49,7 +51,9 @@ __all__ = [
     "RabbitDispatcher",
     "Relay",
     "WorkerPool",
+    "connect",
     "declare",
+    "endpoints",
     "parameters",
     "ping",
     "queue_name",
@@ -76,6 +80,36 @@ def parameters(url: str, *, timeout_s: float = 5.0, heartbeat_s: int = 60) -> An
     return params
 
 
+def endpoints(url: str) -> list[str]:
+    """One URL per node of a ``broker_url`` that lists several, comma-separated::
+
+        amqp://user:pass@10.0.0.1:5672,10.0.0.2:5672,10.0.0.3/vhost
+
+    Credentials, virtual host and query apply to every node; a node without a port
+    uses the scheme's default. A plain single-node URL comes back unchanged.
+    """
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return [url]
+    return [urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host.strip()}"))
+            for host in hosts.split(",") if host.strip()]
+
+
+def connect(url: str, *, timeout_s: float = 5.0, heartbeat_s: int = 60) -> Any:
+    """A blocking connection to the first node of ``url`` that answers.
+
+    The nodes are tried in a random order, so the processes of a bus spread over a
+    cluster and none depends on one node being up; a node that is down refuses at once
+    (or within ``timeout_s``) and the next is tried. Raises one of AMQP_ERRORS when no
+    node takes the connection.
+    """
+    nodes = endpoints(url)
+    random.shuffle(nodes)
+    return pika.BlockingConnection(
+        [parameters(node, timeout_s=timeout_s, heartbeat_s=heartbeat_s) for node in nodes])
+
+
 def declare(channel: Any, queue: str) -> None:
     """Idempotent: a quorum queue replicates and survives a node crash with its messages."""
     channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
@@ -84,7 +118,7 @@ def declare(channel: Any, queue: str) -> None:
 def ping(url: str, *, timeout_s: float = 2.0) -> str | None:
     """None when the broker accepts a connection (readiness), else the reason."""
     try:
-        connection = pika.BlockingConnection(parameters(url, timeout_s=timeout_s))
+        connection = connect(url, timeout_s=timeout_s)
     except AMQP_ERRORS as exc:
         return f"RabbitMQ unreachable: {type(exc).__name__}: {exc}"
     with contextlib.suppress(*AMQP_ERRORS):
@@ -127,7 +161,7 @@ class Publisher:
         link: _Link | None = getattr(self._local, "link", None)
         if link is not None and link.connection.is_open:
             return link, False
-        connection = pika.BlockingConnection(parameters(self.url, timeout_s=self.timeout_s))
+        connection = connect(self.url, timeout_s=self.timeout_s)
         try:
             link = _Link(connection)
         except AMQP_ERRORS:
@@ -369,7 +403,7 @@ class RabbitConsumer(_Loop):
             reraise=True,
         )
         try:
-            connection = retrying(pika.BlockingConnection, parameters(self.url))
+            connection = retrying(connect, self.url)
         except AMQP_ERRORS:
             return None
         self.counts["connections"] += 1

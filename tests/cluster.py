@@ -51,6 +51,7 @@ from tests.servers import PostgresServer, RabbitMQServer, free_port, pid_alive
 __all__ = [
     "DESTINATIONS",
     "REPO_ROOT",
+    "SOAK_SCALE",
     "TERMINAL",
     "TEST_RETRY",
     "BusProcess",
@@ -67,6 +68,7 @@ __all__ = [
     "fresh_database",
     "fresh_vhost",
     "routes_document",
+    "soak",
     "wait_until",
     "write_routes",
 ]
@@ -75,6 +77,14 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 DESTINATIONS: Final = ("eoffice", "vnpt_ioffice", "hcm_egov", "national_axis", "archive")
 TEST_RETRY: Final = RetryPolicy(attempts=30, first_delay_s=0.2, max_delay_s=2.0)
 TERMINAL: Final = frozenset({"delivered", "refused", "parked"})
+SOAK_SCALE: Final = max(float(os.environ.get("LGSP_SOAK_SCALE", "1") or 1), 0.1)
+"""``LGSP_SOAK_SCALE=10`` turns the outage scenarios into soaks: ten times the documents
+and the deadlines, the same outages and assertions."""
+
+
+def soak(value: float) -> int:
+    """A volume or a deadline of a reliability scenario, times :data:`SOAK_SCALE`."""
+    return max(int(value * SOAK_SCALE), 1)
 
 T = TypeVar("T")
 
@@ -559,6 +569,14 @@ class Sender:
         self._clients: list[httpx.Client] = []
         self._lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
+        self.slowest_s: dict[str, float] = {}
+        """The longest wait for each kind of answer (``http_503``, ``ReadTimeout``…)."""
+        self.samples: dict[str, Any] = {}
+        """The first body of each kind of 5xx answer, to assert its code and message."""
+
+    def _seen(self, kind: str, seconds: float) -> None:
+        with self._lock:
+            self.slowest_s[kind] = max(self.slowest_s.get(kind, 0.0), seconds)
 
     def _client(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self._local, "client", None)
@@ -581,13 +599,20 @@ class Sender:
         pause = self.pause_s
         while time.monotonic() < deadline:
             submission.attempts += 1
+            began = time.monotonic()
             try:
                 response = self.post_once(submission.outgoing)
             except httpx.HTTPError as exc:
+                self._seen(type(exc).__name__, time.monotonic() - began)
                 submission.failures[type(exc).__name__] += 1
                 with self._lock:
                     self.counts["connection_errors"] += 1
             else:
+                self._seen(f"http_{response.status_code}", time.monotonic() - began)
+                if response.status_code >= 500 and f"http_{response.status_code}" \
+                        not in self.samples:
+                    with contextlib.suppress(ValueError):
+                        self.samples[f"http_{response.status_code}"] = response.json()
                 submission.statuses.append(response.status_code)
                 if response.status_code < 500:
                     submission.status = response.status_code

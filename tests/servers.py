@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import glob
+import json
 import os
 import pwd
 import random
@@ -41,9 +42,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Protocol, Self
+from urllib.parse import quote
 
 __all__ = [
     "PostgresServer",
+    "RabbitMQCluster",
     "RabbitMQServer",
     "ServerError",
     "ServerNotInstalledError",
@@ -330,13 +333,21 @@ class RabbitMQServer(_Managed):
 
     host: Final = LOOPBACK
 
-    def __init__(self, *, startup_timeout: float = 60.0, stop_timeout: float = 30.0) -> None:
+    def __init__(self, *, startup_timeout: float = 60.0, stop_timeout: float = 30.0,
+                 cookie: str | None = None, epmd_port: int | None = None,
+                 extra_conf: str = "") -> None:
+        """``cookie``, ``epmd_port`` and ``extra_conf`` are for cluster members
+        (:class:`RabbitMQCluster`): a shared cookie, an epmd someone else runs, and
+        peer-discovery lines for rabbitmq.conf."""
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.nodename = f"lgsptest-{secrets.token_hex(4)}@localhost"
         self.port = 0
         self.dist_port = 0
-        self.epmd_port = 0
+        self.epmd_port = epmd_port or 0
+        self._cookie = cookie
+        self._own_epmd = epmd_port is None
+        self._extra_conf = extra_conf
         self.dir: Path | None = None
         self.last_start_seconds: float | None = None
         self.last_stop_seconds: float | None = None
@@ -417,7 +428,8 @@ class RabbitMQServer(_Managed):
                 shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
             self._pid = None
-            for port in (self.port, self.dist_port, self.epmd_port):
+            for port in (self.port, self.dist_port,
+                         *([self.epmd_port] if self._own_epmd else [])):
                 _handed_out_ports.discard(port)
         self.last_stop_seconds = time.monotonic() - began
 
@@ -481,7 +493,7 @@ class RabbitMQServer(_Managed):
         (directory / "mnesia").mkdir()
         (directory / "log").mkdir()
         cookie = directory / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.write_text(self._cookie or secrets.token_hex(16).upper())
         cookie.chmod(0o400)
         (directory / "enabled_plugins").write_text("[].\n")
         (directory / "rabbitmq-env.conf").write_text("")
@@ -489,11 +501,12 @@ class RabbitMQServer(_Managed):
             "loopback_users.guest = true\n"
             "log.console = false\n"
             "log.file.level = info\n"
-            "disk_free_limit.absolute = 50MB\n"
+            "disk_free_limit.absolute = 50MB\n" + self._extra_conf
         )
         self.port = free_port()
         self.dist_port = free_port()
-        self.epmd_port = free_port()
+        if self._own_epmd:
+            self.epmd_port = free_port()
 
     def _env(self) -> dict[str, str]:
         assert self.dir is not None
@@ -548,7 +561,7 @@ class RabbitMQServer(_Managed):
         return None
 
     def _ensure_epmd(self, deadline: float) -> None:
-        if self._epmd is not None and self._epmd.poll() is None:
+        if not self._own_epmd or (self._epmd is not None and self._epmd.poll() is None):
             return
         epmd = _epmd_binary()
         assert epmd is not None and self.dir is not None
@@ -568,6 +581,8 @@ class RabbitMQServer(_Managed):
             time.sleep(0.02)
 
     def _stop_epmd(self) -> None:
+        if not self._own_epmd:
+            return
         if self._epmd is not None:
             self._epmd.terminate()
             try:
@@ -684,6 +699,96 @@ class RabbitMQServer(_Managed):
         if left:
             raise _failure(f"processes {left} of {self.nodename} would not die", self.log_file)
         self._pid = None
+
+
+class RabbitMQCluster(_Managed):
+    """``size`` RabbitMQ nodes on loopback forming one cluster, each started, killed and
+    restarted by its own pid like a single :class:`RabbitMQServer`.
+
+    Every node has its own node name, AMQP and distribution ports, data directory and a
+    copy of one shared cookie. They share one epmd (run by the first node, on a private
+    port via ERL_EPMD_PORT): distribution finds a peer by asking epmd for its name, so
+    nodes on separate epmds could not see each other. The others join the first through
+    classic-config peer discovery at their first boot, and rejoin by themselves after a
+    restart, their membership being on disk.
+
+    Killing the first node leaves its epmd up (kill9 spares epmd, as a VM crash would),
+    so the survivors keep finding each other.
+    """
+
+    def __init__(self, size: int = 3, *, startup_timeout: float = 120.0) -> None:
+        if size < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.size = size
+        self.startup_timeout = startup_timeout
+        self.cookie = secrets.token_hex(16).upper()
+        self.nodes: list[RabbitMQServer] = []
+
+    @staticmethod
+    def missing_binaries() -> list[str]:
+        return RabbitMQServer.missing_binaries()
+
+    def start(self) -> None:
+        if self.nodes:
+            raise ServerError("the cluster was already started")
+        first = RabbitMQServer(startup_timeout=self.startup_timeout, cookie=self.cookie)
+        self.nodes.append(first)
+        first.start()
+        discovery = ("cluster_formation.peer_discovery_backend = "
+                     "rabbit_peer_discovery_classic_config\n"
+                     f"cluster_formation.classic_config.nodes.1 = {first.nodename}\n")
+        for _ in range(1, self.size):
+            node = RabbitMQServer(startup_timeout=self.startup_timeout, cookie=self.cookie,
+                                  epmd_port=first.epmd_port, extra_conf=discovery)
+            self.nodes.append(node)
+            node.start()
+        self.wait_members(self.size, self.startup_timeout)
+
+    def running_members(self, via: RabbitMQServer | None = None) -> set[str]:
+        """Node names the cluster reports running, asked of ``via`` or any live node."""
+        for node in [via] if via is not None else self.nodes:
+            if node is None or not node.is_running():
+                continue
+            result = node.rabbitmqctl("cluster_status", "--formatter", "json", timeout=30)
+            if result.returncode == 0:
+                with contextlib.suppress(ValueError):
+                    return set(json.loads(result.stdout).get("running_nodes", []))
+        return set()
+
+    def wait_members(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.running_members()) < count:
+            if time.monotonic() > deadline:
+                raise _failure(f"the cluster has {self.running_members()} running, wanted "
+                               f"{count}", *(node.log_file for node in self.nodes))
+            time.sleep(0.5)
+
+    def url(self, vhost: str = "/") -> str:
+        """One AMQP URL listing every node, comma-separated (``broker_url`` syntax)."""
+        hosts = ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
+        return f"amqp://guest:guest@{hosts}/{quote(vhost, safe='')}"
+
+    def rabbitmqctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """rabbitmqctl on the first running node (cluster-wide commands)."""
+        for node in self.nodes:
+            if node.is_running():
+                return node.rabbitmqctl(*args, timeout=timeout)
+        raise ServerError("no node of the cluster is running")
+
+    def stop(self) -> None:
+        """Stops every node, the first (which runs epmd) last."""
+        failures = []
+        for node in reversed(self.nodes):
+            try:
+                node.stop()
+            except Exception as exc:
+                failures.append(repr(exc))
+        self.nodes = []
+        if failures:
+            raise ServerError("; ".join(failures))
+
+    def __repr__(self) -> str:
+        return f"<RabbitMQCluster {[n.nodename for n in self.nodes]}>"
 
 
 # --------------------------------------------------------------------------------------

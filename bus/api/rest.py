@@ -112,7 +112,7 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _on_refusal(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.LgspError)
-    if exc.http_status >= 500:
+    if exc.http_status >= 500 and not isinstance(exc, errors.Unavailable):
         log.error("request.error", code=exc.code, reason=str(exc))
         body = {"code": exc.code, "message": "the bus cannot serve this request now; "
                 "an operator has to look at its configuration"}
