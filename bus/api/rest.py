@@ -35,7 +35,12 @@ from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, read_c
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
+from bus.store import outage
 from bus.tables import documents
+
+UNAVAILABLE_RETRY_AFTER_S: Final = 5
+"""What a 503/507 asks a sender to wait: an outage is seconds to minutes, never a reason
+to hammer the door."""
 
 log = structlog.get_logger("lgsp.api.rest")
 
@@ -124,7 +129,18 @@ async def _on_refusal(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = f'ApiKey header="{API_KEY_HEADER}"'
     if isinstance(exc, errors.TooManyRequests):
         headers["Retry-After"] = str(exc.details.get("retry_after", 1))
+    elif isinstance(exc, errors.Unavailable):
+        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
     return JSONResponse(body, status_code=exc.http_status, headers=headers or None)
+
+
+async def _on_database(request: Request, exc: Exception) -> Response:
+    """A read (or anything outside ``Bus.submit``) that met a database outage gets the
+    same coded 503/507 as a submission; any other database error stays a 500."""
+    refusal = outage(exc)
+    if refusal is None:
+        raise exc
+    return await _on_refusal(request, refusal)
 
 
 async def _on_invalid(request: Request, exc: Exception) -> Response:
@@ -296,6 +312,8 @@ def create_app(bus: Bus) -> FastAPI:
     app.state.bus = bus
     app.add_middleware(RequestContext)
     app.add_exception_handler(errors.LgspError, _on_refusal)
+    app.add_exception_handler(sa.exc.DBAPIError, _on_database)
+    app.add_exception_handler(sa.exc.TimeoutError, _on_database)
     app.add_exception_handler(RequestValidationError, _on_invalid)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.include_router(rest_router(bus))

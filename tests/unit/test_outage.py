@@ -11,6 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import pika
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from bus import broker, errors
 from bus.app import _engine_bounds
 from bus.store import outage, outage_refused
 from bus.tables import create_engine
+from tests.api_server import api_key, running_bus
 from tests.servers import free_port
 
 
@@ -98,3 +100,22 @@ def test_ping_names_every_node_down() -> None:
     url = "amqp://guest:guest@" + ",".join(f"127.0.0.1:{p}" for p in ports) + "/%2F"
     verdict = broker.ping(url, timeout_s=1.0)
     assert verdict is not None and verdict.startswith("RabbitMQ unreachable")
+
+
+def test_a_read_during_a_database_outage_is_a_coded_503(tmp_path: Path) -> None:
+    """Reads never pass through ``Bus.submit``: the REST door maps the outage itself."""
+    with running_bus(tmp_path / "bus") as server:
+        url = f"postgresql+psycopg://lgsp@127.0.0.1:{free_port()}/nothing"
+        healthy = server.bus.store.engine
+        server.bus.store.engine = sa.create_engine(url, **_engine_bounds(url))
+        try:
+            began = time.monotonic()
+            response = httpx.get(f"{server.url}/api/v1/edocs", timeout=30,
+                                 headers=api_key("operator"))
+        finally:
+            server.bus.store.engine = healthy
+    assert time.monotonic() - began < 8
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "Unavailable"
+    assert "database is unreachable" in response.json()["message"]
+    assert response.headers["Retry-After"] == "5"
