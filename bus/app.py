@@ -63,7 +63,8 @@ class Bus:
             IngressSettings(
                 bus_organ_id=settings.bus_organ_id,
                 limits=Limits(max_bytes=settings.max_body_bytes,
-                              max_attachment_bytes=settings.max_attachment_bytes),
+                              max_attachment_bytes=settings.max_attachment_bytes,
+                              max_elements=settings.max_elements),
             ),
             on_accepted=self._accepted,
         )
