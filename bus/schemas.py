@@ -122,7 +122,7 @@ def _compile(path: Path, directory: Path) -> tuple[etree.XMLSchema, list[str]]:
             [Problem(f"schema must be a regular .xsd file inside {directory}", file=str(path))]
         )
     try:
-        root = etree.fromstring(path.read_bytes(), parser, base_url=str(path))
+        root = xmlsafe.fromstring(path.read_bytes(), parser, base_url=str(path))
     except OSError as exc:
         raise ConfigInvalid([Problem(f"cannot read schema: {exc}", file=str(path))]) from exc
     except etree.XMLSyntaxError as exc:

@@ -316,9 +316,20 @@ def parse(data: bytes, limits: Limits, what: str = "document") -> etree._Element
     return root
 
 
+def fromstring(data: bytes, parser: etree.XMLParser | None = None, *,
+               base_url: str | None = None) -> etree._Element:
+    """A bare parse, for callers that screen ``data`` themselves (the edXML reader) or read
+    the bus's own files (schemas, WSDL templates). ``parser`` must come from
+    :func:`hardened_parser` (default: the thread's); libxml2's errors propagate."""
+    chosen = parser if parser is not None else thread_parser()
+    if base_url is None:
+        return etree.fromstring(data, chosen)
+    return etree.fromstring(data, chosen, base_url=base_url)
+
+
 def parse_trusted(data: bytes) -> etree._Element:
-    """The bus's own packaged files (WSDL templates): same parser, no screening limits."""
-    return etree.fromstring(data, thread_parser())
+    """The bus's own packaged files (WSDL templates): the hardened parser, no limits."""
+    return fromstring(data)
 
 
 def iter_events(parser: etree.XMLPullParser, data: bytes, what: str = "document",

@@ -185,14 +185,13 @@ class EofficeAdapter(Adapter[EofficeConfig]):
             session.hooks["response"].extend((_check_http, screen_answer))
             transport = _zeep.Transport(session=session, timeout=self.config.timeout_s,
                                        operation_timeout=self.config.timeout_s)
-            settings = zeep_settings()
             password = os.environ.get(self.config.password_env or "")
             wsse = (_UsernameToken(self.config.username, password)
                     if self.config.username else None)
             source: Any = (self.config.wsdl if self.config.wsdl is not None
                            else io.BytesIO(wsdl_bytes(self.config.endpoint)))
             try:
-                client = _zeep.Client(source, transport=transport, settings=settings,
+                client = _zeep.Client(source, transport=transport, settings=zeep_settings(),
                                      wsse=wsse)
                 binding, address = self._binding(client)
                 self._address = self.config.endpoint or address

@@ -127,7 +127,7 @@ def _parse(
 ) -> etree._Element:
     parser = xmlsafe.thread_parser()
     try:
-        return etree.fromstring(data, parser)
+        return xmlsafe.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         log = parser.error_log
         prefixes = _undeclared_prefixes(log)
