@@ -264,3 +264,33 @@ def test_no_xml_is_parsed_outside_the_entry_point() -> None:
 ])
 def test_the_guard_sees_each_kind_of_parse(snippet: str) -> None:
     assert parse_sites(snippet, "snippet")
+
+
+# ---------------------------------------------------------------- answers zeep will parse
+
+
+def _response(body: bytes) -> object:
+    import requests  # type: ignore[import-untyped, unused-ignore]
+
+    response = requests.Response()
+    response._content = body
+    response.status_code = 200
+    response.url = "http://eoffice.example/ws"
+    return response
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", *WIDE_ENCODINGS])
+def test_answers_are_screened_before_zeep_parses_them(encoding: str) -> None:
+    import zeep.exceptions
+
+    from adapters.eoffice.protocol import screen_answer, zeep_settings
+
+    probe = encode(parameter_entity("/dev/zero"), encoding)
+    with pytest.raises(zeep.exceptions.XMLSyntaxError, match="DtdForbidden"):
+        screen_answer(_response(probe))
+    with pytest.raises(zeep.exceptions.XMLSyntaxError, match="TooManyElements"):
+        screen_answer(_response(empty_elements(1_000_000)))
+    screen_answer(_response(encode(MINIMAL_EDOC, encoding)))
+    settings = zeep_settings()
+    assert (settings.forbid_dtd, settings.forbid_entities, settings.forbid_external,
+            settings.xml_huge_tree, settings.strict) == (True, True, True, False, True)
