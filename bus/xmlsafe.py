@@ -133,17 +133,21 @@ def _ascii_names(data: bytes) -> bool:
     return match is None or match.group(1).upper().startswith(_ASCII_ENCODINGS)
 
 
-def as_utf8(data: bytes, *, what: str = "packet", partial: bool = False) -> bytes:
+def as_utf8(data: bytes, *, what: str = "packet", partial: bool = False,
+            max_elements: int | None = None) -> bytes:
     """UTF-16 and UTF-32 documents (with or without BOM) re-encoded as UTF-8, so that the
     byte-level guards see what libxml2 will see; line numbers are kept. Other encodings
     whose markup is not ASCII bytes are refused. ``partial``: ``data`` is a prefix, and
-    may end inside a character."""
+    may end inside a character. ``max_elements``: an element bomb is refused before the
+    decoding, which would cost far more than counting."""
     if _ascii_names(data):
         return data
     codec = next((name for mark, name in _BOMS if data.startswith(mark)), None)
     if codec is None:
         raise errors.UnsupportedPacket(
             f"the {what}'s declared encoding is not supported; send UTF-8 (or UTF-16)")
+    if max_elements is not None:
+        check_elements(data, max_elements, what, codec=codec)
     try:
         text = codecs.getincrementaldecoder(codec)().decode(data, final=not partial)
     except UnicodeDecodeError as exc:
@@ -202,33 +206,51 @@ def refuse_dtd(data: bytes, what: str = "document") -> None:
         )
 
 
-def _tags(data: bytes, start: int, end: int) -> int:
-    """Start and empty-element tags whose ``<`` lies in ``data[start:end]``; a ``<`` in a
-    comment or CDATA section counts too (an over-estimate, never an under-estimate)."""
-    stop = min(end + 1, len(data))
-    return (data.count(b"<", start, end) - data.count(b"</", start, stop)
-            - data.count(b"<!", start, stop) - data.count(b"<?", start, stop))
+def _units(codec: str) -> tuple[bytes, ...]:
+    """``<``, ``</``, ``<!``, ``<?`` as ``codec`` writes them."""
+    return tuple(text.encode(codec) for text in ("<", "</", "<!", "<?"))
 
 
-def count_exceeds(data: bytes, limit: int) -> bool:
-    """Whether (UTF-8) ``data`` holds more than ``limit`` elements.
+_UTF8_UNITS: Final = _units("utf-8")
+_WIDE_UNITS: Final = {codec: _units(codec) for codec in
+                      ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")}
+
+
+def _tags(data: bytes, start: int, end: int, units: tuple[bytes, ...]) -> int:
+    """Start and empty-element tags whose ``<`` starts in ``data[start:end]``; a ``<`` in
+    a comment or CDATA section counts too. Each needle is counted where it starts, so
+    chunks neither miss nor repeat one."""
+    size = len(data)
+    lt, *others = units
+    return (data.count(lt, start, min(end + len(lt) - 1, size))
+            - sum(data.count(other, start, min(end + len(other) - 1, size))
+                  for other in others))
+
+
+def count_exceeds(data: bytes, limit: int, codec: str = "utf-8") -> bool:
+    """Whether ``data`` (UTF-8, or raw UTF-16/32 in ``codec``) holds more than ``limit``
+    elements.
 
     A document too short to hold that many is not looked at; otherwise the tags are
     counted chunk by chunk and the answer comes as soon as the limit is passed, so a bomb
-    of any size costs about what its first ``limit`` elements do.
+    of any size costs about what its first ``limit`` elements do. In UTF-16/32 a needle
+    found across two characters can only be one of a few thousand CJK characters followed
+    by another; the count is re-made on the UTF-8 text anyway.
     """
-    if len(data) <= MIN_ELEMENT_BYTES * limit:
+    units = _UTF8_UNITS if codec == "utf-8" else _WIDE_UNITS[codec]
+    if len(data) <= MIN_ELEMENT_BYTES * len(units[0]) * limit:
         return False
     seen = 0
     for start in range(0, len(data), _COUNT_CHUNK):
-        seen += _tags(data, start, start + _COUNT_CHUNK)
+        seen += _tags(data, start, start + _COUNT_CHUNK, units)
         if seen > limit:
             return True
     return False
 
 
-def check_elements(data: bytes, limit: int, what: str = "document") -> None:
-    if count_exceeds(data, limit):
+def check_elements(data: bytes, limit: int, what: str = "document", *,
+                   codec: str = "utf-8") -> None:
+    if count_exceeds(data, limit, codec):
         raise errors.TooManyElements(
             f"the {what} has more than {limit} elements; no real one needs that many (the "
             "limit is the bus's max_elements setting)", details={"limit": limit})
@@ -293,7 +315,7 @@ def screen(data: bytes, limits: Limits, what: str = "document") -> bytes:
         raise errors.PayloadTooLarge(
             f"the {what} is {len(data)} bytes; this bus accepts at most {limits.max_bytes}",
             details={"limit": limits.max_bytes})
-    data = as_utf8(data, what=what)
+    data = as_utf8(data, what=what, max_elements=limits.max_elements)
     refuse_dtd(data, what)
     check_elements(data, limits.max_elements, what)
     return data

@@ -148,7 +148,7 @@ def _child(parent: etree._Element, name: str) -> etree._Element | None:
 
 def parse_call(data: bytes, *, lift: bool = True) -> SoapCall:
     """Envelope bytes to the operation asked for, or the refusal the caller gets."""
-    data = xmlsafe.as_utf8(data, what=_WHAT)
+    data = xmlsafe.as_utf8(data, what=_WHAT, max_elements=MAX_ELEMENTS)
     xmlsafe.refuse_dtd(data, _WHAT)
     lifted = xmlsafe.lift_text(data, b"packet") if lift else None
     reduced = lifted.data if lifted else data

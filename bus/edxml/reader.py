@@ -282,7 +282,7 @@ def read_packet(
     """Parse, validate and type one packet, or raise the :mod:`bus.errors` code for it."""
     schemas = schemas or default_schemas()
     _check_size(data, limits)
-    utf8 = xmlsafe.as_utf8(data)
+    utf8 = xmlsafe.as_utf8(data, max_elements=limits.max_elements)
     if utf8 is not data:
         _check_size(utf8, limits)  # re-encoding UTF-16 can make it longer
         data = utf8

@@ -160,6 +160,14 @@ def test_element_bomb_is_too_many_elements(server: ApiServer, door: str, count: 
 
 
 @pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32-be"])
+def test_wide_element_bomb_is_too_many_elements(server: ApiServer, door: str,
+                                                encoding: str) -> None:
+    answer = DOORS[door](server, encode(empty_elements(1_000_000).decode(), encoding))
+    assert (answer.code, answer.seconds < SECURITY_BOUND) == ("TooManyElements", True)
+
+
+@pytest.mark.parametrize("door", list(DOORS))
 def test_nesting_past_256_levels_is_too_deep(server: ApiServer, door: str) -> None:
     answer = DOORS[door](server, nested(300))
     assert (answer.code, answer.seconds < SECURITY_BOUND) == ("TooDeep", True)

@@ -294,3 +294,18 @@ def test_answers_are_screened_before_zeep_parses_them(encoding: str) -> None:
     settings = zeep_settings()
     assert (settings.forbid_dtd, settings.forbid_entities, settings.forbid_external,
             settings.xml_huge_tree, settings.strict) == (True, True, True, False, True)
+
+
+@pytest.mark.parametrize("encoding", WIDE_ENCODINGS)
+def test_wide_element_bomb_is_refused_before_decoding(encoding: str) -> None:
+    """Decoding 80 MB of UTF-16 costs most of a second; counting its first elements, not."""
+    bomb = encode(empty_elements(10_000_000).decode(), encoding)
+    start = time.perf_counter()
+    with pytest.raises(errors.TooManyElements):
+        xmlsafe.as_utf8(bomb, max_elements=xmlsafe.DEFAULT_MAX_ELEMENTS)
+    assert time.perf_counter() - start < 0.1
+    limit = 1000
+    exactly = encode(empty_elements(limit - 1).decode(), encoding)
+    assert xmlsafe.as_utf8(exactly, max_elements=limit).count(b"<a/>") == limit - 1
+    with pytest.raises(errors.TooManyElements):
+        xmlsafe.as_utf8(encode(empty_elements(limit).decode(), encoding), max_elements=limit)
