@@ -233,6 +233,29 @@ def test_envelope_file_probe_reads_nothing_and_answers_alike(
         assert len(set(answers.values())) == 1, answers
 
 
+def test_forty_dev_zero_probes_at_once_stall_nothing(server: ApiServer) -> None:
+    """Issue 11 item 1: 40 envelopes naming /dev/zero kept 40 worker threads reading
+    forever; every REST call stalled and SIGTERM no longer stopped the process."""
+    data = wide_envelope("utf-16", '<!DOCTYPE x [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]>',
+                         key=None)
+    codes: list[str] = []
+
+    def probe() -> None:
+        codes.append(soap_raw(server, data).code)
+
+    senders = [threading.Thread(target=probe) for _ in range(40)]
+    start = time.perf_counter()
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+    assert codes == ["DtdForbidden"] * 40
+    assert time.perf_counter() - start < 10 * SECURITY_BOUND
+    listed, seconds = _timed(lambda: httpx.get(server.url + "/api/v1/edocs",
+                                               headers=api_key("eoffice"), timeout=10))
+    assert listed.status_code == 200 and seconds < SECURITY_BOUND
+
+
 @pytest.mark.parametrize("key", ["dev-eoffice-key", None], ids=["with-key", "no-key"])
 @pytest.mark.parametrize("encoding", WIDE_ENCODINGS)
 def test_envelope_billion_laughs_is_dtd_forbidden(server: ApiServer, encoding: str,
