@@ -3,8 +3,7 @@
 The order of checks is the order of cost: size cap, then byte scans that refuse a
 DOCTYPE and an element bomb before libxml2 sees them (:mod:`bus.xmlsafe`, which also
 makes the parser and re-encodes UTF-16/32), then a hardened parse (no DTD, entities or
-network),
-depth, namespace, XSD, the second pass (applied while the model is built, see
+network), depth, namespace, XSD, the second pass (applied while the model is built, see
 ``build_model``), and only then attachment content. A bomb is refused before any work
 proportional to what it would expand to.
 
