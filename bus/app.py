@@ -74,7 +74,8 @@ class Bus:
             IngressSettings(
                 bus_organ_id=settings.bus_organ_id, zone=settings.zone,
                 limits=Limits(max_bytes=settings.max_body_bytes,
-                              max_attachment_bytes=settings.max_attachment_bytes),
+                              max_attachment_bytes=settings.max_attachment_bytes,
+                              max_elements=settings.max_elements),
             ),
             on_accepted=self._accepted,
         )

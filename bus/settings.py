@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bus import errors
+from bus.xmlsafe import DEFAULT_MAX_ELEMENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +36,11 @@ class Settings(BaseModel):
     """Systems registered at the provincial-axis facade; default: beside ``directory``."""
     host: str = "127.0.0.1"
     port: int = 8080
+    public_url: str = ""
+    """The bus's address as clients reach it (``https://lgsp.example.gov.vn``), named in
+    the WSDL; default: the address the server listens on. Never taken from requests."""
+    max_elements: int = DEFAULT_MAX_ELEMENTS
+    """Elements a packet may hold; real packets have tens to a few thousand."""
     bus_organ_id: str = "00.37.W00"
     max_body_bytes: int = 150 * 1024 * 1024
     max_attachment_bytes: int = 100 * 1024 * 1024

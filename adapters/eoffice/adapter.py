@@ -32,7 +32,9 @@ from adapters.eoffice.protocol import (
     OPERATIONS,
     PERMANENT_CODES,
     TEMPORARY_CODES,
+    screen_answer,
     wsdl_bytes,
+    zeep_settings,
 )
 from adapters.http.adapter import retry_after_s
 from bus.adapter import Adapter, Delivery, Receipt, Refuse, Retry
@@ -180,18 +182,16 @@ class EofficeAdapter(Adapter[EofficeConfig]):
                 raise Retry(missing)
             session = requests.Session()
             session.trust_env = False
-            session.hooks["response"].append(_check_http)
+            session.hooks["response"].extend((_check_http, screen_answer))
             transport = _zeep.Transport(session=session, timeout=self.config.timeout_s,
                                        operation_timeout=self.config.timeout_s)
-            settings = _zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True,
-                                     xml_huge_tree=False)
             password = os.environ.get(self.config.password_env or "")
             wsse = (_UsernameToken(self.config.username, password)
                     if self.config.username else None)
             source: Any = (self.config.wsdl if self.config.wsdl is not None
                            else io.BytesIO(wsdl_bytes(self.config.endpoint)))
             try:
-                client = _zeep.Client(source, transport=transport, settings=settings,
+                client = _zeep.Client(source, transport=transport, settings=zeep_settings(),
                                      wsse=wsse)
                 binding, address = self._binding(client)
                 self._address = self.config.endpoint or address

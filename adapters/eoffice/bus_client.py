@@ -18,6 +18,7 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 
+from adapters.eoffice.protocol import screen_answer, zeep_settings
 from bus import errors
 from bus.edxml import read_packet
 
@@ -92,9 +93,9 @@ def send_to_bus(bus_soap_url: str, api_key: str, packet: bytes, *,
     """
     address = bus_soap_url.split("?", 1)[0]
     transport = _zeep.Transport(timeout=timeout_s, operation_timeout=timeout_s)
+    transport.session.hooks["response"].append(screen_answer)
     try:
-        client = _zeep.Client(f"{address}?wsdl", transport=transport,
-                             settings=_zeep.Settings(forbid_dtd=True, forbid_entities=True))
+        client = _zeep.Client(f"{address}?wsdl", transport=transport, settings=zeep_settings())
         service = client.create_service(BUS_BINDING, address)
         call = getattr(service, operation or operation_for(packet))
         answer = call(packet=packet, _soapheaders={"ApiKey": api_key})

@@ -11,9 +11,13 @@ from __future__ import annotations
 import copy
 from functools import cache
 from importlib.resources import files
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
+import zeep
+import zeep.exceptions
 from lxml import etree
+
+from bus import errors, xmlsafe
 
 NS: Final = "urn:eoffice:document-exchange:v1"
 SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -54,8 +58,7 @@ def action(operation: str) -> str:
 @cache
 def _wsdl_template() -> etree._ElementTree:
     data = files("adapters.eoffice").joinpath("eoffice.wsdl").read_bytes()
-    trusted = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    return etree.ElementTree(etree.fromstring(data, trusted))
+    return etree.ElementTree(xmlsafe.parse_trusted(data))
 
 
 def wsdl_bytes(address: str | None = None) -> bytes:
@@ -65,3 +68,38 @@ def wsdl_bytes(address: str | None = None) -> bytes:
         for element in tree.iter(f"{{{WSDL_SOAP}}}address"):
             element.set("location", address)
     return etree.tostring(tree, xml_declaration=True, encoding="utf-8")
+
+
+# zeep ships py.typed without annotations; calls go through Any rather than a cast each.
+_zeep: Any = zeep
+
+ANSWER_LIMITS: Final = xmlsafe.Limits(max_bytes=16 * 1024 * 1024, max_elements=10_000,
+                                      max_depth=64)
+"""What an answer (envelope, fault, WSDL) from the other side may be: the packet travels
+towards it, never back, so a few KB is normal and 16 MB is generous."""
+
+
+def zeep_settings() -> Any:
+    """zeep's parse settings for every client the adapters build.
+
+    zeep parses with its own lxml parser, so every body it will read is first screened
+    by :func:`screen_answer` (a requests hook); these settings are the second line:
+    a DOCTYPE or entity refused, no imports fetched beyond the WSDL itself, libxml2's
+    size and depth guards on, no recovery from malformed XML.
+    """
+    return _zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True,
+                          forbid_external=True, xml_huge_tree=False)
+
+
+def screen_answer(response: Any, *args: object, **kwargs: object) -> None:
+    """requests hook: the bus's pre-parse guards (size, UTF-16/32-aware DOCTYPE scan,
+    element count) on a body before zeep parses it; an unsafe one is zeep's
+    XMLSyntaxError, which callers already treat as a broken answer."""
+    body = response.content or b""
+    if not body.strip():
+        return
+    try:
+        xmlsafe.screen(body, ANSWER_LIMITS, "answer")
+    except errors.PacketError as exc:
+        raise _zeep.exceptions.XMLSyntaxError(
+            f"unsafe answer from {response.url}: {exc.code}: {exc.message}") from None

@@ -37,7 +37,7 @@ from adapters.eoffice.bus_client import BusFault, BusReceipt, send_to_bus
 from adapters.eoffice.protocol import FAULT_CODES, NS, OPERATIONS, SOAP_ENV, WSSE, action
 from adapters.eoffice.protocol import wsdl_bytes as packaged_wsdl
 from adapters.simulation import LoopbackServer, OwnedHTTPServer
-from bus import errors
+from bus import errors, xmlsafe
 from bus.edxml import read_packet
 
 __all__ = ["PATH", "BusFault", "BusReceipt", "EofficeSimulator", "Received"]
@@ -79,14 +79,23 @@ class _Rules:
 
 
 def _parse(body: bytes) -> etree._Element:
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise SoapFault("InvalidRequest", "DTDs and entities are not accepted")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=True, remove_comments=True, remove_pis=True)
+    """Through the bus's hardened parser; the packet's base64, which may exceed libxml2's
+    text-node guard, is lifted out before parsing and put back on the tree."""
+    limits = xmlsafe.Limits(max_bytes=MAX_ENVELOPE_BYTES, max_elements=1000)
     try:
-        return etree.fromstring(body, parser)
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise SoapFault("InvalidRequest", f"the request is not well-formed XML: {exc}") from None
+        data = xmlsafe.screen(body, limits, "request")
+        lifted = xmlsafe.lift_text(data, b"packet")
+        root = xmlsafe.parse(lifted.data if lifted else data, limits, "request")
+    except errors.DtdForbidden:
+        raise SoapFault("InvalidRequest", "DTDs and entities are not accepted") from None
+    except errors.PacketError as exc:
+        raise SoapFault("InvalidRequest", exc.message) from None
+    if lifted is not None:
+        for element in root.iter(f"{{{NS}}}packet"):
+            if element.text == lifted.token:
+                start, end = lifted.span
+                element.text = data[start:end].decode("ascii", "replace")
+    return root
 
 
 def _envelope(content: etree._Element) -> bytes:

@@ -5,13 +5,18 @@ go through the same :meth:`bus.app.Bus.submit` as REST; ``GetEdocStatus`` reads 
 :mod:`bus.queries` with the same visibility. Refusals are SOAP Faults carrying the same
 stable code as REST, with HTTP 500 as SOAP 1.1 requires.
 
-The envelope is untrusted XML and gets the packet reader's treatment: size cap while the
-bytes arrive, DOCTYPE refused before libxml2 sees it, no DTD, entities or network, a
-depth limit. The base64 text of a large packet would exceed libxml2's text-node guard, so
-(as the edXML reader does with attachments) it is lifted out by a byte scan before
-parsing and decoded strictly afterwards; if the marker does not come back as the text of
-the ``packet`` element, the envelope is parsed as sent, so the shortcut never changes a
-verdict.
+The caller is known before the body is read: a key in the X-API-Key header is checked
+at once; otherwise only a prefix of the body (:data:`PREFIX_BYTES`) is read and
+pull-parsed up to the SOAP Header's ApiKey, and nothing more is read, buffered or parsed
+until that key is accepted.
+
+The envelope is untrusted XML and goes through :mod:`bus.xmlsafe` like every XML the bus
+reads: size cap while the bytes arrive, UTF-16/32 decoded before a DOCTYPE is looked for,
+an element count, no DTD, entities or network, a depth limit. The base64 text of a large
+packet would exceed libxml2's text-node guard, so (as the edXML reader does with
+attachments) it is lifted out by a byte scan before parsing and decoded strictly
+afterwards; if the marker does not come back as the text of the ``packet`` element, the
+envelope is parsed as sent, so the shortcut never changes a verdict.
 """
 
 from __future__ import annotations
@@ -19,9 +24,8 @@ from __future__ import annotations
 import binascii
 import copy
 import re
-import secrets
-import threading
 import traceback
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -33,8 +37,8 @@ from fastapi.responses import Response
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
-from bus import errors, queries
-from bus.api import API_KEY_HEADER, count_refusal, read_capped, viewer_for
+from bus import errors, queries, xmlsafe
+from bus.api import API_KEY_HEADER, count_refusal, too_large, viewer_for
 from bus.app import Bus
 from bus.store import Accepted
 
@@ -44,13 +48,20 @@ SOAP12_ENV: Final = "http://www.w3.org/2003/05/soap-envelope"
 WSDL_SOAP: Final = "http://schemas.xmlsoap.org/wsdl/soap/"
 OPERATIONS: Final = ("SendEdoc", "SendStatus", "GetEdocStatus")
 MAX_DEPTH: Final = 16
+MAX_ELEMENTS: Final = 1000
+"""An envelope holds a dozen elements; the packet travels as base64 text."""
+PREFIX_BYTES: Final = 64 * 1024
+"""How much of an unauthenticated body is read looking for the SOAP Header's ApiKey."""
+_WHAT: Final = "SOAP request"
+_ENVELOPE: Final = f"{{{SOAP_ENV}}}Envelope"
+_HEADER: Final = f"{{{SOAP_ENV}}}Header"
+_BODY: Final = f"{{{SOAP_ENV}}}Body"
+_API_KEY: Final = f"{{{NS}}}ApiKey"
 _XML_TYPE: Final = "text/xml; charset=utf-8"
-_PACKET_OPEN = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?packet)(?:\s[^<>]*)?>")
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _WHITESPACE: Final = b" \t\r\n"
 
 log = structlog.get_logger("lgsp.api.soap")
-_local = threading.local()
 
 
 def soap_cap(max_body_bytes: int) -> int:
@@ -71,49 +82,48 @@ class SoapCall:
     document: str | None = None
 
 
-def _parser() -> etree.XMLParser:
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
-    if parser is None:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                                 dtd_validation=False, huge_tree=False, remove_comments=True,
-                                 remove_pis=True, collect_ids=False)
-        _local.parser = parser
-    return parser
+def _limits(size: int) -> xmlsafe.Limits:
+    return xmlsafe.Limits(max_bytes=size, max_elements=MAX_ELEMENTS, max_depth=MAX_DEPTH)
 
 
-def _parse(data: bytes) -> etree._Element:
-    try:
-        root = etree.fromstring(data, _parser())
-    except etree.XMLSyntaxError as exc:
-        message = str(exc.msg if hasattr(exc, "msg") else exc)
-        line = exc.lineno or None
-        if "huge" in message.lower() or "Resource limit" in message:
-            raise errors.PayloadTooLarge("a text node of the SOAP request exceeds the "
-                                         "parser's limit", line=line) from None
-        if "depth" in message.lower():
-            raise errors.TooDeep("the SOAP request is nested too deeply", line=line) from None
-        raise errors.MalformedXml(f"the SOAP request is not well-formed XML: {message}",
-                                  line=line) from None
-    except ValueError as exc:
-        raise errors.MalformedXml(f"the SOAP request is not readable as XML: {exc}") from None
-    if root.getroottree().docinfo.internalDTD is not None:
-        raise errors.DtdForbidden("the SOAP request declares a DTD; it must not")
-    if root.xpath("boolean(" + "/*" * (MAX_DEPTH + 1) + ")"):
-        raise errors.TooDeep(f"the SOAP request is nested more than {MAX_DEPTH} levels deep")
-    return root
+def _not_soap11(tag: object) -> errors.InvalidRequest:
+    hint = " (SOAP 1.2 is not offered)" if tag == f"{{{SOAP12_ENV}}}Envelope" else ""
+    return errors.InvalidRequest(f"expected a SOAP 1.1 Envelope in {SOAP_ENV}{hint}")
 
 
-def _lift(data: bytes) -> tuple[bytes, str, tuple[int, int]] | None:
-    """The envelope with the packet's base64 replaced by a marker, if it is plain text."""
-    match = _PACKET_OPEN.search(data)
-    if match is None or match.group(0).endswith(b"/>"):
-        return None
-    start = match.end()
-    end = data.find(b"</" + match.group(1), start)
-    if end < 0 or data.find(b"<", start, end) >= 0 or data.find(b"&", start, end) >= 0:
-        return None
-    token = f"lgsp.packet.{secrets.token_hex(8)}"
-    return data[:start] + token.encode() + data[end:], token, (start, end)
+def key_in_prefix(head: bytes, complete: bool) -> str | None:
+    """The SOAP Header's ApiKey, read from the first bytes of the body only.
+
+    ``complete``: ``head`` is the whole body. None when the Body starts, the Header ends
+    or the prefix runs out first. The prefix gets the same screening as a whole envelope
+    (encoding, DOCTYPE, depth), so what is refused here is refused with its own code.
+    """
+    text = xmlsafe.as_utf8(head, what=_WHAT, partial=not complete)
+    xmlsafe.refuse_dtd(text, _WHAT)
+    parser = xmlsafe.hardened_pull_parser()
+    path: list[object] = []
+    for event, element in xmlsafe.iter_events(parser, text, _WHAT):
+        assert isinstance(element, etree._Element)
+        if event == "start":
+            path.append(element.tag)
+            if len(path) == 1 and element.tag != _ENVELOPE:
+                raise _not_soap11(element.tag)
+            if len(path) == 2 and element.tag == _BODY:
+                return None
+            if len(path) > MAX_DEPTH:
+                raise errors.TooDeep(f"the {_WHAT} is nested more than {MAX_DEPTH} levels deep")
+            continue
+        if path[1:] == [_HEADER, _API_KEY]:
+            return element.text or ""
+        path.pop()
+        if len(path) == 1 and element.tag == _HEADER:
+            return None
+    if complete:
+        try:
+            parser.close()
+        except etree.XMLSyntaxError as exc:
+            raise xmlsafe.syntax_error(exc, _WHAT) from None
+    return None
 
 
 def decode_packet(text: bytes, cap: int) -> bytes:
@@ -138,16 +148,15 @@ def _child(parent: etree._Element, name: str) -> etree._Element | None:
 
 def parse_call(data: bytes, *, lift: bool = True) -> SoapCall:
     """Envelope bytes to the operation asked for, or the refusal the caller gets."""
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise errors.DtdForbidden("the SOAP request contains a DOCTYPE or entity declaration; "
-                                  "it must not carry DTDs, entities or external references")
-    lifted = _lift(data) if lift else None
-    root = _parse(lifted[0] if lifted else data)
-    if root.tag != f"{{{SOAP_ENV}}}Envelope":
-        hint = " (SOAP 1.2 is not offered)" if root.tag == f"{{{SOAP12_ENV}}}Envelope" else ""
-        raise errors.InvalidRequest(f"expected a SOAP 1.1 Envelope in {SOAP_ENV}{hint}")
-    key = root.findtext(f"{{{SOAP_ENV}}}Header/{{{NS}}}ApiKey")
-    body = root.find(f"{{{SOAP_ENV}}}Body")
+    data = xmlsafe.as_utf8(data, what=_WHAT, max_elements=MAX_ELEMENTS)
+    xmlsafe.refuse_dtd(data, _WHAT)
+    lifted = xmlsafe.lift_text(data, b"packet") if lift else None
+    reduced = lifted.data if lifted else data
+    root = xmlsafe.parse(reduced, _limits(len(reduced)), _WHAT)  # the body cap came first
+    if root.tag != _ENVELOPE:
+        raise _not_soap11(root.tag)
+    key = root.findtext(f"{_HEADER}/{_API_KEY}")
+    body = root.find(_BODY)
     operation = body[0] if body is not None and len(body) else None
     name = etree.QName(operation).localname if operation is not None else ""
     if operation is None or operation.tag != f"{{{NS}}}{name}" or name not in OPERATIONS:
@@ -164,9 +173,9 @@ def parse_call(data: bytes, *, lift: bool = True) -> SoapCall:
         raise errors.InvalidRequest(f"{name} needs a packet element (the base64 edXML file)")
     if lifted is None:
         return SoapCall(name, key, encoded=(packet.text or "").encode("utf-8"))
-    if (packet.text or "") != lifted[1]:
+    if (packet.text or "") != lifted.token:
         return parse_call(data, lift=False)
-    start, end = lifted[2]
+    start, end = lifted.span
     return SoapCall(name, key, encoded=data[start:end])
 
 
@@ -250,8 +259,7 @@ class _Internal(errors.LgspError):
 @cache
 def _wsdl_template() -> etree._ElementTree:
     data = files("bus.api").joinpath("lgsp.wsdl").read_bytes()
-    trusted = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    return etree.ElementTree(etree.fromstring(data, trusted))
+    return etree.ElementTree(xmlsafe.parse_trusted(data))
 
 
 def wsdl_for(address: str) -> bytes:
@@ -261,17 +269,85 @@ def wsdl_for(address: str) -> bytes:
     return etree.tostring(tree, xml_declaration=True, encoding="utf-8")
 
 
+class _Body:
+    """The request body, read in two steps: a prefix while the caller is unknown, the
+    rest once it is. The size cap holds for both, as in :func:`bus.api.read_capped`."""
+
+    def __init__(self, request: Request, cap: int) -> None:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                raise errors.InvalidRequest("Content-Length is not a number of bytes")
+            if int(declared) > cap:
+                raise too_large(int(declared), cap)
+        self._chunks: AsyncIterator[bytes] = request.stream().__aiter__()
+        self._cap = cap
+        self._held: list[bytes] = []
+        self._total = 0
+        self._ended = False
+
+    async def _more(self) -> bool:
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._ended = True
+            return False
+        self._total += len(chunk)
+        if self._total > self._cap:
+            raise too_large(f"more than {self._cap}", self._cap)
+        self._held.append(chunk)
+        return True
+
+    async def prefix(self, size: int) -> tuple[bytes, bool]:
+        """At most ``size`` bytes, and whether they are the whole body."""
+        while self._total < size and await self._more():
+            pass
+        held = b"".join(self._held)
+        self._held = [held]
+        return held[:size], self._ended and len(held) <= size
+
+    async def whole(self) -> bytes:
+        while await self._more():
+            pass
+        return b"".join(self._held)
+
+
+def wsdl_address(bus: Bus, request: Request) -> str:
+    """Where clients must POST: ``public_url`` when configured, else the address the
+    server is listening on. Never the Host header, which the client chooses."""
+    public = getattr(bus.settings, "public_url", "")
+    if public:
+        return public.rstrip("/") + "/soap"
+    server = request.scope.get("server")
+    host, port = server if server else (bus.settings.host, bus.settings.port)
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"http://{host}:{port}/soap"
+
+
 def soap_router(bus: Bus) -> APIRouter:
     router = APIRouter(tags=["soap"])
     cap = bus.settings.max_body_bytes
+
+    async def authenticated(request: Request, body: _Body) -> str:
+        """The calling system, having read no more than :data:`PREFIX_BYTES` of the body."""
+        header_key = request.headers.get(API_KEY_HEADER)
+        if header_key:
+            return bus.credentials.authenticate(header_key)
+        head, complete = await body.prefix(PREFIX_BYTES)
+        key = await run_in_threadpool(key_in_prefix, head, complete)
+        if key is None:
+            raise errors.Unauthenticated(
+                f"no credential: send the system's API key in the {API_KEY_HEADER} HTTP "
+                f"header or in the SOAP header element ApiKey ({NS}), within the first "
+                f"{PREFIX_BYTES // 1024} KB of the request")
+        return bus.credentials.authenticate(key)
 
     @router.get("/soap", summary="The WSDL (GET /soap?wsdl)", response_class=Response,
                 responses={200: {"content": {"text/xml": {}}}})
     async def wsdl(request: Request) -> Response:
         if not any(k.lower() == "wsdl" for k in request.query_params):
             raise errors.InvalidRequest("SOAP clients POST to /soap; the WSDL is at /soap?wsdl")
-        address = str(request.url.replace(query=""))
-        return Response(wsdl_for(address), media_type=_XML_TYPE)
+        return Response(wsdl_for(wsdl_address(bus, request)), media_type=_XML_TYPE)
 
     @router.post("/soap", summary="SOAP 1.1 endpoint: SendEdoc, SendStatus, GetEdocStatus",
                  response_class=Response, openapi_extra={"requestBody": {
@@ -280,18 +356,15 @@ def soap_router(bus: Bus) -> APIRouter:
         operation = ""
         submitted = False
         try:
-            header_key = request.headers.get(API_KEY_HEADER)
-            system = bus.credentials.authenticate(header_key) if header_key else None
-            data = await read_capped(request, soap_cap(cap))
+            body = _Body(request, soap_cap(cap))
+            system = await authenticated(request, body)
+            structlog.contextvars.bind_contextvars(system=system)
+            data = await body.whole()
+            del body
             call = await run_in_threadpool(parse_call, data)
             del data
             operation = call.operation
-            if system is None and not call.api_key:
-                raise errors.Unauthenticated(
-                    f"no credential: send the system's API key in the {API_KEY_HEADER} HTTP "
-                    f"header or in the SOAP header element ApiKey ({NS})")
-            system = system or bus.credentials.authenticate(call.api_key)
-            structlog.contextvars.bind_contextvars(system=system, operation=operation)
+            structlog.contextvars.bind_contextvars(operation=operation)
             if call.encoded is not None:
                 packet = await run_in_threadpool(decode_packet, call.encoded, cap)
                 expect = "edoc" if operation == "SendEdoc" else "status"

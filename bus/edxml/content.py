@@ -38,7 +38,12 @@ Region = tuple[int, int]
 # ---------------------------------------------------------------- lifting
 
 
-def find_regions(data: bytes) -> list[Region]:
+class TooManyHits(ValueError):  # noqa: N818 - reads as the condition
+    """``ContentTransferEncoded`` occurs more often than ``max_hits``: the packet is a bomb
+    or uses the name as text, and finding its regions would cost a step per mention."""
+
+
+def find_regions(data: bytes, max_hits: int | None = None) -> list[Region]:
     """Spans of base64 text inside ``ContentTransferEncoded`` elements, found by bytes.
 
     A span holds no ``<`` and no ``&``, so it cannot hold markup, a declaration or a
@@ -46,10 +51,14 @@ def find_regions(data: bytes) -> list[Region]:
     """
     regions: list[Region] = []
     pos = 0
+    hits = 0
     while True:
         hit = data.find(_CTE, pos)
         if hit < 0:
             return regions
+        hits += 1
+        if max_hits is not None and hits > max_hits:
+            raise TooManyHits(f"more than {max_hits} mentions of ContentTransferEncoded")
         lt = data.rfind(b"<", max(0, hit - 64), hit)
         pos = hit + len(_CTE)
         if lt < 0 or data[lt + 1] == 0x2F:  # '/': an end tag

@@ -1,8 +1,9 @@
 """Bytes → checked, typed packet, with every guard of contract.md on.
 
-The order of checks is the order of cost: size cap, then a byte scan that refuses a
-DOCTYPE before libxml2 sees it, then a hardened parse (no DTD, entities or network),
-depth, namespace, XSD, the second pass (applied while the model is built, see
+The order of checks is the order of cost: size cap, then byte scans that refuse a
+DOCTYPE and an element bomb before libxml2 sees them (:mod:`bus.xmlsafe`, which also
+makes the parser and re-encodes UTF-16/32), then a hardened parse (no DTD, entities or
+network), depth, namespace, XSD, the second pass (applied while the model is built, see
 ``build_model``), and only then attachment content. A bomb is refused before any work
 proportional to what it would expand to.
 
@@ -18,16 +19,15 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-import threading
 from dataclasses import dataclass, field
 from typing import Final
 
 from lxml import etree
 
-from bus import errors
+from bus import errors, xmlsafe
 from bus.edxml.blob import SPOOL_THRESHOLD, Blob
 from bus.edxml.build_model import read_frame
-from bus.edxml.content import blob_of, find_regions, lift, text_blob
+from bus.edxml.content import TooManyHits, blob_of, find_regions, lift, text_blob
 from bus.edxml.findings import element_path, line_of
 from bus.edxml.frame import Frame, find_frame
 from bus.edxml.model import NS, Packet, PacketKind
@@ -41,11 +41,6 @@ _HEADER: Final = _Q + "edXMLHeader"
 _MESSAGE_HEADER: Final = _Q + "MessageHeader"
 _STATUS_CODE: Final = _Q + "StatusCode"
 _CTE_TAG: Final = _Q + "ContentTransferEncoded"
-_DECLARED_ENCODING: Final = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
-_ASCII_ENCODINGS: Final = (b"UTF-8", b"US-ASCII", b"ASCII", b"ISO-8859-", b"WINDOWS-125", b"CP125")
-# A '!' not opening a declaration, or a '&' not opening a character reference, is rare
-# in a packet; past this many, plain substring searches are cheaper than looking at each.
-_LOOKS: Final = 16
 # Below this size libxml2 parses the base64 faster than it can be found and lifted out.
 _LIFT_ABOVE: Final = 16 * 1024
 
@@ -59,6 +54,7 @@ class Limits:
     max_attachment_bytes: int = 100 * 1024 * 1024
     spool_threshold: int = SPOOL_THRESHOLD
     keep_base64_up_to: int = 8 * 1024 * 1024
+    max_elements: int = xmlsafe.DEFAULT_MAX_ELEMENTS
 
 
 DEFAULT_LIMITS = Limits()
@@ -71,43 +67,9 @@ class ReadResult:
     notices: list[errors.Notice] = field(default_factory=list)
 
 
-_local = threading.local()
-
-
-class _NothingFromOutside(etree.Resolver):
-    """Answers every request for an external resource with nothing.
-
-    The parser already has DTD loading, entities and the network off, and a DOCTYPE is
-    refused before parsing; this is the last line if libxml2 still asks for a file.
-    """
-
-    def resolve(self, system_url: str, public_id: str, context: object = None
-                ) -> object:
-        return self.resolve_string("", context, base_url=None)
-
-
 def hardened_parser() -> etree.XMLParser:
     """A new parser with every guard of contract.md on (benchmarks measure against it)."""
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-        collect_ids=False,
-    )
-    parser.resolvers.add(_NothingFromOutside())
-    return parser
-
-
-def _parser() -> etree.XMLParser:
-    """One parser per thread: lxml parsers keep state and are not shared across threads."""
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
-    if parser is None:
-        parser = _local.parser = hardened_parser()
-    return parser
+    return xmlsafe.hardened_parser()
 
 
 _KNOWN_PREFIXES = {"edXML": NS, "xlink": "http://www.w3.org/1999/xlink"}
@@ -143,38 +105,6 @@ def _declare_on_root(data: bytes, prefixes: set[str]) -> bytes:
     return data[: root.end()] + extra.encode() + data[root.end() :]
 
 
-# ---------------------------------------------------------------- byte scans
-
-
-def _occurs(data: bytes, anchor: bytes, needles: tuple[tuple[bytes, int], ...]) -> bool:
-    """Whether any needle occurs in ``data``; each is given with the offset of the
-    one-byte ``anchor`` in it.
-
-    CPython searches for a string of two or more bytes a byte at a time (5 us in a 5 KB
-    packet), but for one byte with memchr, and the anchors chosen are rare in packets:
-    look at each anchor, and past a few of them fall back to the plain searches.
-    """
-    pos = data.find(anchor)
-    for _ in range(_LOOKS):
-        if pos < 0:
-            return False
-        for needle, offset in needles:
-            if pos >= offset and data.startswith(needle, pos - offset):
-                return True
-        pos = data.find(anchor, pos + 1)
-    return any(needle in data for needle, _ in needles)
-
-
-def _declares_dtd(data: bytes) -> bool:
-    """Whether ``<!DOCTYPE`` or ``<!ENTITY`` occurs anywhere, comments included."""
-    return _occurs(data, b"!", ((b"<!DOCTYPE", 1), (b"<!ENTITY", 1)))
-
-
-def _has_char_reference(data: bytes) -> bool:
-    """Whether ``&#`` occurs anywhere."""
-    return _occurs(data, b"&", ((b"&#", 0),))
-
-
 # ---------------------------------------------------------------- tree guards
 
 
@@ -187,7 +117,7 @@ def _refuse_xinclude(root: etree._Element, data: bytes) -> None:
     XInclude is always reported as such. A character reference can spell the namespace
     without its bytes appearing.
     """
-    if (_XINCLUDE_NS in data or _has_char_reference(data)) and root.xpath(
+    if (_XINCLUDE_NS in data or xmlsafe.has_char_reference(data)) and root.xpath(
         "boolean(//*[namespace-uri()='http://www.w3.org/2001/XInclude'])"
     ):
         raise errors.DtdForbidden("XInclude is not allowed in an edXML packet")
@@ -196,9 +126,9 @@ def _refuse_xinclude(root: etree._Element, data: bytes) -> None:
 def _parse(
     data: bytes, notices: list[errors.Notice], *, retried: bool = False
 ) -> etree._Element:
-    parser = _parser()
+    parser = xmlsafe.thread_parser()
     try:
-        return etree.fromstring(data, parser)
+        return xmlsafe.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         log = parser.error_log
         prefixes = _undeclared_prefixes(log)
@@ -233,18 +163,11 @@ def _parse(
 _SHALLOW: Final = 10
 
 
-@functools.lru_cache(maxsize=8)
-def _depth_probe(levels: int) -> etree.XPath:
-    return etree.XPath("(" + "/*" * levels + ")[1]")
-
-
 def _check_depth(root: etree._Element, limit: int) -> None:
-    if limit > _SHALLOW and not _depth_probe(_SHALLOW + 1)(root):
+    if limit > _SHALLOW and xmlsafe.too_deep(root, _SHALLOW) is None:
         return
-    deep = _depth_probe(limit + 1)(root)
-    if isinstance(deep, list) and deep:
-        element = deep[0]
-        assert isinstance(element, etree._Element)
+    element = xmlsafe.too_deep(root, limit)
+    if element is not None:
         raise errors.TooDeep(
             f"elements are nested more than {limit} levels deep; no edXML packet needs that",
             line=line_of(element),
@@ -310,60 +233,6 @@ def _detect_kind(root: etree._Element, frame: Frame) -> PacketKind:
     return "edoc" if next(message_header.iterchildren(_STATUS_CODE), None) is None else "status"
 
 
-_PLAIN_DECLARATIONS: Final = (b"<?xml version='1.0' encoding='UTF-8'?>",
-                              b'<?xml version="1.0" encoding="UTF-8"?>',
-                              b'<?xml version="1.0" encoding="utf-8"?>')
-
-
-def _ascii_names(data: bytes) -> bool:
-    """Whether element names are written as ASCII bytes: no UTF-16/32 signature or NUL in
-    the first bytes, and no declared encoding outside the ASCII-compatible families."""
-    if data.startswith(_PLAIN_DECLARATIONS):
-        return True
-    head = data[:4]
-    if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return False
-    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-    if not data.startswith(b"<?xml", start):
-        return True
-    end = data.find(b"?>", start, start + 256)
-    if end < 0:
-        return False
-    match = _DECLARED_ENCODING.search(data, start, end)
-    return match is None or match.group(1).upper().startswith(_ASCII_ENCODINGS)
-
-
-_BOMS: Final = (
-    (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"),
-    (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
-    (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"),
-)
-
-
-def _as_utf8(data: bytes) -> bytes:
-    """UTF-16 and UTF-32 packets re-encoded as UTF-8, so that the byte-level guards
-    (DOCTYPE, XInclude, base64 lifting) see what libxml2 will see; line numbers are kept.
-    Other encodings whose markup is not ASCII bytes are refused."""
-    if _ascii_names(data):
-        return data
-    codec = next((name for mark, name in _BOMS if data.startswith(mark)), None)
-    if codec is None:
-        raise errors.UnsupportedPacket(
-            "the packet's declared encoding is not supported; send UTF-8 (or UTF-16)")
-    try:
-        text = data.decode(codec)
-    except UnicodeDecodeError as exc:
-        raise errors.MalformedXml(f"not valid {codec.upper()}: {exc.reason}") from None
-    text = text.removeprefix("\ufeff")
-    if text.startswith("<?xml"):
-        end = text.find("?>")
-        declaration = re.sub(r"""encoding\s*=\s*["'][^"']*["']""", 'encoding="UTF-8"',
-                             text[:end])
-        text = declaration + text[end:]
-    return text.encode("utf-8")
-
-
 def _all_came_back(root: etree._Element, token: str, count: int) -> bool:
     """Whether every marker is the text of a ContentTransferEncoded element.
 
@@ -414,7 +283,7 @@ def read_packet(
     """Parse, validate and type one packet, or raise the :mod:`bus.errors` code for it."""
     schemas = schemas or default_schemas()
     _check_size(data, limits)
-    utf8 = _as_utf8(data)
+    utf8 = xmlsafe.as_utf8(data, max_elements=limits.max_elements)
     if utf8 is not data:
         _check_size(utf8, limits)  # re-encoding UTF-16 can make it longer
         data = utf8
@@ -425,7 +294,7 @@ def read_packet(
     except errors.PacketError:
         # A refusal is reported as the lifting read reports it (where base64 text starts,
         # columns after lifted text), so the size of a packet never changes a message.
-        if not find_regions(data):
+        if not _regions(data, limits):
             raise
     return _read(data, limits, schemas, lifting=True)
 
@@ -437,16 +306,31 @@ def _check_size(data: bytes, limits: Limits) -> None:
         )
 
 
+# No real packet has more attachments than this; past it, ContentTransferEncoded occurs
+# as text or in a bomb, and finding regions one by one would cost more than parsing.
+_MAX_CTE_MENTIONS: Final = 4096
+
+
+def _regions(data: bytes, limits: Limits) -> list[tuple[int, int]]:
+    """Where to lift base64 out, at a cost bounded whatever the packet holds."""
+    try:
+        return find_regions(data, max_hits=_MAX_CTE_MENTIONS)
+    except TooManyHits:
+        xmlsafe.check_elements(data, limits.max_elements, "packet")
+        return []
+
+
 def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) -> ReadResult:
-    regions = find_regions(data) if lifting else []
+    regions = _regions(data, limits) if lifting else []
     token = f"lgsp.spool.{secrets.token_hex(8)}." if regions else ""
     reduced = lift(data, regions, token.encode()) if regions else data
-    if _declares_dtd(reduced):
+    if xmlsafe.declares_dtd(reduced):
         raise errors.DtdForbidden(
             "the packet contains a DOCTYPE or entity declaration; edXML packets must not "
             "carry DTDs, entities or external references",
             line=reduced.count(b"\n", 0, max(reduced.find(b"<!DOCTYPE"), 0)) + 1,
         )
+    xmlsafe.check_elements(reduced, limits.max_elements, "packet")
     early: list[errors.Notice] = []
     try:
         root = _parse(reduced, early)

@@ -15,6 +15,7 @@ from typing import IO
 
 from lxml import etree
 
+from bus import xmlsafe
 from bus.edxml.model import (
     NS,
     Business,
@@ -259,7 +260,7 @@ def write_packet(packet: Packet, out: IO[bytes]) -> None:
                     for part in _header_parts(packet):
                         xf.write("\n      ", part)
                     if packet.signature is not None:
-                        xf.write("\n      ", etree.fromstring(packet.signature.xml))
+                        xf.write("\n      ", xmlsafe.parse_trusted(packet.signature.xml))
                     xf.write("\n    ")
                 if isinstance(packet, Edoc):
                     xf.write("\n    ", _body(packet))

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -99,19 +100,27 @@ def soap_post(server: ApiServer, data: bytes, headers: dict[str, str] | None = N
 # ------------------------------------------------------------------ WSDL
 
 
-def test_wsdl_names_the_address_it_was_fetched_from(server: ApiServer) -> None:
-    def address(response: httpx.Response) -> str | None:
-        assert response.status_code == 200
-        root = etree.fromstring(response.content)
-        found = root.find(".//{http://schemas.xmlsoap.org/wsdl/soap/}address")
-        assert found is not None
-        return found.get("location")
+def wsdl_address(response: httpx.Response) -> str | None:
+    assert response.status_code == 200
+    root = etree.fromstring(response.content)
+    found = root.find(".//{http://schemas.xmlsoap.org/wsdl/soap/}address")
+    assert found is not None
+    return found.get("location")
 
-    assert address(httpx.get(server.url + "/soap?wsdl")) == server.url + "/soap"
-    proxied = httpx.get(server.url + "/soap?WSDL", headers={"Host": "lgsp.langson.gov.vn:8443"})
-    assert address(proxied) == "http://lgsp.langson.gov.vn:8443/soap"
+
+def test_wsdl_names_the_server_address_never_the_host_header(server: ApiServer) -> None:
+    """A client-chosen Host must not steer other clients' calls (issue 11, item 6)."""
+    assert wsdl_address(httpx.get(server.url + "/soap?wsdl")) == server.url + "/soap"
+    spoofed = httpx.get(server.url + "/soap?WSDL", headers={"Host": "attacker.example:8443"})
+    assert wsdl_address(spoofed) == server.url + "/soap"
     plain = httpx.get(server.url + "/soap")
     assert plain.status_code == 400 and plain.json()["code"] == "InvalidRequest"
+
+
+def test_wsdl_names_the_configured_public_url(tmp_path: Path) -> None:
+    with running_bus(tmp_path, public_url="https://lgsp.langson.gov.vn/") as running:
+        answer = httpx.get(running.url + "/soap?wsdl", headers={"Host": "attacker.example"})
+        assert wsdl_address(answer) == "https://lgsp.langson.gov.vn/soap"
 
 
 # ------------------------------------------------------------------ operations
