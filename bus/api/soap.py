@@ -38,9 +38,16 @@ from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
 from bus import errors, queries, xmlsafe
-from bus.api import API_KEY_HEADER, count_refusal, too_large, viewer_for
+from bus.api import (
+    API_KEY_HEADER,
+    admit,
+    client_certificate,
+    count_refusal,
+    too_large,
+    viewer_for,
+)
 from bus.app import Bus
-from bus.store import Accepted
+from bus.store import Accepted, outage
 
 NS: Final = "urn:lgsp-bus:soap:v1"
 SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -238,7 +245,8 @@ def status_xml(detail: queries.DocumentDetail) -> bytes:
 
 def fault_xml(exc: errors.LgspError) -> bytes:
     client = exc.http_status < 500
-    message = exc.message if client else "the bus cannot serve this request now"
+    said = client or isinstance(exc, errors.Unavailable)
+    message = exc.message if said else "the bus cannot serve this request now"
     fault = etree.Element(f"{{{SOAP_ENV}}}Fault")
     etree.SubElement(fault, "faultcode").text = "soap:Client" if client else "soap:Server"
     etree.SubElement(fault, "faultstring").text = _text(message)
@@ -249,6 +257,8 @@ def fault_xml(exc: errors.LgspError) -> bytes:
         _add(error, "line", exc.line)
     if client and exc.path:
         _add(error, "path", exc.path)
+    if isinstance(exc, errors.TooManyRequests):
+        _add(error, "retry_after", exc.details.get("retry_after", 1))
     return _envelope(fault)
 
 
@@ -331,8 +341,8 @@ def soap_router(bus: Bus) -> APIRouter:
     async def authenticated(request: Request, body: _Body) -> str:
         """The calling system, having read no more than :data:`PREFIX_BYTES` of the body."""
         header_key = request.headers.get(API_KEY_HEADER)
-        if header_key:
-            return bus.credentials.authenticate(header_key)
+        if header_key or client_certificate(request) is not None:
+            return admit(bus, request, header_key)
         head, complete = await body.prefix(PREFIX_BYTES)
         key = await run_in_threadpool(key_in_prefix, head, complete)
         if key is None:
@@ -340,7 +350,7 @@ def soap_router(bus: Bus) -> APIRouter:
                 f"no credential: send the system's API key in the {API_KEY_HEADER} HTTP "
                 f"header or in the SOAP header element ApiKey ({NS}), within the first "
                 f"{PREFIX_BYTES // 1024} KB of the request")
-        return bus.credentials.authenticate(key)
+        return admit(bus, request, key)
 
     @router.get("/soap", summary="The WSDL (GET /soap?wsdl)", response_class=Response,
                 responses={200: {"content": {"text/xml": {}}}})
@@ -384,6 +394,10 @@ def soap_router(bus: Bus) -> APIRouter:
             log.info("soap.fault", code=exc.code, reason=exc.message)
             return Response(fault_xml(exc), status_code=500, media_type=_XML_TYPE)
         except Exception as exc:
+            refusal = outage(exc)
+            if refusal is not None:
+                log.warning("soap.unavailable", code=refusal.code, reason=refusal.message)
+                return Response(fault_xml(refusal), status_code=500, media_type=_XML_TYPE)
             log.error("soap.failed", error=type(exc).__name__, traceback=traceback.format_exc())
             failure = _Internal("unexpected failure")
             return Response(fault_xml(failure), status_code=500, media_type=_XML_TYPE)

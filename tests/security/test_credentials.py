@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from lxml import etree
 from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.testing import capture_logs
 
@@ -441,3 +442,37 @@ def test_refusals_come_before_the_body_is_read(tmp_path: Path) -> None:
             assert answer.status == expected, (key, answer.body)
             assert answer.seconds < 1.0, (key, answer.seconds)
         assert answer.headers["retry-after"] == "100"
+
+
+def _soap_status_call(key: str | None) -> bytes:
+    header = (f"<soap:Header><l:ApiKey>{key}</l:ApiKey></soap:Header>" if key else "")
+    return (f'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+            f'xmlns:l="urn:lgsp-bus:soap:v1">{header}<soap:Body><l:GetEdocStatus>'
+            f"<l:id>no-such-id</l:id></l:GetEdocStatus></soap:Body></soap:Envelope>").encode()
+
+
+def _fault_code(response: Any) -> str:
+    found = etree.fromstring(response.content).findtext(".//{urn:lgsp-bus:soap:v1}code")
+    return str(found)
+
+
+def test_the_soap_door_admits_as_rest_does(make_bus: Any) -> None:
+    """Rate and certificate identity hold at the SOAP door whichever way the key comes:
+    the HTTP header, the envelope's ApiKey, or a certificate with no key at all."""
+    raw = certified()
+    raw["systems"]["eoffice"]["rate"] = {"per_second": 0.01, "burst": 2}
+    bus, _ = make_bus(raw)
+    http = client(bus)
+    soap = {"Content-Type": "text/xml; charset=utf-8"}
+    first = http.post("/soap", content=_soap_status_call(None),
+                      headers={**soap, "X-API-Key": "eoffice-new"})
+    second = http.post("/soap", content=_soap_status_call("eoffice-new"), headers=soap)
+    assert _fault_code(first) == _fault_code(second) == "NotFound"
+    third = http.post("/soap", content=_soap_status_call("eoffice-new"), headers=soap)
+    assert _fault_code(third) == "TooManyRequests"
+    assert b"retry_after" in third.content
+    by_certificate = http.post("/soap", content=_soap_status_call(None),
+                               headers={**soap, "X-Test-Cert": CERT_IOFFICE})
+    assert _fault_code(by_certificate) == "NotFound"
+    key_alone = http.post("/soap", content=_soap_status_call("ioffice-secret"), headers=soap)
+    assert _fault_code(key_alone) == "Unauthenticated"
