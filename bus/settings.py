@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from bus import errors
 
@@ -45,6 +45,34 @@ class Settings(BaseModel):
     reload_check_s: float = 2.0
     log_json: bool = True
     log_level: str = "INFO"
+    max_header_bytes: int = 32 * 1024
+    """Request line plus headers; more is 431 HeadersTooLarge (no real client sends 8 KiB)."""
+    header_timeout_s: float = 10.0
+    """From a connection's first byte (or its opening) until the headers are complete."""
+    body_idle_timeout_s: float = 30.0
+    """Longest silence while a request body is still due; then 408 and the connection ends."""
+    keep_alive_s: float = 5.0
+    """An idle kept-alive connection is closed after this."""
+    max_connections: int = 0
+    """Concurrent connections; more are answered 503 TooManyConnections. 0: the process's
+    file-descriptor limit (raised to its hard limit at start) minus ``fd_reserve``."""
+    fd_reserve: int = 256
+    """Descriptors kept for the database, the broker, logs and delivery sockets."""
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_client_ca: Path | None = None
+    """CA bundle that client certificates must chain to (mutual TLS)."""
+    tls_client_cert: Literal["none", "optional", "required"] = "none"
+    trusted_proxies: list[str] = []
+    """Addresses or networks of the reverse proxies whose client-certificate headers are
+    believed (e.g. 127.0.0.1/32); from anybody else those headers are dropped."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def effective_database_url(self) -> str:
