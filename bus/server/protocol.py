@@ -73,15 +73,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         self._unset_keepalive_if_required()
         if self._in_head:
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_later(self.limits.header_timeout_s,
-                                                        self._head_late)
             self._head_bytes += len(data)
             room = self.limits.max_header_bytes - len(self._head)
             if room > 0:
                 self._head += data[:room]
-        elif self._in_body:
-            self._arm_body_timer()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -89,9 +84,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             self._refuse_framing(str(exc))
             return
-        if self._in_head and self._head_bytes > self.limits.max_header_bytes:
-            self._refuse(self._too_large(), lim.request_path(self.url, bytes(self._head)),
-                         linger=True)
+        # Timers are armed only for what is still due after this segment: a request that
+        # arrives whole (nearly all of them) costs no timer at all.
+        if self._in_head:
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(self._too_large(), lim.request_path(self.url, bytes(self._head)),
+                             linger=True)
+            elif self._head_timer is None and self._head_bytes:
+                self._head_timer = self.loop.call_later(self.limits.header_timeout_s,
+                                                        self._head_late)
+        elif self._in_body:
+            self._arm_body_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -114,7 +117,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         finally:
             self.app = app
         self._in_body = True
-        self._arm_body_timer()
 
     def on_message_complete(self) -> None:
         self._in_body = False

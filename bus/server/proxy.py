@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import unquote_to_bytes
@@ -32,7 +33,24 @@ _OURS: Final = frozenset({VERIFY_HEADER, CERT_HEADER, SUBJECT_HEADER})
 _PEM_BEGIN: Final = b"-----BEGIN CERTIFICATE-----"
 _PEM_END: Final = b"-----END CERTIFICATE-----"
 
+_HEX_RUN: Final = re.compile(r"(?:\\[0-9A-Fa-f]{2})+")
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def readable_dn(dn: str) -> str:
+    """nginx's ``$ssl_client_s_dn`` with OpenSSL's ``\\XX`` escapes of UTF-8 bytes turned
+    back into text, so it equals the RFC 4514 subject the bus's own TLS reports. Escapes
+    of ASCII (``\\2C``) stay: they are structure, not text."""
+    def decode(match: re.Match[str]) -> str:
+        raw = bytes.fromhex(match.group(0).replace("\\", ""))
+        if min(raw) < 0x80:
+            return match.group(0)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return match.group(0)
+    return _HEX_RUN.sub(decode, dn)
 
 
 def parse_networks(entries: Iterable[str]) -> list[Network]:
@@ -98,7 +116,7 @@ class ProxiedClientCert:
                     and found.get(VERIFY_HEADER) == b"SUCCESS"):
                 der = pem_der(unquote_to_bytes(found.get(CERT_HEADER, b"")))
                 if der is not None:
-                    subject = found.get(SUBJECT_HEADER, b"").decode("utf-8", "replace")
+                    subject = readable_dn(found.get(SUBJECT_HEADER, b"").decode("latin-1"))
                     scope["extensions"] = {**extensions, CLIENT_CERT_KEY: {
                         "sha256": hashlib.sha256(der).hexdigest(), "subject": subject}}
         await self.app(scope, receive, send)
