@@ -249,3 +249,22 @@ def test_file_descriptor_soft_limit_is_raised_to_the_hard_limit(tmp_path: Path) 
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, raised), hard))
     assert raised == hard or (hard == resource.RLIM_INFINITY and raised > 256), raised
+
+
+def test_no_page_loads_code_from_another_host(tmp_path: Path) -> None:
+    """Government networks have no internet: /docs and /redoc pulled Swagger UI and ReDoc
+    from a public CDN, so they are off; the description stays at /openapi.json."""
+    with bus_server(tmp_path) as address:
+        for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            with socket.create_connection(address, timeout=5) as conn:
+                conn.sendall(f"GET {path} HTTP/1.1\r\nHost: bus\r\nConnection: close\r\n\r\n"
+                             .encode())
+                data, _, _ = read_until_close(conn, 3)
+            status, _, body = parse(data)
+            assert status == 404 and body["code"] == "NotFound", (path, body)
+        with socket.create_connection(address, timeout=5) as conn:
+            conn.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: bus\r\nConnection: close\r\n\r\n")
+            data, _, _ = read_until_close(conn, 3)
+    status, _, spec = parse(data)
+    assert status == 200 and spec["paths"]["/api/v1/edocs"]
+    assert "cdn" not in json.dumps(spec).lower()
