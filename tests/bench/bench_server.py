@@ -8,11 +8,16 @@ Rounds alternate the two servers so a neighbour's load hits both alike; on a sha
 machine the server process's CPU time per request (from /proc) is the steadier figure.
 
     python tests/bench/bench_server.py [--seconds 5] [--rounds 3] [--connections 8]
+    python tests/bench/bench_server.py --micro     # the protocol alone, no sockets
+
+``--micro`` feeds requests straight into each protocol object over an in-memory transport
+with a trivial app, so what remains is the protocol's own cost per request.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import statistics
@@ -22,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parents[2]
 
@@ -85,6 +91,93 @@ def load(port: int, request: bytes, seconds: float, connections: int) -> float:
     return sum(counts) / seconds
 
 
+class _MemoryTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiter: asyncio.Future[None] | None = None
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
+            name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.waiter is not None and bytes(data).endswith(b"}"):
+            self.waiter.set_result(None)
+            self.waiter = None
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def _tiny_app(scope: Any, receive: Any, send: Any) -> None:
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", b"15")]})
+    await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+
+
+async def _per_request_us(protocol: type[asyncio.Protocol], app: Any, request: bytes,
+                          count: int) -> float:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                            http=protocol)
+    config.load()
+    loop = asyncio.get_running_loop()
+    proto: Any = protocol(config=config, server_state=ServerState(),  # type: ignore[call-arg]
+                          app_state={}, _loop=loop)
+    transport = _MemoryTransport()
+    proto.connection_made(transport)
+    started = time.perf_counter()
+    for _ in range(count):
+        transport.waiter = loop.create_future()
+        proto.data_received(request)
+        await transport.waiter
+    return (time.perf_counter() - started) / count * 1e6
+
+
+def micro(rounds: int) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from bus.server.limits import ServerLimits
+    from bus.server.protocol import protocol_for
+    from bus.server.proxy import ProxiedClientCert
+    from bus.settings import load_settings
+
+    ours = protocol_for(ServerLimits.from_settings(load_settings(environ={})))
+    body = b"x" * 5120
+    requests = {
+        "GET /healthz": b"GET /healthz HTTP/1.1\r\nHost: bus\r\nUser-Agent: bench\r\n\r\n",
+        "POST 5 KB": b"POST /api/v1/edocs HTTP/1.1\r\nHost: bus\r\nContent-Type: "
+                     b"application/xml\r\nContent-Length: 5120\r\n\r\n" + body,
+    }
+
+    async def run() -> None:
+        for name, request in requests.items():
+            stock, bus = [], []
+            for _ in range(rounds):
+                stock.append(await _per_request_us(HttpToolsProtocol, _tiny_app, request, 3000))
+                bus.append(await _per_request_us(
+                    ours, ProxiedClientCert(_tiny_app, ["127.0.0.1"]), request, 3000))
+            print(f"{name:14} protocol+trivial app, best of {rounds}: stock {min(stock):6.1f} us"
+                  f"  bus.server {min(bus):6.1f} us  (+{min(bus) - min(stock):.1f} us)")
+
+    asyncio.run(run())
+
+
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -102,12 +195,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--micro", action="store_true")
     args = parser.parse_args()
+    if args.micro:
+        micro(max(args.rounds, 10))
+        return
     if args.serve:
         serve(args.serve[0], int(args.serve[1]), args.serve[2])
         return
     sys.path.insert(0, str(HERE))
-    from tests.edxml_factory import builder, packet_bytes, random_bytes
+    from bus.edxml import packet_bytes
+    from tests.edxml_factory import builder, random_bytes
 
     edoc = builder("000.00.12.H37", "000.00.00.H37").attach("cong-van.pdf", random_bytes(2200))
     packet = packet_bytes(edoc.build(check=False))
