@@ -31,7 +31,6 @@ def build_server(app: ASGIApp, settings: Settings, *, bind: bool = True,
     options: dict[str, Any] = {
         "log_config": None, "access_log": False, "ws": "none",
         "timeout_keep_alive": max(1, round(limits.keep_alive_s)),
-        "h11_max_incomplete_event_size": limits.max_header_bytes,
         **uvicorn_tls(settings), **config,
     }
     if bind:

@@ -11,6 +11,8 @@ connection:
   costs 32 KiB of buffering and one 431, not a minute of parsing;
 * a body idle deadline, reset by every body byte and suspended while the application
   itself holds reading back (flow control), so only a silent client is cut off;
+* a send deadline: a client that stops reading its answer for as long as the body idle
+  deadline (the transport's buffer stays full) is disconnected;
 * a connection cap: past it, the request is answered 503 TooManyConnections and the
   connection closed, instead of the process running out of descriptors silently;
 * coded JSON (SDK-shaped under /vxp) for framing errors instead of uvicorn's plain text.
@@ -23,6 +25,9 @@ rather than a TCP reset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from asyncio import TimerHandle
 from typing import Any, ClassVar, cast
 
@@ -52,6 +57,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head = bytearray()
         self._head_timer: TimerHandle | None = None
         self._body_timer: TimerHandle | None = None
+        self._send_timer: TimerHandle | None = None
         self._refused = False
         self._client_cert: dict[str, str] | None = None
 
@@ -123,6 +129,29 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._cancel_body_timer()
         super().on_message_complete()
         self._in_head = True
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.limits.body_idle_timeout_s,
+                                                    self._send_late)
+
+    def resume_writing(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        super().resume_writing()
+
+    def _send_late(self) -> None:
+        self._send_timer = None
+        lim.log.info("server.send_stalled", seconds=self.limits.body_idle_timeout_s)
+        # A reset, not a close: the kernel would otherwise go on trickling the unsent
+        # megabytes to the stalled reader for minutes after the descriptor is gone.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _too_large(self) -> errors.HeadersTooLarge:
         return errors.HeadersTooLarge(
@@ -198,6 +227,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _cancel_timers(self) -> None:
         self._cancel_head_timer()
         self._cancel_body_timer()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
 
 
 def _refusal_app(exc: errors.LgspError) -> Any:

@@ -268,3 +268,24 @@ def test_no_page_loads_code_from_another_host(tmp_path: Path) -> None:
     status, _, spec = parse(data)
     assert status == 200 and spec["paths"]["/api/v1/edocs"]
     assert "cdn" not in json.dumps(spec).lower()
+
+
+async def _large_answer(scope: Any, receive: Any, send: Any) -> None:
+    chunk = b"x" * (1024 * 1024)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(256 * len(chunk)).encode())]})
+    for _ in range(256):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_client_that_stops_reading_its_answer_is_disconnected(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, data_dir=tmp_path, **FAST)
+    with serving(_large_answer, settings) as address, \
+            socket.create_connection(address) as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.sendall(b"GET /large HTTP/1.1\r\nHost: bus\r\n\r\n")
+        time.sleep(3.0)
+        data, closed, seconds = read_until_close(conn, 5)
+    assert closed and seconds < 2.0, (len(data), seconds)
+    assert len(data) < 64 * 1024 * 1024
