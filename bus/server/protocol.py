@@ -238,7 +238,8 @@ def _refusal_app(exc: errors.LgspError) -> Any:
         await send({"type": "http.response.start", "status": exc.http_status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode("ascii")),
-                                (b"connection", b"close")]})
+                                (b"connection", b"close"),
+                                *([(b"retry-after", b"2")] if exc.http_status == 503 else [])]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
     return refuse
 

@@ -199,8 +199,9 @@ def test_connection_cap_answers_coded_503_then_serves_again(tmp_path: Path) -> N
             with socket.create_connection(address, timeout=5) as extra:
                 extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: bus\r\n\r\n")
                 data, closed, _ = read_until_close(extra, 3)
-            status, _, body = parse(data)
+            status, headers, body = parse(data)
             assert status == 503 and body["code"] == "TooManyConnections", body
+            assert headers["retry-after"] == "2"
             assert closed and time.monotonic() - started < 1.0
             held.pop().close()
             time.sleep(0.2)
