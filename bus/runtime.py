@@ -112,16 +112,14 @@ def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
 
 
 def serve(settings: Settings, *, deliver: bool = True) -> None:
-    """Runs the HTTP endpoints until SIGINT/SIGTERM, delivering too unless told not to."""
-    import uvicorn
-
+    """Runs the HTTP endpoints until SIGINT/SIGTERM, delivering too unless told not to.
+    The server's limits, TLS and proxy trust come from the settings (:mod:`bus.server`)."""
     from bus.api.rest import create_app
+    from bus.server import build_server
 
     bus = build_bus(settings)
     with running(bus, deliver=deliver):
-        config = uvicorn.Config(create_app(bus), host=settings.host, port=settings.port,
-                                log_config=None, access_log=False)
-        uvicorn.Server(config).run()
+        build_server(create_app(bus), settings).run()
 
 
 def work(settings: Settings) -> None:

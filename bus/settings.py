@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -56,6 +56,34 @@ class Settings(BaseModel):
     """IANA zone of every wall-clock time the bus writes (TraceHeader timestamps, the
     axis facade's times) and reads from SDK clients: the host's zone never counts, since
     containers usually run on UTC while every system on the axis runs on Vietnam time."""
+    max_header_bytes: int = 32 * 1024
+    """Request line plus headers; more is 431 HeadersTooLarge (no real client sends 8 KiB)."""
+    header_timeout_s: float = 10.0
+    """From a connection's first byte (or its opening) until the headers are complete."""
+    body_idle_timeout_s: float = 30.0
+    """Longest silence while a request body is still due; then 408 and the connection ends."""
+    keep_alive_s: float = 5.0
+    """An idle kept-alive connection is closed after this."""
+    max_connections: int = 0
+    """Concurrent connections; more are answered 503 TooManyConnections. 0: the process's
+    file-descriptor limit (raised to its hard limit at start) minus ``fd_reserve``."""
+    fd_reserve: int = 256
+    """Descriptors kept for the database, the broker, logs and delivery sockets."""
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_client_ca: Path | None = None
+    """CA bundle that client certificates must chain to (mutual TLS)."""
+    tls_client_cert: Literal["none", "optional", "required"] = "none"
+    trusted_proxies: list[str] = []
+    """Addresses or networks of the reverse proxies whose client-certificate headers are
+    believed (e.g. 127.0.0.1/32); from anybody else those headers are dropped."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("timezone")
     @classmethod

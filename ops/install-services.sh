@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the RabbitMQ and PostgreSQL server binaries that the test suite runs privately,
-# and promtool for the alert-rule tests
+# promtool for the alert-rule tests and nginx for the reverse-proxy tests
 # (tests/servers.py starts its own throw-away instances; no system service is used).
 #
 # Idempotent: when the binaries are already there it changes nothing and makes no network
@@ -83,6 +83,10 @@ fi
 if ! command -v promtool >/dev/null 2>&1; then
     packages+=(prometheus)
 fi
+# nginx runs ops/nginx/lgsp.conf privately in front of a test bus (mTLS, limits).
+if ! PATH="$PATH:/usr/sbin" command -v nginx >/dev/null 2>&1; then
+    packages+=(nginx-light)
+fi
 
 # tests/outsider runs field producers written in Java (javac) and Node.js.
 if ! command -v javac >/dev/null 2>&1; then
@@ -93,7 +97,7 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 
 if [ "${#packages[@]}" -eq 0 ]; then
-    log "rabbitmq-server, postgresql, prometheus, javac and node already installed"
+    log "rabbitmq-server, postgresql, prometheus, nginx, javac and node already installed"
 else
     log "installing: ${packages[*]}"
     apt_get update
@@ -101,7 +105,8 @@ else
     apt_get install -y --no-install-recommends "${packages[@]}"
 fi
 
-if ! have_rabbitmq || ! have_epmd || ! have_postgres || ! command -v promtool >/dev/null; then
+if ! have_rabbitmq || ! have_epmd || ! have_postgres || ! command -v promtool >/dev/null \
+        || ! PATH="$PATH:/usr/sbin" command -v nginx >/dev/null; then
     log "installation finished but the binaries are still missing"
     exit 1
 fi

@@ -306,7 +306,7 @@ def _version() -> str:
 def create_app(bus: Bus) -> FastAPI:
     """The whole HTTP surface of one bus process: REST, SOAP, probes and metrics."""
     app = FastAPI(
-        title="LGSP bus", version=_version(),
+        title="LGSP bus", version=_version(), docs_url=None, redoc_url=None,
         description="Provincial integration bus for edXML (QCVN 102:2016) documents. "
                     "SOAP 1.1 clients: WSDL at /soap?wsdl.")
     app.state.bus = bus
