@@ -1,4 +1,5 @@
-"""A real bus HTTP server for tests: uvicorn on a free loopback port, in a thread.
+"""A real bus HTTP server for tests: ``lgsp serve``'s own server (uvicorn under the
+bus's connection limits, :mod:`bus.server`) on a free loopback port, in a thread.
 
 Tests talk to it over sockets with httpx and zeep, exactly as agency systems would, so
 body streaming, the size cap, headers and status codes are exercised for real. It runs in
@@ -23,11 +24,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
-import uvicorn
 import yaml
 
 from bus.api.rest import create_app
 from bus.app import Bus
+from bus.server import build_server
 from bus.settings import REPO_ROOT, load_settings
 
 __all__ = ["ApiServer", "RawResponse", "api_key", "raw_http", "routes_without_outside",
@@ -86,9 +87,8 @@ def running_bus(data_dir: Path, *, start_timeout_s: float = 15.0,
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(bus), log_config=None, log_level="warning",
-                            access_log=False, lifespan="off", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    server = build_server(create_app(bus), bus.settings, bind=False, log_level="warning",
+                          lifespan="off", timeout_graceful_shutdown=5)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name=f"bus-api-{port}", daemon=True)
     thread.start()
