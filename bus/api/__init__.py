@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Final
 
 import structlog
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus import errors
@@ -162,6 +162,9 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, tagged_send)
+        except ClientDisconnect:
+            # A client that hung up (or that the server cut off for stalling) hears nothing.
+            log.info("request.abandoned", method=scope.get("method"), path=scope.get("path"))
         except Exception as exc:
             log.error("request.failed", method=scope.get("method"), path=scope.get("path"),
                       error=type(exc).__name__, traceback=traceback.format_exc())

@@ -7,6 +7,8 @@ it submitted or what was addressed to an organisation it hosts; anything else an
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,3 +184,18 @@ def test_soap_fault_does_not_echo_the_key(server: ApiServer) -> None:
     assert response.status_code == 500 and b"s3cr3t-guess" not in response.content
     root = etree.fromstring(response.content)
     assert root.findtext(f".//{{{SOAP_NS}}}code") == "Unauthenticated"
+
+
+def test_a_client_hanging_up_mid_body_is_not_logged_as_a_failure(server: ApiServer) -> None:
+    """Cut-off uploads are routine at a door facing many networks: one info line, no
+    error with a traceback for an operator to chase."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"POST /api/v1/edocs HTTP/1.1\r\nHost: bus\r\nX-API-Key: dev-eoffice-key"
+                     b"\r\nContent-Length: 100000\r\n\r\n<?xml version='1.0'?><edXML")
+        time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while "request.abandoned" not in server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "request.abandoned" in server.log_text()
+    assert "request.failed" not in server.log_text()
