@@ -26,6 +26,7 @@ names equal codes so that ``except SchemaInvalid`` reads like the documentation:
     ├── NotFound                       404  no such document (or not yours)
     ├── InvalidRequest                 400  a request parameter (not the packet) is wrong
     ├── HeadersTooLarge                431  request headers over the limit
+    ├── RequestTimeout                 408  headers or body not sent in time
     ├── TooManyRequests                429  a system over its request rate (Retry-After)
     ├── Unavailable                    503  the bus cannot take work now (database down,
     │   │                                   too many connections); retry later
@@ -203,6 +204,13 @@ class HeadersTooLarge(LgspError):
     http_status = 431
 
 
+class RequestTimeout(LgspError):
+    """The client stalled while sending; the connection is closed after this answer."""
+
+    code = "RequestTimeout"
+    http_status = 408
+
+
 class TooManyRequests(LgspError):
     """``details['retry_after']`` (seconds) becomes the Retry-After header."""
 
@@ -284,6 +292,7 @@ ALL_CODES: tuple[type[LgspError], ...] = (
     NotFound,
     InvalidRequest,
     HeadersTooLarge,
+    RequestTimeout,
     TooManyRequests,
     Unavailable,
     TooManyConnections,

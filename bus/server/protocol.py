@@ -165,7 +165,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._head_bytes == 0:
             self.transport.close()
             return
-        self._refuse(errors.InvalidRequest(
+        self._refuse(errors.RequestTimeout(
             f"the request headers did not arrive within {self.limits.header_timeout_s:g} s"),
             lim.request_path(self.url, bytes(self._head)), status=408)
 
@@ -183,7 +183,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if cycle is not None:
             cycle.disconnected = True
             cycle.message_event.set()
-        self._refuse(errors.InvalidRequest(
+        self._refuse(errors.RequestTimeout(
             f"the request body stopped arriving: nothing for "
             f"{self.limits.body_idle_timeout_s:g} s before the announced length was sent"),
             self.scope["raw_path"] if self.scope else b"", status=408)

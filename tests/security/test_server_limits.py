@@ -140,7 +140,7 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off(tmp_path: Path) -> None:
         seconds = time.monotonic() - started
     assert seconds < 2.5, seconds
     status, _, body = parse(answer)
-    assert status == 408 and body["code"] == "InvalidRequest", body
+    assert status == 408 and body["code"] == "RequestTimeout", body
     assert "did not arrive within 1 s" in body["message"]
 
 
@@ -186,7 +186,7 @@ def test_body_shorter_than_its_content_length_is_cut_off(tmp_path: Path) -> None
         data, closed, seconds = read_until_close(conn, 5)
     assert closed and seconds < 2.5, (closed, seconds, data[:200])
     status, _, body = parse(data)
-    assert status == 408 and body["code"] == "InvalidRequest", body
+    assert status == 408 and body["code"] == "RequestTimeout", body
     assert "body stopped arriving" in body["message"]
 
 
