@@ -27,6 +27,7 @@ from bus.edxml.findings import (
     show,
 )
 from bus.edxml.model import ManifestReference
+from bus.edxml.tolerance import CONTENT_ID_FORMS, tolerated
 
 _MANIFEST: Final = Q + "edXMLManifest"
 _REFERENCE: Final = Q + "Reference"
@@ -121,16 +122,24 @@ def _read_item(item: etree._Element, kind: str, findings: Findings) -> _Item:
     return content_id, content_id_el, name, content_type, description, encoded
 
 
+def _key(content_id: str) -> str:
+    """What a ContentId is compared by: no surrounding whitespace, no ``cid:`` (RFC 2392's
+    URL form of the same Content-ID; tolerance rule content-id-forms)."""
+    key = content_id.strip()
+    return key[4:] if key[:4].lower() == "cid:" else key
+
+
 def read_attachments(
     body: etree._Element | None, encoded: etree._Element | None, findings: Findings
 ) -> tuple[str, list[ManifestReference], list[PendingAttachment]]:
     """The manifest's version and References, and the Attachments, all in packet order.
 
-    ContentIds are compared without surrounding whitespace; the model keeps them as sent.
+    ContentIds are compared without surrounding whitespace and without a ``cid:``
+    prefix; the model keeps them as sent.
     """
     version = "1.0"
     manifest: list[ManifestReference] = []
-    references: dict[str, etree._Element] = {}
+    references: dict[str, tuple[etree._Element, str]] = {}
     if body is not None:
         manifest_el = None
         for child in children(body):
@@ -150,14 +159,14 @@ def read_attachments(
             content_id, content_id_el, name, content_type, description, _ = _read_item(
                 reference, "Reference", findings
             )
-            key = content_id.strip()
+            key = _key(content_id)
             if key in references:
                 raise attachment_error(
                     content_id_el,
-                    f"edXMLManifest lists ContentId {show(key)} twice; each Reference "
-                    "needs its own ContentId.",
+                    f"edXMLManifest lists ContentId {show(content_id.strip())} twice; each "
+                    "Reference needs its own ContentId.",
                 )
-            references[key] = reference
+            references[key] = (reference, content_id.strip())
             manifest.append(ManifestReference(content_id, name, content_type, description))
     pending: list[PendingAttachment] = []
     matched: set[str] = set()
@@ -168,28 +177,35 @@ def read_attachments(
             content_id, content_id_el, name, content_type, description, content = _read_item(
                 attachment, "Attachment", findings
             )
-            key = content_id.strip()
+            key = _key(content_id)
             if key in matched:
                 raise attachment_error(
                     content_id_el,
-                    f"AttachmentEncoded carries ContentId {show(key)} twice; each "
-                    "Attachment needs its own ContentId.",
+                    f"AttachmentEncoded carries ContentId {show(content_id.strip())} twice; "
+                    "each Attachment needs its own ContentId.",
                 )
-            if key not in references:
+            listed = references.get(key)
+            if listed is None:
                 raise attachment_error(
                     content_id_el,
-                    f"Attachment ContentId {show(key)} is not listed in edXMLManifest; "
-                    "expected a manifest Reference with the same ContentId for every "
-                    "Attachment.",
+                    f"Attachment ContentId {show(content_id.strip())} is not listed in "
+                    "edXMLManifest; expected a manifest Reference with the same ContentId for "
+                    "every Attachment.",
                 )
+            if listed[1] != content_id.strip():
+                tolerated(findings, CONTENT_ID_FORMS, content_id_el,
+                          f"Attachment ContentId {show(content_id.strip())} is listed in the "
+                          f"manifest as {show(listed[1])}; the same Content-ID with and without "
+                          "'cid:' (RFC 2392), matched.",
+                          manifest=listed[1], attachment=content_id.strip())
             matched.add(key)
             pending.append((content_id, name, content_type, description, content))
     if len(matched) != len(references):
-        for key, reference in references.items():
+        for key, (reference, written) in references.items():
             if key not in matched:
                 raise attachment_error(
                     reference,
-                    f"edXMLManifest lists ContentId {show(key)} but AttachmentEncoded has "
+                    f"edXMLManifest lists ContentId {show(written)} but AttachmentEncoded has "
                     "no Attachment with that ContentId; expected one Attachment per Reference.",
                 )
     return version, manifest, pending
