@@ -111,6 +111,18 @@ CONTENT_ID_FORMS: Final = rule("content-id-forms")
 DAY_FIRST_DATES: Final = rule("day-first-dates")
 DIALECT_TRANSLATED: Final = rule("dialect-translated")
 POLICY_CODES: Final = frozenset(r.code for r in RULES if r.disposition != "refused")
+NORMALISING_CODES: Final = frozenset(r.code for r in RULES if r.disposition == "normalised")
+
+
+def policy_notices(notices: list[errors.Notice]) -> list[dict[str, object]]:
+    """The notices the tolerance policy gave, as recorded on the accepted document."""
+    return [{"rule": n.extra.get("rule"), "code": n.code, "message": n.message,
+             "line": n.line, "path": n.path} for n in notices if n.code in POLICY_CODES]
+
+
+def corrected(notices: list[errors.Notice]) -> bool:
+    """Whether receivers get other bytes than the sender's (beyond the bus's TraceHeader)."""
+    return any(n.code in NORMALISING_CODES for n in notices)
 
 
 def tolerated(findings: Findings, applied: Rule, el: etree._Element, message: str,
