@@ -74,6 +74,8 @@ def _hub_2019(data: bytes) -> tuple[bytes, list[errors.Notice]]:
 
     for element in scan(data):
         parent = element.path[-2] if len(element.path) > 1 else ""
+        if element.closing and element.local == "edXMLEnvelope" and len(element.path) == 2:
+            break  # the dialect's marks are all in the envelope; attachments are not read
         if element.closing:
             new = renames.pop(element.path, None)
             if new is not None:
@@ -146,9 +148,17 @@ DIALECTS: Final[dict[str, Dialect]] = {
 }
 
 
+_MARKS: Final = (b"Business", b"Signature", b"version")
+
+
 def translate(data: bytes, dialect: str) -> tuple[bytes, list[errors.Notice]]:
     """``data`` in the standard form, and a notice per kind of change; ``data`` itself
-    when nothing is in the dialect or the bytes cannot be scanned (the reader judges)."""
+    when nothing is in the dialect or the bytes cannot be scanned (the reader judges).
+
+    Only bytes that name one of the dialect's elements or attributes are scanned, and
+    only their envelope: a standard packet costs three substring searches."""
+    if not any(mark in data for mark in _MARKS):
+        return data, []
     try:
         return DIALECTS[dialect].translate(data)
     except UnreadableError:

@@ -344,9 +344,9 @@ def go_encoding_xml(data: Data) -> bytes:
     go.close(1, "edXMLEnvelope")
     go.open(1, "AttachmentEncoded")
     for a in data["attachments"]:
+        encoded = base64.b64encode(a["content"]).decode()
         go.struct(2, "Attachment", {"ContentId": "cid:" + a["id"], "AttachmentName": a["name"],
-                                    "ContentType": a["type"],
-                                    "ContentTransferEncoded": base64.b64encode(a["content"]).decode()})
+                                    "ContentType": a["type"], "ContentTransferEncoded": encoded})
     go.close(1, "AttachmentEncoded")
     go.close(0, "edXML")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + "\n".join(go.lines)).encode("utf-8")
@@ -412,7 +412,7 @@ def pre_qcvn_edoc(data: Data) -> bytes:
     """The eDoc format before QCVN 102:2016 (namespace http://www.go.vn/eDoc)."""
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<EdXMLEnvelope xmlns="http://www.go.vn/eDoc">'
             f'<EdXMLHeader><From><OrganId>{data["from"]["OrganId"]}</OrganId></From>'
-            f'</EdXMLHeader></EdXMLEnvelope>\n').encode("utf-8")
+            f'</EdXMLHeader></EdXMLEnvelope>\n').encode()
 
 
 def soap_wrapped(data: Data) -> bytes:
@@ -420,7 +420,7 @@ def soap_wrapped(data: Data) -> bytes:
     inner = java_dom(data).split(b"?>", 1)[1].decode("utf-8")
     return (f'<?xml version="1.0" encoding="utf-8"?>\n<soap:Envelope xmlns:soap="{SOAP}">'
             f'<soap:Body><SendEdoc xmlns="urn:lgsp">{inner}</SendEdoc></soap:Body>'
-            f'</soap:Envelope>').encode("utf-8")
+            f'</soap:Envelope>').encode()
 
 
 def no_namespace(data: Data) -> bytes:
@@ -433,7 +433,7 @@ def status_in_header(data: Data) -> bytes:
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<edXML xmlns="{NS}"><edXMLEnvelope>'
             f'<edXMLHeader><Status>03</Status><StatusCode>03</StatusCode>'
             f'<Description>Tiếp nhận</Description></edXMLHeader></edXMLEnvelope></edXML>\n'
-            ).encode("utf-8")
+            ).encode()
 
 
 def attachment_data_block(data: Data) -> bytes:

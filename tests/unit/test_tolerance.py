@@ -19,7 +19,7 @@ from bus import errors
 from bus.edxml import TraceHeader, read_packet
 from bus.edxml.forward import forwarded_bytes, normalised
 from bus.edxml.tolerance import BY_NAME, RULES
-from tests.field import producers as P
+from tests.field import producers as field
 
 README = Path(__file__).resolve().parents[2] / "schemas" / "edxml" / "README.md"
 BUS = TraceHeader("00.37.W00", "2026/11/21 09:30:00")
@@ -61,12 +61,12 @@ def test_readme_table_is_the_registry() -> None:
 
 
 def test_standard_producers_get_no_policy_notice() -> None:
-    assert codes(P.java_dom(P.sample_data())) == []
+    assert codes(field.java_dom(field.sample_data())) == []
 
 
 def test_axis_hops_with_only_a_timestamp() -> None:
     """The 2025 axis form: hops with only a Timestamp, an upstream OrganId 'null'."""
-    data = P.axis_2025(P.sample_data())
+    data = field.axis_2025(field.sample_data())
     result = read_packet(data)
     assert [n.code for n in result.notices] == [
         "TraceHeaderOrganIdEmpty", "TraceHeaderWithoutOrganId", "TraceHeaderWithoutOrganId"]
@@ -78,57 +78,57 @@ def test_axis_hops_with_only_a_timestamp() -> None:
 
 
 def test_trace_header_without_timestamp_is_still_refused() -> None:
-    data = P.axis_2025(P.sample_data()).replace(
+    data = field.axis_2025(field.sample_data()).replace(
         b"<edXML:Timestamp>2025/03/14 08:31:05</edXML:Timestamp>", b"", 1)
     with pytest.raises(errors.SchemaInvalid, match="Timestamp"):
         read_packet(data)
 
 
 def test_trace_header_bookkeeping_children() -> None:
-    result = read_packet(P.typescript_template(P.sample_data()))
+    result = read_packet(field.typescript_template(field.sample_data()))
     notice = next(n for n in result.notices if n.code == "TraceHeaderExtraChildren")
     assert notice.extra["elements"] == ["Business", "StaffInfo"]
     assert result.packet.trace_headers[0].organ_id == "000.00.12.H37"
 
 
 def test_unknown_trace_header_children_are_still_refused() -> None:
-    data = P.typescript_template(P.sample_data()).replace(
+    data = field.typescript_template(field.sample_data()).replace(
         b"<edXML:BusinessCode>GW01</edXML:BusinessCode>", b"<edXML:Route>GW01</edXML:Route>")
     with pytest.raises(errors.SchemaInvalid, match="Route"):
         read_packet(data)
 
 
 def test_dotnet_trace_list_attributes() -> None:
-    result = read_packet(P.dotnet_xmlserializer(P.sample_data()))
+    result = read_packet(field.dotnet_xmlserializer(field.sample_data()))
     notice = next(n for n in result.notices if n.code == "TraceHeaderListAttributes")
     assert notice.extra["attributes"] == ["actor", "id", "mustUnderstand", "version"]
-    other = P.dotnet_xmlserializer(P.sample_data()).replace(b'actor=""', b'priority="1"')
+    other = field.dotnet_xmlserializer(field.sample_data()).replace(b'actor=""', b'priority="1"')
     with pytest.raises(errors.SchemaInvalid, match="priority"):
         read_packet(other)
 
 
 def test_empty_signature_blocks_are_no_signature() -> None:
-    for producer in (P.dotnet_xmlserializer, P.typescript_template, P.go_encoding_xml):
-        result = read_packet(producer(P.sample_data()))
+    for producer in (field.dotnet_xmlserializer, field.typescript_template, field.go_encoding_xml):
+        result = read_packet(producer(field.sample_data()))
         assert result.packet.signature is None, producer.__name__
         assert "EmptySignatureBlock" in [n.code for n in result.notices], producer.__name__
-    signed = P.dotnet_xmlserializer(P.sample_data()).replace(
+    signed = field.dotnet_xmlserializer(field.sample_data()).replace(
         b"<DigitalSignature />", b"<DigitalSignature>MIIB</DigitalSignature>")
     with pytest.raises(errors.SchemaInvalid, match="DigitalSignature"):
         read_packet(signed)
 
 
 def test_content_id_with_and_without_cid() -> None:
-    for producer in (P.typescript_template, P.go_encoding_xml):
-        result = read_packet(producer(P.sample_data()))
+    for producer in (field.typescript_template, field.go_encoding_xml):
+        result = read_packet(producer(field.sample_data()))
         notice = next(n for n in result.notices if n.code == "ContentIdForm")
         assert {notice.extra["manifest"], notice.extra["attachment"]} == {"cid:1", "1"}
         assert len(result.packet.attachments) == 1
-        assert result.packet.attachments[0].content.read() == P.PDF
-    two = P.sample_data(attachments=[
-        {"id": "1", "name": "a.pdf", "type": "application/pdf", "content": P.PDF},
-        {"id": "2", "name": "b.pdf", "type": "application/pdf", "content": P.PDF}])
-    data = P.go_encoding_xml(two).replace(b"<ContentId>cid:2<", b"<ContentId>cid:3<")
+        assert result.packet.attachments[0].content.read() == field.PDF
+    two = field.sample_data(attachments=[
+        {"id": "1", "name": "a.pdf", "type": "application/pdf", "content": field.PDF},
+        {"id": "2", "name": "b.pdf", "type": "application/pdf", "content": field.PDF}])
+    data = field.go_encoding_xml(two).replace(b"<ContentId>cid:2<", b"<ContentId>cid:3<")
     with pytest.raises(errors.AttachmentInvalid, match="cid:3"):
         read_packet(data)
 
@@ -136,7 +136,7 @@ def test_content_id_with_and_without_cid() -> None:
 def test_day_first_dates_are_normalised_in_the_forwarded_bytes() -> None:
     response = {"OrganId": "000.00.00.G22", "Code": "12/UBND-VP",
                 "PromulgationDate": date(2025, 1, 9), "DocumentId": "x"}
-    data = P.dotnet_xmlserializer(P.sample_data(response_for=response))
+    data = field.dotnet_xmlserializer(field.sample_data(response_for=response))
     result = read_packet(data)
     days = [n for n in result.notices if n.code == "DayFirstDate"]
     assert [(n.extra["original"], n.extra["normalised"]) for n in days] == [
@@ -161,23 +161,23 @@ def test_day_first_dates_are_normalised_in_the_forwarded_bytes() -> None:
 
 
 def test_day_first_dates_that_do_not_exist_are_refused() -> None:
-    data = P.dotnet_xmlserializer(P.sample_data(promulgated=date(2025, 2, 28))).replace(
+    data = field.dotnet_xmlserializer(field.sample_data(promulgated=date(2025, 2, 28))).replace(
         b"28/02/2025", b"30/02/2025")
     with pytest.raises(errors.SchemaInvalid, match="February 2025 has 28 days"):
         read_packet(data)
 
 
 def test_day_first_timestamps_are_still_refused() -> None:
-    data = P.dotnet_xmlserializer(P.sample_data()).replace(
+    data = field.dotnet_xmlserializer(field.sample_data()).replace(
         b"2025/03/14 08:30:00", b"14/03/2025 08:30:00")
     with pytest.raises(errors.SchemaInvalid, match="Timestamp"):
         read_packet(data)
 
 
-@pytest.mark.parametrize("name", sorted(P.REFUSED))
+@pytest.mark.parametrize("name", sorted(field.REFUSED))
 def test_refused_producers(name: str) -> None:
-    producer, rule, code = P.REFUSED[name]
-    data = producer(P.sample_data())
+    producer, rule, code = field.REFUSED[name]
+    data = producer(field.sample_data())
     started = time.perf_counter()
     with pytest.raises(errors.PacketError) as caught:
         read_packet(data)
@@ -189,24 +189,24 @@ def test_refused_producers(name: str) -> None:
 
 
 def test_refusal_messages_name_the_real_problem() -> None:
-    def message(producer: Callable[[P.Data], bytes]) -> str:
+    def message(producer: Callable[[field.Data], bytes]) -> str:
         with pytest.raises(errors.PacketError) as caught:
-            read_packet(producer(P.sample_data()))
+            read_packet(producer(field.sample_data()))
         return caught.value.message
 
-    assert "http://www.go.vn/eDoc" in message(P.pre_qcvn_edoc)
-    assert "/soap" in message(P.soap_wrapped)
-    assert "no namespace" in message(P.no_namespace)
-    assert "no MessageHeader" in message(P.status_in_header)
-    assert message(P.attachment_data_block).startswith(
+    assert "http://www.go.vn/eDoc" in message(field.pre_qcvn_edoc)
+    assert "/soap" in message(field.soap_wrapped)
+    assert "no namespace" in message(field.no_namespace)
+    assert "no MessageHeader" in message(field.status_in_header)
+    assert message(field.attachment_data_block).startswith(
         "the attachment is outside AttachmentEncoded, in edXMLAttachments/AttachmentData")
-    dialect = message(P.vendor_hub_2019)
+    dialect = message(field.vendor_hub_2019)
     assert "vendor-hub-2019" in dialect and "config/directory.yaml" in dialect
-    assert "From" in message(P.unclosed_from)
+    assert "From" in message(field.unclosed_from)
 
 
 def test_strict_base64_is_kept() -> None:
-    data = P.go_encoding_xml(P.sample_data()).replace(b"<ContentTransferEncoded>",
+    data = field.go_encoding_xml(field.sample_data()).replace(b"<ContentTransferEncoded>",
                                                        b"<ContentTransferEncoded>*", 1)
     with pytest.raises(errors.AttachmentInvalid, match="base64"):
         read_packet(data)
