@@ -11,6 +11,7 @@ every rule has passed, so a packet that breaks a rule costs no work on its attac
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Final
 
@@ -122,11 +123,11 @@ def _read_item(item: etree._Element, kind: str, findings: Findings) -> _Item:
     return content_id, content_id_el, name, content_type, description, encoded
 
 
-def _key(content_id: str) -> str:
-    """What a ContentId is compared by: no surrounding whitespace, no ``cid:`` (RFC 2392's
-    URL form of the same Content-ID; tolerance rule content-id-forms)."""
-    key = content_id.strip()
-    return key[4:] if key[:4].lower() == "cid:" else key
+# A ContentId is compared without surrounding whitespace and without ``cid:`` (RFC 2392's
+# URL form of the same Content-ID, in any case; tolerance rule content-id-forms). The
+# prefix is looked up among its spellings: a slice and a set lookup call no method.
+_CID: Final = frozenset(
+    "".join(chars) for chars in itertools.product("cC", "iI", "dD", ":"))
 
 
 def read_attachments(
@@ -159,14 +160,15 @@ def read_attachments(
             content_id, content_id_el, name, content_type, description, _ = _read_item(
                 reference, "Reference", findings
             )
-            key = _key(content_id)
+            written = content_id.strip()
+            key = written[4:] if written[:4] in _CID else written
             if key in references:
                 raise attachment_error(
                     content_id_el,
-                    f"edXMLManifest lists ContentId {show(content_id.strip())} twice; each "
+                    f"edXMLManifest lists ContentId {show(written)} twice; each "
                     "Reference needs its own ContentId.",
                 )
-            references[key] = (reference, content_id.strip())
+            references[key] = (reference, written)
             manifest.append(ManifestReference(content_id, name, content_type, description))
     pending: list[PendingAttachment] = []
     matched: set[str] = set()
@@ -177,27 +179,28 @@ def read_attachments(
             content_id, content_id_el, name, content_type, description, content = _read_item(
                 attachment, "Attachment", findings
             )
-            key = _key(content_id)
+            written = content_id.strip()
+            key = written[4:] if written[:4] in _CID else written
             if key in matched:
                 raise attachment_error(
                     content_id_el,
-                    f"AttachmentEncoded carries ContentId {show(content_id.strip())} twice; "
+                    f"AttachmentEncoded carries ContentId {show(written)} twice; "
                     "each Attachment needs its own ContentId.",
                 )
-            listed = references.get(key)
-            if listed is None:
+            if key not in references:
                 raise attachment_error(
                     content_id_el,
-                    f"Attachment ContentId {show(content_id.strip())} is not listed in "
+                    f"Attachment ContentId {show(written)} is not listed in "
                     "edXMLManifest; expected a manifest Reference with the same ContentId for "
                     "every Attachment.",
                 )
-            if listed[1] != content_id.strip():
+            listed = references[key][1]
+            if listed != written:
                 tolerated(findings, CONTENT_ID_FORMS, content_id_el,
-                          f"Attachment ContentId {show(content_id.strip())} is listed in the "
-                          f"manifest as {show(listed[1])}; the same Content-ID with and without "
-                          "'cid:' (RFC 2392), matched.",
-                          manifest=listed[1], attachment=content_id.strip())
+                          f"Attachment ContentId {show(written)} is listed in the manifest as "
+                          f"{show(listed)}; the same Content-ID with and without 'cid:' "
+                          "(RFC 2392), matched.",
+                          manifest=listed, attachment=written)
             matched.add(key)
             pending.append((content_id, name, content_type, description, content))
     if len(matched) != len(references):

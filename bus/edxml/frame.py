@@ -52,9 +52,9 @@ _FEW: Final = 64
 class Frame(NamedTuple):
     """The first of each fixed element (None where absent) and the MessageHeader's
     children (None if too many to collect before the XSD); ``signatures`` are the
-    header's children named Signature in any namespace. ``plain`` says the root and
-    envelope hold nothing but one of each of their known children, so that this header
-    is the only one there is."""
+    header's children named Signature in any namespace, and DigitalSignature. ``plain``
+    says the root and envelope hold nothing but one of each of their known children, so
+    that this header is the only one there is."""
 
     root: etree._Element
     envelope: etree._Element | None = None
@@ -131,7 +131,7 @@ def find_frame(root: etree._Element) -> Frame:
             if trace_list is None:
                 trace_list = child
         elif isinstance(tag, str):
-            if tag.endswith(_ANY_SIGNATURE) or tag == "Signature":
+            if tag.endswith(_ANY_SIGNATURE) or tag == "Signature" or tag == _DIGITAL_SIGNATURE:
                 signatures.append(child)
             if tag == _SIGNATURE:
                 if sdk is None:
@@ -175,6 +175,8 @@ def signature_of(frame: Frame, findings: Findings) -> Signature | None:
     The SDK's form wins over an XML-DSig one if a packet somehow has both. An empty
     block (tolerance rule empty-signature-block) is no signature at all, not a bad one.
     """
+    if frame.sdk_signature is None and frame.dsig_signature is None and not frame.signatures:
+        return None
     for element, namespace in ((frame.sdk_signature, NS), (frame.dsig_signature, XMLDSIG_NS)):
         if element is None:
             continue
@@ -182,10 +184,9 @@ def signature_of(frame: Frame, findings: Findings) -> Signature | None:
             return Signature(_serialised(element), namespace)
         _empty_block(element, findings)
     header = frame.header
-    if header is not None and len(header) > 2 + len(frame.signatures):
-        digital = header.find(_DIGITAL_SIGNATURE)
-        if digital is not None:
-            _empty_block(digital, findings)
+    digital = header.find(_DIGITAL_SIGNATURE) if header is not None else None
+    if digital is not None:
+        _empty_block(digital, findings)
     return None
 
 

@@ -62,8 +62,9 @@ def trace_list(
     """The hops, in order, and the business block (at most one; XSD 1.0 cannot say so)."""
     traces: list[TraceHeader] = []
     business = None
-    if len(block.attrib):
-        names = sorted(etree.QName(name).localname for name in block.attrib)
+    attributes = block.keys()  # a list built in C: cheaper than .attrib
+    if attributes:
+        names = sorted(etree.QName(name).localname for name in attributes)
         tolerated(findings, TRACE_LIST_ATTRIBUTES, block,
                   f"TraceHeaderList carries the attribute(s) {', '.join(names)} (a SOAP-header "
                   "habit); they mean nothing in edXML and are ignored.", attributes=names)
