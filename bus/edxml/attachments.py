@@ -123,11 +123,23 @@ def _read_item(item: etree._Element, kind: str, findings: Findings) -> _Item:
     return content_id, content_id_el, name, content_type, description, encoded
 
 
-# A ContentId is compared without surrounding whitespace and without ``cid:`` (RFC 2392's
-# URL form of the same Content-ID, in any case; tolerance rule content-id-forms). The
-# prefix is looked up among its spellings: a slice and a set lookup call no method.
+# ``cid:X`` and ``X`` name the same Content-ID (RFC 2392; tolerance rule content-id-forms).
+# The prefix is looked up among its spellings: a slice and a set lookup call no method.
 _CID: Final = frozenset(
     "".join(chars) for chars in itertools.product("cC", "iI", "dD", ":"))
+
+
+def _bare(content_id: str) -> str:
+    return content_id[4:] if content_id[:4] in _CID else content_id
+
+
+def _other_form(written: str, references: dict[str, etree._Element]) -> str | None:
+    """The manifest's spelling of ``written`` when it differs only by ``cid:``."""
+    bare = _bare(written)
+    for listed in references:
+        if _bare(listed) == bare:
+            return listed
+    return None
 
 
 def read_attachments(
@@ -135,12 +147,13 @@ def read_attachments(
 ) -> tuple[str, list[ManifestReference], list[PendingAttachment]]:
     """The manifest's version and References, and the Attachments, all in packet order.
 
-    ContentIds are compared without surrounding whitespace and without a ``cid:``
-    prefix; the model keeps them as sent.
+    ContentIds are compared without surrounding whitespace, and with and without a
+    ``cid:`` prefix (exact first: the usual case costs one lookup); the model keeps them
+    as sent.
     """
     version = "1.0"
     manifest: list[ManifestReference] = []
-    references: dict[str, tuple[etree._Element, str]] = {}
+    references: dict[str, etree._Element] = {}
     if body is not None:
         manifest_el = None
         for child in children(body):
@@ -160,15 +173,14 @@ def read_attachments(
             content_id, content_id_el, name, content_type, description, _ = _read_item(
                 reference, "Reference", findings
             )
-            written = content_id.strip()
-            key = written[4:] if written[:4] in _CID else written
+            key = content_id.strip()
             if key in references:
                 raise attachment_error(
                     content_id_el,
-                    f"edXMLManifest lists ContentId {show(written)} twice; each "
+                    f"edXMLManifest lists ContentId {show(key)} twice; each "
                     "Reference needs its own ContentId.",
                 )
-            references[key] = (reference, written)
+            references[key] = reference
             manifest.append(ManifestReference(content_id, name, content_type, description))
     pending: list[PendingAttachment] = []
     matched: set[str] = set()
@@ -179,36 +191,37 @@ def read_attachments(
             content_id, content_id_el, name, content_type, description, content = _read_item(
                 attachment, "Attachment", findings
             )
-            written = content_id.strip()
-            key = written[4:] if written[:4] in _CID else written
+            key = written = content_id.strip()
+            if key not in references:
+                listed = _other_form(written, references)
+                if listed is None:
+                    raise attachment_error(
+                        content_id_el,
+                        f"Attachment ContentId {show(written)} is not listed in "
+                        "edXMLManifest; expected a manifest Reference with the same ContentId "
+                        "for every Attachment.",
+                    )
+                key = listed
+                if key not in matched:
+                    tolerated(findings, CONTENT_ID_FORMS, content_id_el,
+                              f"Attachment ContentId {show(written)} is listed in the manifest "
+                              f"as {show(listed)}; the same Content-ID with and without 'cid:' "
+                              "(RFC 2392), matched.",
+                              manifest=listed, attachment=written)
             if key in matched:
                 raise attachment_error(
                     content_id_el,
                     f"AttachmentEncoded carries ContentId {show(written)} twice; "
                     "each Attachment needs its own ContentId.",
                 )
-            if key not in references:
-                raise attachment_error(
-                    content_id_el,
-                    f"Attachment ContentId {show(written)} is not listed in "
-                    "edXMLManifest; expected a manifest Reference with the same ContentId for "
-                    "every Attachment.",
-                )
-            listed = references[key][1]
-            if listed != written:
-                tolerated(findings, CONTENT_ID_FORMS, content_id_el,
-                          f"Attachment ContentId {show(written)} is listed in the manifest as "
-                          f"{show(listed)}; the same Content-ID with and without 'cid:' "
-                          "(RFC 2392), matched.",
-                          manifest=listed, attachment=written)
             matched.add(key)
             pending.append((content_id, name, content_type, description, content))
     if len(matched) != len(references):
-        for key, (reference, written) in references.items():
+        for key, reference in references.items():
             if key not in matched:
                 raise attachment_error(
                     reference,
-                    f"edXMLManifest lists ContentId {show(written)} but AttachmentEncoded has "
+                    f"edXMLManifest lists ContentId {show(key)} but AttachmentEncoded has "
                     "no Attachment with that ContentId; expected one Attachment per Reference.",
                 )
     return version, manifest, pending

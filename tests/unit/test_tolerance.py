@@ -131,6 +131,10 @@ def test_content_id_with_and_without_cid() -> None:
     data = field.go_encoding_xml(two).replace(b"<ContentId>cid:2<", b"<ContentId>cid:3<")
     with pytest.raises(errors.AttachmentInvalid, match="cid:3"):
         read_packet(data)
+    # Both forms listed for one attachment: one Reference is left without its file.
+    twice = field.go_encoding_xml(two).replace(b"<ContentId>2<", b"<ContentId>cid:1<")
+    with pytest.raises(errors.AttachmentInvalid, match="no Attachment with that ContentId"):
+        read_packet(twice)
 
 
 def test_day_first_dates_are_normalised_in_the_forwarded_bytes() -> None:
