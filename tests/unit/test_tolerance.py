@@ -131,8 +131,12 @@ def test_content_id_with_and_without_cid() -> None:
     data = field.go_encoding_xml(two).replace(b"<ContentId>cid:2<", b"<ContentId>cid:3<")
     with pytest.raises(errors.AttachmentInvalid, match="cid:3"):
         read_packet(data)
-    # Both forms listed for one attachment: one Reference is left without its file.
-    twice = field.go_encoding_xml(two).replace(b"<ContentId>2<", b"<ContentId>cid:1<")
+    # Both forms listed for one file: one Reference is left without its Attachment.
+    one = field.sample_data()
+    twice = field.go_encoding_xml(one).replace(
+        b"</edXMLManifest>",
+        b"<Reference><ContentId>cid:1</ContentId><AttachmentName>a.pdf</AttachmentName>"
+        b"</Reference></edXMLManifest>")
     with pytest.raises(errors.AttachmentInvalid, match="no Attachment with that ContentId"):
         read_packet(twice)
 
