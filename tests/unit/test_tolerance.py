@@ -107,6 +107,25 @@ def test_dotnet_trace_list_attributes() -> None:
         read_packet(other)
 
 
+def test_soap_namespaced_trace_list_attributes() -> None:
+    data = field.dotnet_xmlserializer(field.sample_data()).replace(
+        b'mustUnderstand="0"',
+        b'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" soap:mustUnderstand="0"')
+    notice = next(n for n in read_packet(data).notices if n.code == "TraceHeaderListAttributes")
+    assert "mustUnderstand" in notice.extra["attributes"]
+
+
+def test_day_first_dates_of_a_utf16_packet_reach_receivers_normalised() -> None:
+    data = field.dotnet_xmlserializer(field.sample_data()).decode("utf-8").replace(
+        'encoding="utf-8"', 'encoding="utf-16"').encode("utf-16")
+    result = read_packet(data)
+    assert normalised(data, result.notices) is None  # not ASCII markup: no byte edits
+    out = forwarded_bytes(data, result.packet, BUS, result.notices)
+    again = read_packet(out)
+    assert again.packet.promulgation_info.promulgation_date == date(2025, 3, 14)
+    assert b"14/03/2025" not in out and "DayFirstDate" not in [n.code for n in again.notices]
+
+
 def test_empty_signature_blocks_are_no_signature() -> None:
     for producer in (field.dotnet_xmlserializer, field.typescript_template, field.go_encoding_xml):
         result = read_packet(producer(field.sample_data()))
