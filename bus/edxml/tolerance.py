@@ -61,7 +61,7 @@ RULES: Final[tuple[Rule, ...]] = (
          "id, version, mustUnderstand, actor attributes on TraceHeaderList (.NET SOAP habit)",
          "ignored; forwarded as sent"),
     Rule("empty-signature-block", "accepted", "EmptySignatureBlock",
-         "<DigitalSignature/> or an empty Signature from producers that never sign",
+         "`<DigitalSignature/>` or an empty Signature from producers that never sign",
          "the packet counts as unsigned (never as badly signed)"),
     Rule("content-id-forms", "accepted", "ContentIdForm",
          "cid:X in the manifest and X in the attachment, or the reverse",
