@@ -39,6 +39,7 @@ import jsonschema
 import jsonschema.exceptions
 import yaml
 
+from bus.edxml.dialects import DIALECTS
 from bus.errors import ConfigInvalid, Problem
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parent.parent / "schemas"
@@ -287,6 +288,8 @@ class System:
     destination: str
     description: str = ""
     line: int | None = field(default=None, compare=False)
+    dialect: str | None = None
+    """The edXML dialect its client writes, translated at the door (bus.edxml.dialects)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +394,11 @@ class Directory:
         found = self._systems.get(system)
         return found.destination if found is not None else None
 
+    def dialect_of(self, system: str) -> str | None:
+        """The dialect packets from ``system`` are translated from, if it has one."""
+        found = self._systems.get(system)
+        return found.dialect if found is not None else None
+
     def hosted_by(self, system: str) -> frozenset[str]:
         return self._hosted.get(system, frozenset())
 
@@ -434,6 +442,18 @@ def directory_problems(
 ) -> list[Problem]:
     """Semantic checks over well-formed entries; lines come from the entries themselves."""
     problems: list[Problem] = []
+    for system in systems.values():
+        if system.dialect is not None and system.dialect not in DIALECTS:
+            problems.append(
+                Problem(
+                    f"system {system.name} names unknown dialect {system.dialect!r}"
+                    f"{did_you_mean(system.dialect, DIALECTS)}; known dialects: "
+                    f"{', '.join(sorted(DIALECTS))}",
+                    file=file,
+                    line=system.line,
+                    path=f"systems/{system.name}/dialect",
+                )
+            )
     for agency in agencies.values():
         if agency.system not in systems:
             problems.append(
@@ -491,7 +511,8 @@ def directory_from_document(doc: YamlDocument) -> tuple[Directory | None, list[P
     for name, body, line in _entries(doc, "systems"):
         destination = _text(body.get("destination"))
         if destination is not None:
-            systems[name] = System(name, destination, _text(body.get("description")) or "", line)
+            systems[name] = System(name, destination, _text(body.get("description")) or "",
+                                   line, _text(body.get("dialect")))
     agencies: dict[str, Agency] = {}
     for code, body, line in _entries(doc, "agencies"):
         system, title = _text(body.get("system")), _text(body.get("name"))

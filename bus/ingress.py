@@ -19,8 +19,10 @@ import sqlalchemy as sa
 import structlog
 
 from bus import errors
-from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader, read_packet
-from bus.edxml.forward import with_trace_header
+from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader
+from bus.edxml.dialects import read_from
+from bus.edxml.forward import forwarded_bytes
+from bus.edxml.tolerance import corrected, policy_notices
 from bus.edxml.writer import format_timestamp
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
@@ -93,20 +95,24 @@ class Ingress:
 
     def _submit(self, data: bytes, *, system: str, expect: str | None,
                 source: tuple[str, str] | None) -> Accepted:
-        result = read_packet(data, limits=self.settings.limits)
+        cfg = self.config.current()
+        door = read_from(data, dialect=cfg.directory.dialect_of(system),
+                         limits=self.settings.limits)
+        result = door.result
         packet = result.packet
         if expect and packet.kind != expect:
             where = "/api/v1/statuses" if packet.kind == "status" else "/api/v1/edocs"
             raise errors.UnsupportedPacket(
                 f"this is a {packet.kind} packet but the endpoint takes {expect} packets; "
                 f"send it to {where} (SOAP: Send{'Status' if packet.kind == 'status' else 'Edoc'})")
-        cfg = self.config.current()
         self._check_sender(cfg, system, packet.sender)
         decision = route(facts_of(packet), cfg.table, cfg.directory, on=date.today())
         digest = hashlib.sha256(data).hexdigest()
-        forwarded = with_trace_header(
-            data, packet, TraceHeader(self.settings.bus_organ_id,
-                                      format_timestamp(datetime.now(self.settings.zone))))
+        # Receivers get the standard, normalised bytes; the sender's are kept as evidence.
+        forwarded = forwarded_bytes(
+            door.standard, packet, TraceHeader(self.settings.bus_organ_id,
+                                               format_timestamp(datetime.now(self.settings.zone))),
+            result.notices)
         refers_to, status = None, None
         if isinstance(packet, StatusPacket):
             refers_to = self._find_original(packet)
@@ -119,6 +125,8 @@ class Ingress:
             dedup_key=dedup_key(packet, digest), content_sha256=digest, payload=forwarded,
             system=system, targets=_targets(decision), summary=summary_of(packet),
             refers_to=refers_to, source=source, status=status,
+            original=data if door.translated or corrected(result.notices) else None,
+            notices=policy_notices(result.notices),
         )
         log.info("packet.accepted", document=accepted.document, kind=packet.kind,
                  sender=packet.sender, system=system, existing=accepted.existing,

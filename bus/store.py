@@ -169,6 +169,7 @@ class Store:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
                              {"key": _SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
+            _add_missing_columns(conn)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -198,6 +199,8 @@ class Store:
         refers_to: str | None = None,
         source: tuple[str, str] | None = None,
         status: tuple[str, str, str | None] | None = None,
+        original: bytes | None = None,
+        notices: Sequence[dict[str, Any]] = (),
     ) -> Accepted:
         """Commits a document and its deliveries in one transaction, or returns the original.
 
@@ -207,9 +210,13 @@ class Store:
         ``status`` is (organ_id, code, reported_at) for status packets about ``refers_to``.
         ``content_sha256`` is the digest of the bytes as submitted (what re-submission is
         compared on); ``payload`` is what will be forwarded, with the bus's TraceHeader.
+        ``original`` is the sender's bytes when ``payload`` was corrected from them (kept as a
+        payload row, ``documents.original_sha256``); ``notices`` are the tolerance policy's
+        findings, recorded on the accepted event.
         """
         digest = content_sha256
         payload_digest = hashlib.sha256(payload).hexdigest()
+        original_digest = hashlib.sha256(original).hexdigest() if original is not None else None
         now = time.time()
         doc = new_id()
         rows: list[dict[str, Any]] = [
@@ -235,9 +242,14 @@ class Store:
                 tx.execute(("payload", self.engine.dialect.name),
                            lambda: _insert_payload(self.engine.dialect.name),
                            {"sha256": payload_digest, "data": payload})
+                if original is not None:
+                    tx.execute(("payload", self.engine.dialect.name),
+                               lambda: _insert_payload(self.engine.dialect.name),
+                               {"sha256": original_digest, "data": original})
                 tx.execute("document", _insert_document, {
                     "id": doc, "kind": kind, "sender": sender, "document_id": document_id,
                     "dedup_key": dedup_key, "sha256": digest, "payload_sha256": payload_digest,
+                    "original_sha256": original_digest,
                     "size": len(payload), "system": system,
                     "subject": summary.get("subject"), "code": summary.get("code"),
                     "business": summary.get("business"),
@@ -257,7 +269,10 @@ class Store:
                 tx.insert(events, _EVENT_COLUMNS, [
                     _event(system, "accepted", now, document=doc, digest=digest,
                            detail={"sender": sender, "document_id": document_id,
-                                   "recipients": [r["effective_recipient"] for r in rows]}),
+                                   "recipients": [r["effective_recipient"] for r in rows],
+                                   **({"tolerated": list(notices)} if notices else {}),
+                                   **({"original_sha256": original_digest}
+                                      if original_digest else {})}),
                     *(_event("router", "routed", now, document=doc, delivery=r["id"],
                              detail={"recipient": r["recipient"],
                                      "effective": r["effective_recipient"],
@@ -286,6 +301,13 @@ class Store:
         receipt = json.loads(row.receipt)
         pairs = tuple((r["delivery"], r["destination"]) for r in receipt["recipients"])
         return Accepted(receipt, doc, pairs, True)
+
+    def original(self, document: str) -> bytes | None:
+        """The sender's own bytes of ``document`` when the bus forwarded corrected ones."""
+        with self.engine.connect() as conn:
+            digest = conn.execute(sa.select(documents.c.original_sha256).where(
+                documents.c.id == document)).scalar()
+        return self.payload(digest) if digest else None
 
     def payload(self, digest: str) -> bytes:
         with self.statements.begin(write=False) as tx:
@@ -435,6 +457,20 @@ class Store:
             self.audit(conn, actor, "requeued", document=row.document, delivery=delivery,
                        at=now)
         return True
+
+
+# Nullable columns added after a table first shipped: create_all never alters a table.
+_ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = ((documents, "original_sha256"),)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    inspector = sa.inspect(conn)
+    for table, name in _ADDED_COLUMNS:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        if name not in present:
+            column = table.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
 
 
 def _values(table: sa.Table, *names: str) -> dict[Any, Any]:

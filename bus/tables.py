@@ -30,6 +30,9 @@ documents = sa.Table(
     sa.Column("dedup_key", sa.String(400), nullable=False, unique=True),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("payload_sha256", sa.String(64), nullable=False),
+    # The sender's own bytes, kept for evidence when the bus forwards corrected ones
+    # (a normalised date, a translated dialect); NULL when it forwards them as sent.
+    sa.Column("original_sha256", sa.String(64)),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("system", sa.String(64), nullable=False),
     sa.Column("subject", sa.Text),

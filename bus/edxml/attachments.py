@@ -11,6 +11,7 @@ every rule has passed, so a packet that breaks a rule costs no work on its attac
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Final
 
@@ -27,6 +28,7 @@ from bus.edxml.findings import (
     show,
 )
 from bus.edxml.model import ManifestReference
+from bus.edxml.tolerance import CONTENT_ID_FORMS, tolerated
 
 _MANIFEST: Final = Q + "edXMLManifest"
 _REFERENCE: Final = Q + "Reference"
@@ -121,12 +123,33 @@ def _read_item(item: etree._Element, kind: str, findings: Findings) -> _Item:
     return content_id, content_id_el, name, content_type, description, encoded
 
 
+# ``cid:X`` and ``X`` name the same Content-ID (RFC 2392; tolerance rule content-id-forms).
+# The prefix is looked up among its spellings: a slice and a set lookup call no method.
+_CID: Final = frozenset(
+    "".join(chars) for chars in itertools.product("cC", "iI", "dD", ":"))
+
+
+def _bare(content_id: str) -> str:
+    return content_id[4:] if content_id[:4] in _CID else content_id
+
+
+def _other_form(written: str, references: dict[str, etree._Element]) -> str | None:
+    """The manifest's spelling of ``written`` when it differs only by ``cid:``."""
+    bare = _bare(written)
+    for listed in references:
+        if _bare(listed) == bare:
+            return listed
+    return None
+
+
 def read_attachments(
     body: etree._Element | None, encoded: etree._Element | None, findings: Findings
 ) -> tuple[str, list[ManifestReference], list[PendingAttachment]]:
     """The manifest's version and References, and the Attachments, all in packet order.
 
-    ContentIds are compared without surrounding whitespace; the model keeps them as sent.
+    ContentIds are compared without surrounding whitespace, and with and without a
+    ``cid:`` prefix (exact first: the usual case costs one lookup); the model keeps them
+    as sent.
     """
     version = "1.0"
     manifest: list[ManifestReference] = []
@@ -154,8 +177,8 @@ def read_attachments(
             if key in references:
                 raise attachment_error(
                     content_id_el,
-                    f"edXMLManifest lists ContentId {show(key)} twice; each Reference "
-                    "needs its own ContentId.",
+                    f"edXMLManifest lists ContentId {show(key)} twice; each "
+                    "Reference needs its own ContentId.",
                 )
             references[key] = reference
             manifest.append(ManifestReference(content_id, name, content_type, description))
@@ -168,19 +191,28 @@ def read_attachments(
             content_id, content_id_el, name, content_type, description, content = _read_item(
                 attachment, "Attachment", findings
             )
-            key = content_id.strip()
+            key = written = content_id.strip()
+            if key not in references:
+                listed = _other_form(written, references)
+                if listed is None:
+                    raise attachment_error(
+                        content_id_el,
+                        f"Attachment ContentId {show(written)} is not listed in "
+                        "edXMLManifest; expected a manifest Reference with the same ContentId "
+                        "for every Attachment.",
+                    )
+                key = listed
+                if key not in matched:
+                    tolerated(findings, CONTENT_ID_FORMS, content_id_el,
+                              f"Attachment ContentId {show(written)} is listed in the manifest "
+                              f"as {show(listed)}; the same Content-ID with and without 'cid:' "
+                              "(RFC 2392), matched.",
+                              manifest=listed, attachment=written)
             if key in matched:
                 raise attachment_error(
                     content_id_el,
-                    f"AttachmentEncoded carries ContentId {show(key)} twice; each "
-                    "Attachment needs its own ContentId.",
-                )
-            if key not in references:
-                raise attachment_error(
-                    content_id_el,
-                    f"Attachment ContentId {show(key)} is not listed in edXMLManifest; "
-                    "expected a manifest Reference with the same ContentId for every "
-                    "Attachment.",
+                    f"AttachmentEncoded carries ContentId {show(written)} twice; "
+                    "each Attachment needs its own ContentId.",
                 )
             matched.add(key)
             pending.append((content_id, name, content_type, description, content))

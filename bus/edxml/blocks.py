@@ -18,7 +18,7 @@ from typing import Final
 
 from lxml import etree
 
-from bus.edxml.dates import to_date
+from bus.edxml.dates import day_first_text, to_date
 from bus.edxml.findings import (
     CODE_NOTATION,
     CODE_NUMBER,
@@ -185,7 +185,8 @@ def promulgation_info(block: etree._Element, findings: Findings) -> Promulgation
                 check_length(leaf, text, PLACE, findings)
     if date_el is None:
         raise schema_error(block, "PromulgationInfo has no PromulgationDate; expected yyyy/MM/dd.")
-    promulgated = to_date(date_el, "PromulgationDate", date_text, required=True)
+    promulgated = to_date(date_el, "PromulgationDate", date_text, required=True,
+                          findings=findings)
     assert promulgated is not None
     return PromulgationInfo(place, promulgated)
 
@@ -298,8 +299,10 @@ def response_for(block: etree._Element, findings: Findings, status: bool = False
         elif tag == _CODE:
             code_ = text
         elif tag == _PROMULGATION_DATE:
-            to_date(leaf, "ResponseFor/PromulgationDate", text, required=False)
-            promulgated = text
+            found = to_date(leaf, "ResponseFor/PromulgationDate", text, required=False,
+                            findings=findings)
+            # The model keeps the text: a day-first date as receivers get it.
+            promulgated = (day_first_text(text) if found is not None else None) or text
         elif tag == _DOCUMENT_ID:
             document_id = text
     if status:

@@ -103,7 +103,7 @@ def _subject(el: etree._Element, findings: Findings) -> object:
 
 
 def _due_date(el: etree._Element, findings: Findings) -> object:
-    return to_date(el, "DueDate", el.text or "", required=False)
+    return to_date(el, "DueDate", el.text or "", required=False, findings=findings)
 
 
 def _number(el: etree._Element, findings: Findings) -> object:
@@ -298,7 +298,7 @@ def _edoc(frame: Frame, content_of: ContentOf, findings: Findings) -> Edoc:
     # Positional, in the model's field order: keywords cost a microsecond here.
     return Edoc(
         v[0], v[1] or [], v[3], v[4], v[5], v[6], v[8], v[2], v[7], v[9], v[10],
-        v[11] or [], v[12], v[13], v[14], v[15], traces, business, signature_of(frame),
+        v[11] or [], v[12], v[13], v[14], v[15], traces, business, signature_of(frame, findings),
         version, manifest, attachments,
     )
 
@@ -318,5 +318,5 @@ def _status(frame: Frame, findings: Findings) -> StatusPacket:
         description=v[4],
         timestamp=v[5],
         trace_headers=traces,
-        signature=signature_of(frame),
+        signature=signature_of(frame, findings),
     )

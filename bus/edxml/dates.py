@@ -12,9 +12,11 @@ from typing import Final
 
 from lxml import etree
 
-from bus.edxml.findings import schema_error, show
+from bus.edxml.findings import Findings, schema_error, show
+from bus.edxml.tolerance import DAY_FIRST_DATES, tolerated
 
 _DATE_RE: Final = re.compile(r"([0-9]{4})/([0-9]{2})/([0-9]{2})")
+_DAY_FIRST_RE: Final = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{4})")
 _TIMESTAMP_RE: Final = re.compile(
     r"([0-9]{4})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})"
 )
@@ -54,12 +56,14 @@ def _calendar_problem(label: str, value: str, ymd: tuple[int, int, int], expecte
     )
 
 
-def to_date(el: etree._Element, label: str, text: str, *, required: bool) -> date | None:
+def to_date(el: etree._Element, label: str, text: str, *, required: bool,
+            findings: Findings | None = None) -> date | None:
     """The date ``text`` (the value of ``el``) names, None if empty and optional.
 
     With ``/`` at 4 and 7 and nothing else allowed around them, ``fromisoformat`` (in C)
     accepts exactly the ASCII-digit dates the expression below describes, three times
-    faster; the expression only runs to explain a refusal.
+    faster; the expression only runs to explain a refusal. Where ``findings`` is given,
+    a dd/MM/yyyy date is read too, with a notice saying what receivers get instead.
     """
     if len(text) == 10 and text[4] == "/" and text[7] == "/":
         # A date fromisoformat accepts starts and ends with a digit: stripping the text
@@ -78,6 +82,10 @@ def to_date(el: etree._Element, label: str, text: str, *, required: bool) -> dat
     if match is not None:
         ymd = (int(match[1]), int(match[2]), int(match[3]))
         raise schema_error(el, _calendar_problem(label, value, ymd, _DATE))
+    if findings is not None:
+        day_first = _DAY_FIRST_RE.fullmatch(value)
+        if day_first is not None:
+            return _day_first(el, label, value, day_first, findings)
     if not value:
         if required:
             raise schema_error(
@@ -87,6 +95,29 @@ def to_date(el: etree._Element, label: str, text: str, *, required: bool) -> dat
     raise schema_error(
         el, f"{label} is {show(value)}; expected a date as yyyy/MM/dd, e.g. 2019/01/17."
     )
+
+
+def _day_first(el: etree._Element, label: str, value: str, match: re.Match[str],
+               findings: Findings) -> date:
+    """Tolerance rule day-first-dates: read dd/MM/yyyy, tell what receivers get."""
+    ymd = (int(match[3]), int(match[2]), int(match[1]))
+    try:
+        found = date(*ymd)
+    except ValueError:
+        raise schema_error(el, _calendar_problem(
+            label, value, ymd, "dd/MM/yyyy (better: yyyy/MM/dd)")) from None
+    normal = f"{match[3]}/{match[2]}/{match[1]}"
+    tolerated(findings, DAY_FIRST_DATES, el,
+              f"{label} {value!r} is written dd/MM/yyyy; receivers get {normal!r} "
+              "(yyyy/MM/dd, as QCVN 102:2016 writes dates). The sender's bytes are kept.",
+              field=label, original=value, normalised=normal)
+    return found
+
+
+def day_first_text(value: str) -> str | None:
+    """``value`` as yyyy/MM/dd when it is a dd/MM/yyyy date, else None."""
+    match = _DAY_FIRST_RE.fullmatch(value.strip())
+    return f"{match[3]}/{match[2]}/{match[1]}" if match is not None else None
 
 
 def _timestamp_shaped(value: str) -> bool:

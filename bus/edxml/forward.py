@@ -18,13 +18,18 @@ as before, and so is anything the scan does not recognise.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 from xml.sax.saxutils import escape
 
+from bus.edxml.dates import day_first_text
+from bus.edxml.markup import Element, UnreadableError, apply, scan
 from bus.edxml.model import Packet, TraceHeader
+from bus.edxml.tolerance import DAY_FIRST_DATES
 from bus.edxml.writer import packet_bytes
+from bus.errors import Notice
 
-__all__ = ["with_trace_header"]
+__all__ = ["forwarded_bytes", "normalised", "with_trace_header"]
 
 _START: Final = re.compile(
     rb"""<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)"""
@@ -47,7 +52,7 @@ def with_trace_header(data: bytes, packet: Packet, trace: TraceHeader) -> bytes:
 
 
 def _splice(data: bytes, trace: TraceHeader) -> bytes | None:
-    organ, stamp = escape(trace.organ_id), escape(trace.timestamp or "")
+    organ, stamp = escape(trace.organ_id or ""), escape(trace.timestamp or "")
     head = data[:4]
     if not (organ.isascii() and stamp.isascii()) or b"\x00" in head \
             or head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -159,3 +164,55 @@ def _skip(data: bytes, at: int) -> int | None:
     if data.startswith(b"<!", at):  # a DOCTYPE: the reader refuses those; do not guess
         return -1
     return None
+
+
+# ---------------------------------------------------------------- normalised bytes
+
+_DATE_FIELDS: Final = frozenset({"PromulgationDate", "DueDate"})
+
+
+def normalised(data: bytes, notices: Sequence[Notice]) -> bytes | None:
+    """``data`` with the corrections the read recorded (tolerance rule day-first-dates)
+    made in its bytes; ``data`` itself when there are none; None when the bytes cannot be
+    edited (UTF-16, or the scan does not find exactly what the read found).
+
+    Only the date texts change: a signed packet is not re-serialised, and the attachments
+    are not touched (the scan stops at the end of MessageHeader).
+    """
+    wanted = sum(1 for n in notices if n.code == DAY_FIRST_DATES.code)
+    if not wanted:
+        return data
+    edits: list[tuple[int, int, bytes]] = []
+    opened: Element | None = None
+    try:
+        for element in scan(data):
+            if not element.closing:
+                opened = element
+                continue
+            if element.local == "MessageHeader":
+                break
+            if (opened is not None and element.local in _DATE_FIELDS
+                    and opened.qname == element.qname and "MessageHeader" in element.path):
+                text = data[opened.end:element.start].decode("ascii", "replace")
+                fixed = day_first_text(text)
+                if fixed is not None:
+                    core = text.strip()
+                    lead = opened.end + text.index(core)
+                    edits.append((lead, lead + len(core), fixed.encode("ascii")))
+            opened = None
+        if len(edits) != wanted:
+            return None
+        return apply(data, edits)
+    except UnreadableError:
+        return None
+
+
+def forwarded_bytes(data: bytes, packet: Packet, trace: TraceHeader,
+                    notices: Sequence[Notice] = ()) -> bytes:
+    """What receivers get: ``data`` normalised as the read's notices say, with ``trace``
+    appended; the model re-serialised only when the bytes cannot be edited."""
+    fixed = normalised(data, notices)
+    if fixed is None:
+        packet.trace_headers.append(trace)
+        return packet_bytes(packet)
+    return with_trace_header(fixed, packet, trace)

@@ -19,8 +19,17 @@ from typing import Final, NamedTuple
 
 from lxml import etree
 
-from bus.edxml.findings import Q, children, element_path, line_of, local_name, schema_error
+from bus.edxml.findings import (
+    Findings,
+    Q,
+    children,
+    element_path,
+    line_of,
+    local_name,
+    schema_error,
+)
 from bus.edxml.model import NS, XMLDSIG_NS, Signature
+from bus.edxml.tolerance import EMPTY_SIGNATURE, tolerated
 from bus.errors import UnsupportedPacket
 from bus.schemas import EDXML_NS
 
@@ -34,6 +43,7 @@ _MESSAGE_HEADER: Final = Q + "MessageHeader"
 _TRACE_LIST: Final = Q + "TraceHeaderList"
 _SIGNATURE: Final = Q + "Signature"
 _DSIG_SIGNATURE: Final = _DSIG + "Signature"
+_DIGITAL_SIGNATURE: Final = Q + "DigitalSignature"
 _ANY_SIGNATURE: Final = "}Signature"
 # More children than any valid packet's root, envelope, header or usual MessageHeader.
 _FEW: Final = 64
@@ -42,9 +52,9 @@ _FEW: Final = 64
 class Frame(NamedTuple):
     """The first of each fixed element (None where absent) and the MessageHeader's
     children (None if too many to collect before the XSD); ``signatures`` are the
-    header's children named Signature in any namespace. ``plain`` says the root and
-    envelope hold nothing but one of each of their known children, so that this header
-    is the only one there is."""
+    header's children named Signature in any namespace, and DigitalSignature. ``plain``
+    says the root and envelope hold nothing but one of each of their known children, so
+    that this header is the only one there is."""
 
     root: etree._Element
     envelope: etree._Element | None = None
@@ -121,7 +131,7 @@ def find_frame(root: etree._Element) -> Frame:
             if trace_list is None:
                 trace_list = child
         elif isinstance(tag, str):
-            if tag.endswith(_ANY_SIGNATURE) or tag == "Signature":
+            if tag.endswith(_ANY_SIGNATURE) or tag == "Signature" or tag == _DIGITAL_SIGNATURE:
                 signatures.append(child)
             if tag == _SIGNATURE:
                 if sdk is None:
@@ -159,16 +169,31 @@ def check_frame(frame: Frame) -> None:
         raise schema_error(frame.header, "edXMLHeader has no MessageHeader.")
 
 
-def signature_of(frame: Frame) -> Signature | None:
+def signature_of(frame: Frame, findings: Findings) -> Signature | None:
     """Kept as bytes: intermediaries must not re-serialise what a signer signed.
 
-    The SDK's form wins over an XML-DSig one if a packet somehow has both.
+    The SDK's form wins over an XML-DSig one if a packet somehow has both. An empty
+    block (tolerance rule empty-signature-block) is no signature at all, not a bad one.
     """
-    if frame.sdk_signature is not None:
-        return Signature(_serialised(frame.sdk_signature), NS)
-    if frame.dsig_signature is not None:
-        return Signature(_serialised(frame.dsig_signature), XMLDSIG_NS)
+    if frame.sdk_signature is None and frame.dsig_signature is None and not frame.signatures:
+        return None
+    for element, namespace in ((frame.sdk_signature, NS), (frame.dsig_signature, XMLDSIG_NS)):
+        if element is None:
+            continue
+        if len(element) or (element.text or "").strip():
+            return Signature(_serialised(element), namespace)
+        _empty_block(element, findings)
+    header = frame.header
+    digital = header.find(_DIGITAL_SIGNATURE) if header is not None else None
+    if digital is not None:
+        _empty_block(digital, findings)
     return None
+
+
+def _empty_block(element: etree._Element, findings: Findings) -> None:
+    tolerated(findings, EMPTY_SIGNATURE, element,
+              f"{local_name(element)} is empty: the packet is read as unsigned (an empty "
+              "block is neither a signature nor a bad one).")
 
 
 def _serialised(element: etree._Element) -> bytes:

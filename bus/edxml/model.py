@@ -98,14 +98,15 @@ class ResponseFor:
 
 @dataclass(slots=True)
 class TraceHeader:
-    """One hop. ``organ_id`` is kept as sent: empty and the text ``null`` both occur."""
+    """One hop. ``organ_id`` is kept as sent: empty and the text ``null`` both occur, and
+    None means the hop had no OrganId at all (the national axis writes such hops)."""
 
-    organ_id: str
+    organ_id: str | None
     timestamp: str
 
     @property
     def organization(self) -> str | None:
-        return None if self.organ_id in ("", "null") else self.organ_id
+        return None if self.organ_id in (None, "", "null") else self.organ_id
 
 
 @dataclass(slots=True)

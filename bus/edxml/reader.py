@@ -31,6 +31,7 @@ from bus.edxml.content import TooManyHits, blob_of, find_regions, lift, text_blo
 from bus.edxml.findings import element_path, line_of
 from bus.edxml.frame import Frame, find_frame
 from bus.edxml.model import NS, Packet, PacketKind
+from bus.edxml.tolerance import explain_refusal, root_refusal
 from bus.schemas import EdxmlSchemas, default_schemas
 
 _XINCLUDE_NS: Final = b"http://www.w3.org/2001/XInclude"
@@ -210,14 +211,7 @@ def _detect_kind(root: etree._Element, frame: Frame) -> PacketKind:
     The MessageHeader looked at is the first one under any envelope and header.
     """
     if root.tag != _ROOT:
-        qname = etree.QName(root)
-        namespace = qname.namespace or "no namespace"
-        raise errors.UnsupportedPacket(
-            f"root element is '{qname.localname}' in {namespace}; an edXML packet has root "
-            f"'edXML' in namespace {NS}",
-            line=line_of(root),
-            path="/" + qname.localname,
-        )
+        raise root_refusal(root)
     message_header = frame.message_header
     if message_header is not None and frame.message_children is not None:
         # The frame keeps these proxies alive, so each tag is made once per read.
@@ -372,6 +366,9 @@ def _read(data: bytes, limits: Limits, schemas: EdxmlSchemas, *, lifting: bool) 
         except errors.SchemaInvalid:
             _refuse_xinclude(root, reduced)
             _check_depth(root, limits.max_depth)
+            better = explain_refusal(root)  # edxml.md §9's refused variants, named
+            if better is not None:
+                raise better from None
             raise
         if frame.signatures or frame.foreign is not None or not frame.plain:
             _refuse_xinclude(root, reduced)

@@ -16,6 +16,13 @@ from bus.edxml.dates import to_datetime
 from bus.edxml.findings import Findings, Q, children, local_name, schema_error
 from bus.edxml.identifiers import check_identifier, standard_form
 from bus.edxml.model import Business, BusinessDocumentInfo, Receiver, ReplacementInfo, TraceHeader
+from bus.edxml.tolerance import (
+    TRACE_EXTRA_CHILDREN,
+    TRACE_LIST_ATTRIBUTES,
+    TRACE_ORGAN_ID_EMPTY,
+    TRACE_WITHOUT_ORGAN_ID,
+    tolerated,
+)
 
 _ORGAN_ID: Final = Q + "OrganId"
 _DOCUMENT_ID: Final = Q + "DocumentId"
@@ -35,6 +42,7 @@ _REPLACEMENT_LIST: Final = Q + "ReplacementInfoList"
 _REPLACEMENT: Final = Q + "ReplacementInfo"
 _ORGAN_ID_LIST: Final = Q + "OrganIdList"
 _STAFF_INFO: Final = Q + "StaffInfo"
+_TRACE_EXTRAS: Final = (Q + "Business", _STAFF_INFO)
 
 _BOOLEAN_NUMBERS: Final = {"true": 1, "false": 0}
 
@@ -54,6 +62,12 @@ def trace_list(
     """The hops, in order, and the business block (at most one; XSD 1.0 cannot say so)."""
     traces: list[TraceHeader] = []
     business = None
+    attributes = block.keys()  # a list built in C: cheaper than .attrib
+    if attributes:
+        names = sorted(etree.QName(name).localname for name in attributes)
+        tolerated(findings, TRACE_LIST_ATTRIBUTES, block,
+                  f"TraceHeaderList carries the attribute(s) {', '.join(names)} (a SOAP-header "
+                  "habit); they mean nothing in edXML and are ignored.", attributes=names)
     for child in children(block):
         tag = child.tag
         if tag == _TRACE_HEADER:
@@ -76,20 +90,36 @@ def trace_list(
 def _trace_header(block: etree._Element, findings: Findings) -> TraceHeader:
     organ_el = stamp_el = None
     organ_id = timestamp = ""
+    extras: list[str] = []
     for leaf in children(block):
         tag = leaf.tag
         if tag == _ORGAN_ID:
             organ_el, organ_id = leaf, leaf.text or ""
         elif tag == _TIMESTAMP:
             stamp_el, timestamp = leaf, leaf.text or ""
-    if organ_el is None or stamp_el is None:
-        raise schema_error(
-            block, "TraceHeader needs an OrganId and a Timestamp (yyyy/MM/dd HH:mm:ss)."
-        )
-    if standard_form(organ_id) is None:
+        elif tag in _TRACE_EXTRAS:
+            extras.append(local_name(leaf))
+    if stamp_el is None:
+        raise schema_error(block, "TraceHeader needs a Timestamp (yyyy/MM/dd HH:mm:ss).")
+    if extras:
+        tolerated(findings, TRACE_EXTRA_CHILDREN, block,
+                  f"TraceHeader carries {' and '.join(extras)}, a producer's own bookkeeping; "
+                  "ignored (as the official parser does) and forwarded as sent.",
+                  elements=extras)
+    found: str | None = organ_id
+    if organ_el is None:
+        found = None
+        tolerated(findings, TRACE_WITHOUT_ORGAN_ID, block,
+                  "TraceHeader has only a Timestamp, no OrganId (the national axis appends such "
+                  "hops); read as a hop with no organisation.")
+    elif standard_form(organ_id) is None:
         check_identifier(organ_el, "TraceHeader/OrganId", organ_id, findings, required=False)
+        if organ_id in ("", "null"):
+            tolerated(findings, TRACE_ORGAN_ID_EMPTY, organ_el,
+                      f"TraceHeader/OrganId is {'empty' if not organ_id else 'the text null'}; "
+                      "read as a hop with no organisation.")
     to_datetime(stamp_el, "TraceHeader/Timestamp", timestamp)
-    return TraceHeader(organ_id, timestamp)
+    return TraceHeader(found, timestamp)
 
 
 def _business(block: etree._Element, findings: Findings) -> Business:

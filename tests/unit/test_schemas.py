@@ -698,7 +698,8 @@ def test_document_type_must_be_a_number(schemas: EdxmlSchemas, value: str) -> No
     "value",
     [
         "2019-01-17",
-        "17/01/2019",
+        "17-01-2019",
+        "17/1/2019",
         "2019/1/17",
         "2019/13/01",
         "2019/01/32",
@@ -712,8 +713,19 @@ def test_promulgation_date_format(schemas: EdxmlSchemas, value: str) -> None:
 
 
 def test_due_date_format(schemas: EdxmlSchemas) -> None:
-    text = _swap(edoc(), "<DueDate>2019/02/28</DueDate>", "<DueDate>28/02/2019</DueDate>")
+    text = _swap(edoc(), "<DueDate>2019/02/28</DueDate>", "<DueDate>28.02.2019</DueDate>")
     assert_refused_at(schemas.edoc, text, line_of(text, "<DueDate>"), "DueDate")
+
+
+def test_day_first_dates_pass_the_xsd_for_the_second_pass_to_normalise(
+    schemas: EdxmlSchemas,
+) -> None:
+    """Tolerance rule day-first-dates: dd/MM/yyyy in the three document dates only."""
+    text = _swap(edoc(), "<DueDate>2019/02/28</DueDate>", "<DueDate>28/02/2019</DueDate>")
+    text = _swap(text, "2019/01/17</PromulgationDate>", "17/01/2019</PromulgationDate>")
+    assert errors(schemas.edoc, text) == []
+    stamp = _swap(edoc(), "2019/01/17 08:30:00", "17/01/2019 08:30:00")
+    assert_refused_at(schemas.edoc, stamp, line_of(stamp, "<Timestamp>"), "Timestamp")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,61 @@
+"""The sender's original bytes beside the corrected ones the bus forwards (tolerance policy).
+
+Both backends: a database created before ``documents.original_sha256`` existed gets the
+column at start, and a document accepted with an original keeps both payloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bus.store import NewDelivery, Store
+from bus.tables import create_engine, documents
+from tests.fixtures_services import postgres  # noqa: F401 - fixture
+from tests.unit.test_store import _pg_url
+
+TARGET = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted")]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = (f"sqlite:///{tmp_path / 'bus.db'}" if request.param == "sqlite"
+           else _pg_url(request.getfixturevalue("postgres")))
+    store = Store(create_engine(url))
+    store.create_schema()
+    yield store
+    store.engine.dispose()
+
+
+def _accept(store: Store, key: str, payload: bytes, original: bytes | None) -> str:
+    sent = original or payload
+    return store.accept(
+        kind="edoc", sender="000.00.12.H37", document_id=key, dedup_key=key,
+        content_sha256=hashlib.sha256(sent).hexdigest(), payload=payload, system="eoffice",
+        targets=TARGET, summary={}, original=original,
+        notices=[{"rule": "day-first-dates", "code": "DayFirstDate"}]).document
+
+
+def test_an_older_database_gets_the_column(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE documents DROP COLUMN original_sha256"))
+    store.create_schema()
+    store.create_schema()  # idempotent
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("documents")}
+    assert "original_sha256" in columns
+    assert store.original(_accept(store, "a", b"<fixed/>", b"<sent/>")) == b"<sent/>"
+
+
+def test_original_is_kept_only_when_given(store: Store) -> None:
+    corrected = _accept(store, "b", b"<edXML>2025/03/14</edXML>", b"<edXML>14/03/2025</edXML>")
+    plain = _accept(store, "c", b"<edXML/>", None)
+    assert store.original(corrected) == b"<edXML>14/03/2025</edXML>"
+    assert store.original(plain) is None
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(documents.c.sha256, documents.c.original_sha256)
+                           .where(documents.c.id == corrected)).one()
+    assert row.sha256 == row.original_sha256
