@@ -40,7 +40,8 @@ def _describe(result: object) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bus.edxml import Limits, read_packet
+    from bus.edxml import Limits
+    from bus.edxml.dialects import read_from
 
     limits = Limits(max_bytes=args.max_bytes) if args.max_bytes else Limits()
     bad = 0
@@ -53,7 +54,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             bad += 1
             continue
         try:
-            result = read_packet(data, limits=limits)
+            result = read_from(data, dialect=args.dialect, limits=limits).result
         except errors.LgspError as exc:
             where = str(exc.location)
             print(f"{name}: {exc.code}: {exc.message}" + (f" ({where})" if where else ""))
@@ -331,6 +332,8 @@ def _known_adapters() -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bus.edxml.dialects import DIALECTS
+
     parser = argparse.ArgumentParser(
         prog="lgsp", description="Provincial integration bus for edXML documents."
     )
@@ -344,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also print non-fatal findings (field lengths, identifier form)")
     validate.add_argument("--max-bytes", type=int, default=0,
                           help="size cap in bytes (default: the bus's)")
+    validate.add_argument("--dialect", choices=sorted(DIALECTS), default=None,
+                          help="read as the bus reads a system configured with this dialect "
+                               "(config/directory.yaml, systems.<name>.dialect)")
     validate.set_defaults(func=cmd_validate)
 
 

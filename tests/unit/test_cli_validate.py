@@ -23,6 +23,7 @@ from tests.edxml_factory import (
     replace_once,
     samples_dir,
 )
+from tests.field import producers
 
 
 @pytest.fixture(autouse=True)
@@ -180,3 +181,14 @@ def test_no_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
         main(["validate"])
     assert exited.value.code == 2
     capsys.readouterr()
+
+
+def test_a_dialect_packet_is_checked_as_its_configured_system_sends_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    packet = tmp_path / "hub.edxml"
+    packet.write_bytes(producers.vendor_hub_2019(producers.sample_data()))
+    code, lines = run(capsys, str(packet))
+    assert code == 1 and "UnsupportedPacket" in lines[0] and "vendor-hub-2019" in lines[0]
+    code, lines = run(capsys, "--dialect", "vendor-hub-2019", "-w", str(packet))
+    assert code == 0 and lines[0].endswith("OK (edoc, 1 recipient, 1 attachment)"), lines
+    assert any("DialectTranslated" in line for line in lines[1:]), lines
