@@ -1,7 +1,8 @@
 """The door: every packet, whichever protocol brought it, enters through :meth:`Ingress.submit`.
 
 One path for REST, SOAP and pollers keeps the delivery contract in one place: size cap,
-hardened parse and validation, the sender check, routing, and one transaction that
+hardened parse and validation, the sender check, routing, the check that a status comes
+from an organisation entitled to report on its document, and one transaction that
 commits the document with a delivery row per recipient. Only after that commit does the
 caller get a receipt; any exception before it means the sender must retry and nothing
 was stored. After it, the bus owns the document.
@@ -10,7 +11,7 @@ was stored. After it, the bus owns the document.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 import structlog
 
 from bus import errors
+from bus.directory import Directory
 from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader
 from bus.edxml.dialects import read_from
 from bus.edxml.forward import forwarded_bytes
@@ -27,7 +29,7 @@ from bus.edxml.writer import format_timestamp
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
 from bus.store import Accepted, NewDelivery, Store
-from bus.tables import documents
+from bus.tables import deliveries, documents
 
 log = structlog.get_logger("lgsp.ingress")
 
@@ -115,7 +117,7 @@ class Ingress:
             result.notices)
         refers_to, status = None, None
         if isinstance(packet, StatusPacket):
-            refers_to = self._find_original(packet)
+            refers_to = self._find_original(packet, cfg.directory)
             status = (packet.sender, packet.status_code,
                       format_timestamp(packet.timestamp))
         accepted = self.store.accept(
@@ -145,18 +147,77 @@ class Ingress:
             "may send only as the agencies the directory assigns to it",
             details={"sender": sender, "system": system})
 
-    def _find_original(self, status: StatusPacket) -> str | None:
+    def _find_original(self, status: StatusPacket, directory: Directory) -> str | None:
+        """The document ``status`` answers, None when the bus never saw it, or
+        StatusNotAllowed when it is held but ``From`` may not report on it."""
         rf = status.response_for
         if not rf.document_id:
             return None
-        origin = status.sender if status.status_code == "13" else rf.organ_id
-        query = (sa.select(documents.c.id)
-                 .where(documents.c.kind == "edoc", documents.c.document_id == rf.document_id,
-                        documents.c.sender == origin)
-                 .order_by(documents.c.received_at.desc()).limit(1))
+        d, dl = documents.c, deliveries.c
         with self.store.engine.connect() as conn:
-            found: str | None = conn.execute(query).scalar()
-        return found
+            rows = conn.execute(
+                sa.select(d.id, d.sender, dl.recipient, dl.effective_recipient)
+                .outerjoin(deliveries, dl.document == d.id)
+                .where(d.kind == "edoc", d.document_id == rf.document_id)
+                .order_by(d.received_at.desc(), d.id)).all()
+        held: dict[str, Original] = {}
+        for row in rows:
+            found = held.setdefault(row.id, Original(row.id, row.sender, set()))
+            found.recipients.update(code for code in (row.recipient, row.effective_recipient)
+                                    if code)
+        today = date.today()
+        return match_status(status, list(held.values()),
+                            lambda code: directory.resolve(code, today)[0])
+
+
+@dataclass(frozen=True)
+class Original:
+    """An edoc a status may answer: who sent it and every code it was addressed or
+    delivered to (copies a route made carry their addressee's codes, so add none)."""
+
+    id: str
+    sender: str
+    recipients: set[str]
+
+
+def match_status(status: StatusPacket, held: Sequence[Original],
+                 canon: Callable[[str], str]) -> str | None:
+    """Which of ``held`` (edocs with the status's DocumentId, newest first) it answers.
+
+    Codes are compared after ``canon`` (successor resolution as of today), so a commune
+    merged into another after a document reached it reports as its successor, and the
+    successor may answer what the old code received. For 01–06, 15, 16 the document is
+    the one ResponseFor/OrganId sent and ``From`` must be among its recipients; for 13
+    (recall) the document is the one ``From`` sent, and a 13 from anyone else about a
+    document the bus holds for ResponseFor/OrganId is refused. A status about nothing
+    held is None: routed as before, shown as unmatched.
+    """
+    rf = status.response_for
+    sender = canon(status.sender)
+    if status.status_code == "13":
+        own = [o for o in held if canon(o.sender) == sender]
+        if own:
+            return own[0].id
+        addressee = canon(rf.organ_id or "")
+        if any(addressee in {canon(r) for r in o.recipients} for o in held):
+            raise errors.StatusNotAllowed(
+                f"organisation {status.sender} asks to recall document {rf.document_id}, "
+                f"which it did not send; only the sender of a document may request its "
+                f"recall (status 13)",
+                details={"sender": status.sender, "document_id": rf.document_id})
+        return None
+    origin = canon(rf.organ_id or "")
+    answered = [o for o in held if canon(o.sender) == origin]
+    if not answered:
+        return None
+    for original in answered:
+        if sender in {canon(r) for r in original.recipients}:
+            return original.id
+    raise errors.StatusNotAllowed(
+        f"organisation {status.sender} reports status {status.status_code} on document "
+        f"{rf.document_id} from {rf.organ_id}, which was not sent to it; a status may come "
+        "only from an organisation the document was addressed to",
+        details={"sender": status.sender, "document_id": rf.document_id})
 
 
 def _targets(decision: RoutingDecision) -> list[NewDelivery]:

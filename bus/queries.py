@@ -4,7 +4,9 @@ REST and SOAP answer status questions from here, so visibility is decided in exa
 place: a system sees what it submitted and what was addressed to an organisation it hosts
 (before or after successor resolution), an operator sees everything, and anything else
 does not exist as far as the caller can tell (``NotFound``, never "forbidden", so that ids
-cannot be probed). Plain SQLAlchemy Core on the tables of :mod:`bus.store`, for SQLite
+cannot be probed). An id that links two documents (a status's ``refers_to``, a business
+status's ``status_document``) is shown only to a caller who may read the other one too.
+Plain SQLAlchemy Core on the tables of :mod:`bus.store`, for SQLite
 and PostgreSQL alike.
 """
 
@@ -73,7 +75,7 @@ class BusinessStatusView(BaseModel):
     organ_id: str
     reported_at: str | None = None
     received_at: str
-    status_document: str
+    status_document: str | None = None
 
 
 class DocumentDetail(BaseModel):
@@ -233,15 +235,28 @@ def _reported(value: str | None) -> str | None:
         return value
 
 
-def _statuses(conn: Connection, doc_id: str) -> list[BusinessStatusView]:
+def readable(conn: Connection, ids: Iterable[str | None], viewer: Viewer) -> set[str]:
+    """Which of ``ids`` the viewer may read: an id links one document to another (a
+    status to what it answers, a document to its statuses), and showing it to a system
+    that may not read the other document would hand out what ``NotFound`` hides."""
+    wanted = {i for i in ids if i}
+    if not wanted or viewer.operator:
+        return wanted
+    return set(conn.execute(sa.select(documents.c.id).where(
+        documents.c.id.in_(sorted(wanted)), visible_to(viewer))).scalars())
+
+
+def _statuses(conn: Connection, doc_id: str, viewer: Viewer) -> list[BusinessStatusView]:
     bs = business_statuses.c
     rows = conn.execute(sa.select(bs.code, bs.organ_id, bs.reported_at, bs.received_at,
                                   bs.status_document)
-                        .where(bs.document == doc_id).order_by(bs.received_at, bs.id))
+                        .where(bs.document == doc_id).order_by(bs.received_at, bs.id)).all()
+    shown = readable(conn, (r.status_document for r in rows), viewer)
     return [BusinessStatusView(code=r.code, meaning=STATUS_MEANINGS.get(r.code, "reserved"),
                                organ_id=r.organ_id, reported_at=_reported(r.reported_at),
                                received_at=iso(r.received_at) or "",
-                               status_document=r.status_document) for r in rows]
+                               status_document=r.status_document
+                               if r.status_document in shown else None) for r in rows]
 
 
 def latest_per_organ(statuses: Sequence[BusinessStatusView]) -> list[BusinessStatusView]:
@@ -265,7 +280,9 @@ def document_detail(engine: Engine, doc_id: str, viewer: Viewer) -> DocumentDeta
                             .order_by(dl.created_at, dl.recipient, dl.destination)).all()
         trail = conn.execute(sa.select(ev.at, ev.action, ev.actor, ev.detail, ev.delivery)
                              .where(ev.document == doc_id).order_by(ev.at, ev.id)).all()
-        statuses = _statuses(conn, doc_id)
+        statuses = _statuses(conn, doc_id, viewer)
+        refers_to = doc.refers_to if doc.refers_to in readable(conn, [doc.refers_to],
+                                                                viewer) else None
     by_delivery: dict[str | None, list[AnyRow]] = {}
     for event in trail:
         by_delivery.setdefault(event.delivery, []).append(event)
@@ -278,7 +295,7 @@ def document_detail(engine: Engine, doc_id: str, viewer: Viewer) -> DocumentDeta
     return DocumentDetail(
         id=doc.id, kind=doc.kind, sender=doc.sender, system=doc.system,
         document_id=doc.document_id, code=doc.code, subject=doc.subject,
-        business=doc.business, status_code=doc.status_code, refers_to=doc.refers_to,
+        business=doc.business, status_code=doc.status_code, refers_to=refers_to,
         received_at=iso(doc.received_at) or "", history=_history(by_delivery.get(None, [])),
         deliveries=views, business_statuses=statuses, latest_statuses=latest_per_organ(statuses),
     )
@@ -325,8 +342,10 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
                 targets[t.document].append(DeliverySummary(
                     recipient=t.recipient, effective_recipient=t.effective_recipient,
                     destination=t.destination, state=t.state))
+        linked = readable(conn, (r.refers_to for r in rows), viewer)
     items = [DocumentSummary(id=r.id, kind=r.kind, sender=r.sender, document_id=r.document_id,
-                             code=r.code, subject=r.subject, refers_to=r.refers_to,
+                             code=r.code, subject=r.subject,
+                             refers_to=r.refers_to if r.refers_to in linked else None,
                              received_at=iso(r.received_at) or "", deliveries=targets[r.id])
              for r in rows]
     cursor = encode_cursor(rows[-1].received_at, rows[-1].id) if more and rows else None

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import structlog
 
-from bus import broker, registry
+from bus import broker, memory, registry
 from bus.app import Bus
 from bus.settings import Settings
 
@@ -92,7 +92,9 @@ def _on_sighup(bus: Bus) -> Callable[[int, object], None]:
 @contextlib.contextmanager
 def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
     """Starts the delivery loops and the config watcher; stops them on exit."""
-    loops: list[_Stoppable] = [*delivery_loops(bus, deliver=deliver), _Watcher(bus)]
+    memory.tune()
+    loops: list[_Stoppable] = [*delivery_loops(bus, deliver=deliver), _Watcher(bus),
+                               memory.Releaser()]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, _on_sighup(bus))
     for loop in loops:

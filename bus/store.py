@@ -163,13 +163,20 @@ class Store:
 
     def create_schema(self) -> None:
         """Creates missing tables; safe when several processes start at once on an empty
-        PostgreSQL database (create_all checks then creates, so two of them raced)."""
+        PostgreSQL database (create_all checks then creates, so two of them raced).
+
+        create_all skips a table that exists, indexes and all, so an index added to
+        ``documents`` later (DocumentId, which status matching looks up) is created here
+        for databases made before it.
+        """
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
                              {"key": _SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
             _add_missing_columns(conn)
+            for index in documents.indexes:
+                index.create(conn, checkfirst=True)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

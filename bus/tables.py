@@ -26,7 +26,7 @@ documents = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("sender", sa.String(64), nullable=False),
-    sa.Column("document_id", sa.String(255), nullable=False),
+    sa.Column("document_id", sa.String(255), nullable=False, index=True),
     sa.Column("dedup_key", sa.String(400), nullable=False, unique=True),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("payload_sha256", sa.String(64), nullable=False),
