@@ -239,6 +239,43 @@ def test_sdk_non_ascii_header_under_vxp_answers_in_the_sdk_shape(tmp_path: Path)
     assert "header values must be ASCII (percent-encode non-ASCII values)" in body["ErrorDesc"]
 
 
+def _download_refusal(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip()
+               for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_a_framing_error_on_download_edoc_has_an_empty_body(tmp_path: Path) -> None:
+    """Found by the door fuzz: the SDK saves any body downloadEdoc answers as the document,
+    so the server's own refusals there are empty, with the code in headers, like the
+    facade's (bus.api.vxp)."""
+    with bus_server(tmp_path) as address, socket.create_connection(address) as conn:
+        conn.sendall(b"GET /vxp//downloadEdoc HTTP/1.1\r\nHost: bus\r\n"
+                     b"Content-Length: 12abc\r\n\r\n{}")
+        data, _, seconds = read_until_close(conn, 4)
+    status, headers, body = _download_refusal(data)
+    assert (status, body, headers["x-lgsp-error-code"]) == (400, b"", "MalformedRequest")
+    assert "not valid HTTP/1.1" in headers["x-lgsp-error"] and seconds < 1.0
+
+
+def test_the_connection_cap_on_download_edoc_has_an_empty_body(tmp_path: Path) -> None:
+    with bus_server(tmp_path, max_connections=2, header_timeout_s=10.0) as address:
+        held = [socket.create_connection(address) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(address, timeout=5) as extra:
+                extra.sendall(b"GET /vxp/downloadEdoc HTTP/1.1\r\nHost: bus\r\n\r\n")
+                data, _, _ = read_until_close(extra, 3)
+        finally:
+            for conn in held:
+                conn.close()
+    status, headers, body = _download_refusal(data)
+    assert (status, body, headers["x-lgsp-error-code"]) == (503, b"", "TooManyConnections")
+    assert headers["retry-after"] == "2"
+
+
 def test_file_descriptor_soft_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard <= 256:
