@@ -196,9 +196,20 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, exc: errors.LgspError, path: bytes, *, status: int | None = None,
                 vxp_code: str | None = None, linger: bool = False) -> None:
-        """Writes the coded answer and ends the connection; later bytes are dropped."""
+        """Writes the coded answer and ends the connection; later bytes are dropped.
+
+        A request read before the refused bytes (pipelined) may still be in the
+        application: its answer is dropped, as for a client that went away, or, if it had
+        begun, the connection is closed rather than two answers interleaved."""
         self._refused = True
         self._cancel_timers()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
         body = lim.refusal_body(exc, path, vxp_code=vxp_code)
         self.transport.write(lim.raw_response(status or exc.http_status, body,
                                               lim.refusal_headers(exc, path, vxp_code=vxp_code)))

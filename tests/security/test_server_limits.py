@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import resource
 import select
@@ -237,6 +238,20 @@ def test_sdk_non_ascii_header_under_vxp_answers_in_the_sdk_shape(tmp_path: Path)
     assert set(body) == {"status", "ErrorCode", "ErrorDesc"}, body
     assert body["status"] == "FAIL" and body["ErrorCode"] == "MalformedRequest"
     assert "header values must be ASCII (percent-encode non-ASCII values)" in body["ErrorDesc"]
+
+
+def test_junk_pipelined_behind_a_request_is_refused_without_an_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the door fuzz: the framing refusal ended the connection's write side while
+    the request before the junk was still in the application, whose answer then raised
+    "Cannot call write() after write_eof()" inside the server."""
+    with bus_server(tmp_path) as address, socket.create_connection(address) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: bus\r\n\r\nG@T / HTTP/1.1\r\n\r\n")
+        data, closed, _ = read_until_close(conn, 4)
+        time.sleep(0.2)
+    status, _, body = parse(data)
+    assert status == 400 and body["code"] == "InvalidRequest" and closed
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 def _download_refusal(data: bytes) -> tuple[int, dict[str, str], bytes]:
