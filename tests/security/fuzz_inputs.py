@@ -30,10 +30,18 @@ ODD_ENCODINGS: Final = ("UTF-16", "UTF-32", "ISO-8859-1", "windows-1258", "EBCDI
                         "UTF-7", "bogus-encoding", "US-ASCII", "UCS-4", "", "UTF-8\x00")
 
 
-def fragments(bait: Bait) -> st.SearchStrategy[bytes]:
-    """Hostile pieces of XML; the paths and URL are the bait's, so any access shows."""
+def _magnitude(low: int, high: int) -> st.SearchStrategy[int]:
+    """Sizes spread over orders of magnitude: hypothesis alone mostly draws small ones."""
+    steps = [n for n in (1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000)
+             if low <= n <= high]
+    return st.one_of(st.sampled_from(steps), st.integers(low, high))
+
+
+def prolog_fragments(bait: Bait) -> st.SearchStrategy[bytes]:
+    """What goes before the root: DOCTYPEs (internal and external subsets, entities naming
+    the bait, /dev/zero, /etc/passwd, the bait URL), stylesheet PIs, comments."""
     path, folder, url = bait.file, bait.directory, bait.url
-    fixed = [
+    return st.sampled_from([f.encode("utf-8") for f in (
         f'<!DOCTYPE edXML [<!ENTITY x SYSTEM "file://{path}">]>',
         f'<!DOCTYPE edXML [<!ENTITY % p SYSTEM "file://{path}"> %p;]>',
         f'<!DOCTYPE edXML [<!ENTITY % p SYSTEM "file://{folder}"> %p;]>',
@@ -44,31 +52,52 @@ def fragments(bait: Bait) -> st.SearchStrategy[bytes]:
         '<!DOCTYPE edXML [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
         '<!DOCTYPE edXML [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]>',
         '<!DOCTYPE edXML [<!ENTITY x SYSTEM "/dev/urandom">]>',
-        LOL, "&x;", "&lol9;", "&p;", "&amp;", "&#0;", "&#x0;", "&#xD800;", "&#x110000;",
+        LOL, "<!DOCTYPE edXML>", "<!DOCTYPE edXML [<!ELEMENT edXML ANY>]>",
+        f'<?xml-stylesheet type="text/xsl" href="file://{path}"?>', "<!-- -- -->",
+        "<?xml version=\"1.0\"?>", "\ufeff")])
+
+
+def attribute_fragments(bait: Bait) -> st.SearchStrategy[bytes]:
+    """What goes inside the root's start tag."""
+    fixed = [f' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+             f'xsi:schemaLocation="urn:x {bait.url}" '
+             f'xsi:noNamespaceSchemaLocation="file://{bait.file}"',
+             ' xmlns:xi="http://www.w3.org/2001/XInclude"', ' xml:base="file:///etc/"',
+             ' a="&x;"', ' a="<"', " a='1' a='2'", ' xmlns=""', ' xmlns:edXML="urn:other"']
+    return st.one_of(
+        st.sampled_from([f.encode("utf-8") for f in fixed]),
+        _magnitude(1, 5_000_000).map(lambda n: b' huge="' + b"x" * n + b'"'),
+        _magnitude(1, 20_000).map(lambda n: b" " + b" ".join(b'a%d="1"' % i
+                                                             for i in range(n))))
+
+
+def fragments(bait: Bait) -> st.SearchStrategy[bytes]:
+    """Hostile pieces of content; the paths and URL are the bait's, so any access shows."""
+    path, url = bait.file, bait.url
+    fixed = [
+        "&x;", "&lol9;", "&p;", "&amp;", "&#0;", "&#x0;", "&#xD800;", "&#x110000;",
         "&#65;", "&#x1F600;", "&#99999999999;", "&#x;",
         f'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file://{path}" '
         'parse="text"/>',
         f'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="{url}"/>',
-        f' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        f'xsi:schemaLocation="urn:x {url}" xsi:noNamespaceSchemaLocation="file://{path}"',
-        f'<?xml-stylesheet type="text/xsl" href="file://{path}"?>',
         f'<x xmlns="{url}"/>', f'<![CDATA[<!DOCTYPE x SYSTEM "file://{path}">]]>',
-        "<![CDATA[", "]]>", "<!--", "-->", "<?xml version=\"1.0\"?>", "</edXML>", "<edXML>",
+        "<![CDATA[", "]]>", "<!--", "-->", "</edXML>", "<edXML>",
         "\ufeff", "\x00", "\x1b[31m", "\u202e", "<a b='1' b='2'/>", "<:/>", "<a:b:c/>",
+        '<!DOCTYPE edXML [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
     ]
     raw = [b"\x00" * 64, b"\xff\xfe", b"\xfe\xff\x00<", b"\xc3\x28", b"\xed\xa0\x80",
            b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\x80" * 16, b"\r" * 8, b"\xef\xbb\xbf"]
     sized = st.one_of(
-        st.integers(1, 3000).map(lambda n: b"<a>" * n + b"</a>" * n),
-        st.integers(1, 3000).map(lambda n: b"<a>" * n),
-        st.integers(1, 300_000).map(lambda n: b"<a/>" * n),
-        st.integers(1, 3_000_000).map(lambda n: b'<a b="' + b"x" * n + b'"/>'),
-        st.integers(1, 3_000_000).map(lambda n: b"y" * n),
-        st.integers(1, 5000).map(lambda n: b"<a " + b" ".join(
-            b'a%d="1"' % i for i in range(n)) + b"/>"),
-        st.integers(1, 20_000).map(lambda n: b"&#65;" * n),
+        _magnitude(1, 3000).map(lambda n: b"<a>" * n + b"</a>" * n),
+        _magnitude(1, 3000).map(lambda n: b"<a>" * n),
+        _magnitude(1, 1_100_000).map(lambda n: b"<a/>" * n),
+        _magnitude(1, 5_000_000).map(lambda n: b'<a b="' + b"x" * n + b'"/>'),
+        _magnitude(1, 12_000_000).map(lambda n: b"y" * n),
+        _magnitude(1, 200_000).map(lambda n: b"&#65;" * n),
+        _magnitude(1, 200_000).map(lambda n: b"<![CDATA[" + b"z" * n + b"]]>"),
     )
-    return st.one_of(st.sampled_from([f.encode("utf-8") for f in fixed] + raw), sized)
+    return st.one_of(st.sampled_from([f.encode("utf-8") for f in fixed] + raw), sized,
+                     prolog_fragments(bait))
 
 
 def anchors(data: bytes) -> list[int]:
@@ -125,6 +154,44 @@ def _insert(draw: st.DrawFn, data: bytes, bait: Bait) -> bytes:
     return data[:at] + draw(fragments(bait)) + data[at:]
 
 
+def _prolog(draw: st.DrawFn, data: bytes, bait: Bait) -> bytes:
+    end = data.find(b"?>")
+    at = end + 2 if end >= 0 and data.startswith(b"<?xml") else 0
+    return data[:at] + b"\n" + draw(prolog_fragments(bait)) + b"\n" + data[at:]
+
+
+def _in_text(draw: st.DrawFn, data: bytes, bait: Bait) -> bytes:
+    found = list(_FIELD.finditer(data[:200_000]))
+    if not found:
+        return _insert(draw, data, bait)
+    at = draw(st.sampled_from(found)).start(2)
+    return data[:at] + draw(fragments(bait)) + data[at:]
+
+
+def _bomb(draw: st.DrawFn, data: bytes, bait: Bait) -> bytes:
+    """Many elements, deep nesting, a huge attribute or text, inside a text node, where
+    they are well-formed and only the limits stop them."""
+    found = list(_FIELD.finditer(data[:200_000]))
+    at = draw(st.sampled_from(found)).start(2) if found else _position(draw, data)
+    bomb = draw(st.one_of(
+        st.sampled_from([10, 33, 257, 300, 3000]).map(lambda n: b"<a>" * n + b"</a>" * n),
+        st.sampled_from([49_999, 50_001, 200_000, 1_100_000]).map(lambda n: b"<a/>" * n),
+        st.sampled_from([100_000, 1_000_000, 5_000_000]).map(
+            lambda n: b'<a b="' + b"x" * n + b'"/>'),
+        st.sampled_from([1_000_000, 11_000_000]).map(lambda n: b"y" * n)))
+    return data[:at] + bomb + data[at:]
+
+
+def _in_root_tag(draw: st.DrawFn, data: bytes, bait: Bait) -> bytes:
+    end = data.find(b"?>")
+    root = data.find(b"<", end + 2 if end >= 0 else 0)
+    close = data.find(b">", root) if root >= 0 else -1
+    if close < 0:
+        return _insert(draw, data, bait)
+    at = close - 1 if data[close - 1:close] == b"/" else close
+    return data[:at] + draw(attribute_fragments(bait)) + data[at:]
+
+
 HOSTILE_TEXT: Final = (
     "", " ", "000.00.00.H37 ", "000.00.00.H37\x00", "a" * 36, "a" * 5000, "../../etc/passwd",
     "file:///etc/passwd", "2019/02/30", "9999/99/99", "-1", "1e309", "NaN", "%00", "${jndi:x}",
@@ -163,7 +230,9 @@ def _reencode(draw: st.DrawFn, data: bytes, bait: Bait) -> bytes:
 
 
 MUTATIONS: Final[tuple[Mutation, ...]] = (_flip, _truncate, _delete, _repeat, _insert, _insert,
-                                          _field, _field, _redeclare, _reencode)
+                                          _prolog, _prolog, _in_text, _in_text, _in_root_tag,
+                                          _bomb,
+                                          _field, _field, _redeclare, _reencode, _reencode)
 
 
 @st.composite
