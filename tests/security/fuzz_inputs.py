@@ -66,7 +66,7 @@ def attribute_fragments(bait: Bait) -> st.SearchStrategy[bytes]:
              ' a="&x;"', ' a="<"', " a='1' a='2'", ' xmlns=""', ' xmlns:edXML="urn:other"']
     return st.one_of(
         st.sampled_from([f.encode("utf-8") for f in fixed]),
-        _magnitude(1, 5_000_000).map(lambda n: b' huge="' + b"x" * n + b'"'),
+        _magnitude(1, 2_000_000).map(lambda n: b' huge="' + b"x" * n + b'"'),
         _magnitude(1, 20_000).map(lambda n: b" " + b" ".join(b'a%d="1"' % i
                                                              for i in range(n))))
 
@@ -91,8 +91,8 @@ def fragments(bait: Bait) -> st.SearchStrategy[bytes]:
         _magnitude(1, 3000).map(lambda n: b"<a>" * n + b"</a>" * n),
         _magnitude(1, 3000).map(lambda n: b"<a>" * n),
         _magnitude(1, 1_100_000).map(lambda n: b"<a/>" * n),
-        _magnitude(1, 5_000_000).map(lambda n: b'<a b="' + b"x" * n + b'"/>'),
-        _magnitude(1, 12_000_000).map(lambda n: b"y" * n),
+        _magnitude(1, 2_000_000).map(lambda n: b'<a b="' + b"x" * n + b'"/>'),
+        _magnitude(1, 2_000_000).map(lambda n: b"y" * n),
         _magnitude(1, 200_000).map(lambda n: b"&#65;" * n),
         _magnitude(1, 200_000).map(lambda n: b"<![CDATA[" + b"z" * n + b"]]>"),
     )
@@ -176,9 +176,9 @@ def _bomb(draw: st.DrawFn, data: bytes, bait: Bait) -> bytes:
     bomb = draw(st.one_of(
         st.sampled_from([10, 33, 257, 300, 3000]).map(lambda n: b"<a>" * n + b"</a>" * n),
         st.sampled_from([49_999, 50_001, 200_000, 1_100_000]).map(lambda n: b"<a/>" * n),
-        st.sampled_from([100_000, 1_000_000, 5_000_000]).map(
+        st.sampled_from([100_000, 1_000_000, 2_000_000]).map(
             lambda n: b'<a b="' + b"x" * n + b'"/>'),
-        st.sampled_from([1_000_000, 11_000_000]).map(lambda n: b"y" * n)))
+        st.sampled_from([1_000_000, 2_000_000]).map(lambda n: b"y" * n)))
     return data[:at] + bomb + data[at:]
 
 

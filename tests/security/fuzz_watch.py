@@ -22,6 +22,7 @@ import gc
 import os
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from tests.security.xml_attacks import watch
 
 MB: Final = 1024 * 1024
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
+_O_TMPFILE: Final = getattr(os, "O_TMPFILE", 0)
 
 
 def rss_mb() -> float:
@@ -68,7 +70,10 @@ class _Recorder:
             path = args[0] if args else None
             if isinstance(path, (str, bytes)) and not os.fsdecode(path).startswith("<"):
                 text = os.path.abspath(os.fsdecode(path))
-                if not text.startswith(self.allowed_dirs):
+                mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+                flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+                if not text.startswith(self.allowed_dirs) and not _new_temporary(text, mode,
+                                                                                 flags):
                     self.events.append(f"open {text}")
         elif event == "socket.connect":
             address = args[1] if len(args) > 1 else None
@@ -88,6 +93,18 @@ class _Recorder:
         elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
                        "urllib.Request"):
             self.events.append(f"{event} {args[:2]!r}")
+
+
+def _new_temporary(path: str, mode: str, flags: int) -> bool:
+    """A file the process creates for itself in the temporary directory, which reads
+    nothing that was there: an anonymous one (the directory opened for writing with
+    O_TMPFILE, how bus.edxml.blob's attachment spool starts on Linux) or a new name
+    (O_CREAT|O_EXCL: tempfile's probe and fallback)."""
+    temporary = tempfile.gettempdir()
+    if path == temporary:
+        return "w" in mode or (_O_TMPFILE != 0 and flags & _O_TMPFILE == _O_TMPFILE)
+    exclusive = os.O_CREAT | os.O_EXCL
+    return os.path.dirname(path) == temporary and flags & exclusive == exclusive
 
 
 _current: list[_Recorder] = []
