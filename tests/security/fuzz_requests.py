@@ -99,11 +99,10 @@ def _maybe_framing(draw: st.DrawFn, call: Call) -> Call:
     return call
 
 
-
 @st.composite
-def rest_calls(draw: st.DrawFn, fuzz: Targets, bait: Bait) -> Call:
+def rest_calls(draw: st.DrawFn, targets: Targets, bait: Bait) -> Call:
     status = draw(st.booleans())
-    base = draw(st.sampled_from(fuzz.statuses if status else fuzz.edocs))
+    base = draw(st.sampled_from(targets.statuses if status else targets.edocs))
     body = draw(st.one_of(mutated(base, bait), st.just(base)))
     key = draw(st.sampled_from(["dev-eoffice-key"] * 6 + ["dev-vnpt_ioffice-key", "", "wrong"]))
     headers = [("Content-Type", b"application/xml")]
@@ -113,7 +112,6 @@ def rest_calls(draw: st.DrawFn, fuzz: Targets, bait: Bait) -> Call:
         status = not status  # a packet of the other kind at each door
     path = "/api/v1/statuses" if status else "/api/v1/edocs"
     return _maybe_framing(draw, Call("POST", path, headers, body, note=f"rest {path}"))
-
 
 
 def envelope(operation: str, content: str, *, key: str | None, env: str = SOAP_ENV) -> bytes:
@@ -134,15 +132,15 @@ def _base64_damage(draw: st.DrawFn, text: str) -> str:
 
 
 @st.composite
-def soap_calls(draw: st.DrawFn, fuzz: Targets, bait: Bait) -> Call:
+def soap_calls(draw: st.DrawFn, targets: Targets, bait: Bait) -> Call:
     operation = draw(st.sampled_from(["SendEdoc", "SendEdoc", "SendStatus", "GetEdocStatus"]))
     site = draw(st.sampled_from(["packet", "packet", "envelope", "base64", "none"]))
     if operation == "GetEdocStatus":
-        document = draw(st.one_of(st.sampled_from(fuzz.documents), st.sampled_from(HOSTILE_TEXT),
+        document = draw(st.one_of(st.sampled_from(targets.documents), st.sampled_from(HOSTILE_TEXT),
                                   st.text(max_size=60)))
         content = "<lgsp:id>" + document.replace("&", "&amp;").replace("<", "&lt;") + "</lgsp:id>"
     else:
-        base = draw(st.sampled_from(fuzz.edocs if operation == "SendEdoc" else fuzz.statuses))
+        base = draw(st.sampled_from(targets.edocs if operation == "SendEdoc" else targets.statuses))
         packet = draw(mutated(base, bait)) if site == "packet" else base
         encoded = base64.b64encode(packet).decode()
         if site == "base64":
@@ -165,7 +163,6 @@ def soap_calls(draw: st.DrawFn, fuzz: Targets, bait: Bait) -> Call:
                                      note=f"soap {operation} {site} key:{where}"))
 
 
-
 def _agency(draw: st.DrawFn) -> bytes:
     agency = {"id": "", "pid": IOFFICE_ORG, "code": draw(st.sampled_from(
         ["000.00.40.H37", "000.00.41.H37", IOFFICE_ORG, "x" * 40, ""])),
@@ -182,18 +179,18 @@ _HOSTILE_TO: Final = ("[" * 5000, '"' * 3000, "null", '{"a": 1}', "[1, [2]]", ""
 _PRINTABLE: Final = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80)
 
 
-def _signed(draw: st.DrawFn, fuzz: Targets, bait: Bait, creds: vxp.Credentials
+def _signed(draw: st.DrawFn, targets: Targets, bait: Bait, creds: vxp.Credentials
             ) -> tuple[vxp.SignedRequest, str]:
     operation = draw(st.sampled_from(["sendEdoc"] * 4 + [
         "getEdoc", "updateStatus", "countReceiveEdoc", "downloadEdoc", "registerAgency",
         "getReceivedEdocList", "getSentEdocList", "deleteAgency"]))
     hostile = draw(st.sampled_from(["valid"] * 3 + ["body", "params"]))
-    doc = draw(st.sampled_from(fuzz.mailbox + fuzz.documents)) if hostile != "params" \
+    doc = draw(st.sampled_from(targets.mailbox + targets.documents)) if hostile != "params" \
         else draw(st.one_of(st.sampled_from(_SIGNABLE), _PRINTABLE))
     if operation == "sendEdoc":
-        base = draw(st.sampled_from(fuzz.axis_edocs + fuzz.axis_statuses))
+        base = draw(st.sampled_from(targets.axis_edocs + targets.axis_statuses))
         packet = draw(mutated(base, bait)) if hostile == "body" else base
-        kind = vxp.MessageType.STATUS if base in fuzz.axis_statuses else vxp.MessageType.EDOC
+        kind = vxp.MessageType.STATUS if base in targets.axis_statuses else vxp.MessageType.EDOC
         if hostile == "params" and draw(st.booleans()):
             to = draw(st.sampled_from(_HOSTILE_TO))
             return vxp.sign(vxp.Operation.SEND_EDOC, creds, [
@@ -204,7 +201,6 @@ def _signed(draw: st.DrawFn, fuzz: Targets, bait: Bait, creds: vxp.Credentials
         return vxp.send_edoc(creds, packet, sender=IOFFICE_ORG if hostile != "params" else doc,
                              recipients=recipients, message_type=kind), operation
     if operation == "registerAgency":
-        request = vxp.register_agency(creds, vxp.Agency(code="000.00.40.H37", name="Sở X"))
         body = draw(st.sampled_from(_JSON_DAMAGE)) if hostile == "body" else _agency(draw)
         return vxp.sign(vxp.Operation.REGISTER_AGENCY, creds, [], body=body), operation
     params: dict[str, list[tuple[str, str]]] = {
@@ -226,11 +222,11 @@ def _resign(headers: dict[str, str], sign_header: str) -> dict[str, str]:
 
 
 @st.composite
-def vxp_calls(draw: st.DrawFn, fuzz: Targets, bait: Bait) -> Call:
+def vxp_calls(draw: st.DrawFn, targets: Targets, bait: Bait) -> Call:
     who = draw(st.sampled_from(["valid"] * 8 + ["wrong-secret", "unknown"]))
     creds = {"valid": CREDS, "wrong-secret": vxp.Credentials(IOFFICE_ORG, "not-it"),
              "unknown": vxp.Credentials("000.00.99.H37", "x")}[who]
-    request, operation = _signed(draw, fuzz, bait, creds)
+    request, operation = _signed(draw, targets, bait, creds)
     headers = dict(request.headers)
     body = request.body
     names = sorted(headers)

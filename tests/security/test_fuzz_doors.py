@@ -181,9 +181,7 @@ def _send(client: httpx.Client, server: ApiServer, call: Call) -> tuple[int, dic
         response.content, seconds
 
 
-
 # ---------------------------------------------------------------- REST
-
 
 
 def check_rest(status: int, headers: dict[str, str], body: bytes) -> str:
@@ -197,7 +195,6 @@ def check_rest(status: int, headers: dict[str, str], body: bytes) -> str:
 
 
 # ---------------------------------------------------------------- SOAP
-
 
 
 def check_soap(status: int, headers: dict[str, str], body: bytes) -> str:
@@ -216,7 +213,6 @@ def check_soap(status: int, headers: dict[str, str], body: bytes) -> str:
 
 
 # ---------------------------------------------------------------- the axis facade (/vxp)
-
 
 
 def check_vxp(call: Call, status: int, headers: dict[str, str], body: bytes) -> str:
