@@ -44,7 +44,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote
@@ -165,19 +165,22 @@ def _raw_exchange(server: ApiServer, data: bytes) -> tuple[int, dict[str, str], 
         seconds
 
 
-def _send(client: httpx.Client, server: ApiServer, call: Call) -> tuple[int, dict[str, str],
+def _send(client: httpx.Client, server: ApiServer, call: Call) -> tuple[Call, int,
+                                                                        dict[str, str],
                                                                         bytes, float]:
+    """The answer, and the call as sent: httpx resolves dot segments in the path."""
     if call.raw is not None:
-        return _raw_exchange(server, call.raw)
+        return call, *_raw_exchange(server, call.raw)
     start = time.perf_counter()
     try:
         response = client.request(call.method, server.url + call.path,
                                   headers=[(k.encode("latin-1"), v) for k, v in call.headers],
                                   content=call.body or None)
     except httpx.LocalProtocolError:  # a header value httpx will not send: send it as is
-        return _raw_exchange(server, framed(call, f"Content-Length: {len(call.body)}"))
+        return call, *_raw_exchange(server, framed(call, f"Content-Length: {len(call.body)}"))
     seconds = time.perf_counter() - start
-    return response.status_code, {k.lower(): v for k, v in response.headers.items()}, \
+    sent = replace(call, path=response.request.url.raw_path.decode("ascii"))
+    return sent, response.status_code, {k.lower(): v for k, v in response.headers.items()}, \
         response.content, seconds
 
 
@@ -262,7 +265,7 @@ def fuzz_door(fuzz: Fuzz, door: str, strategy: Strategy, check: Check,
         @given(data=st.data())
         def one(data: st.DataObject) -> None:
             call = data.draw(strategy(fuzz.targets, bait), label="call")
-            status, headers, body, seconds = _send(client, fuzz.server, call)
+            call, status, headers, body, seconds = _send(client, fuzz.server, call)
             code = check(call, status, headers, body)
             assert b"root:x:0:0" not in body and b"BAIT-FILE-CONTENT" not in body
             assert seconds < BOUND, f"{call.note}: answered in {seconds:.3f} s"
