@@ -34,8 +34,9 @@ file on the shared two-core development machine. A longer run, to explore::
 
     LGSP_FUZZ_EXAMPLES=2000 python -m pytest tests/security/test_fuzz_doors.py -q
 
-(at that length the REST door's RSS check fails on a known problem: libxml2 keeps every
-distinct element and attribute name a thread has parsed; see the fuzz report.)
+(at that length the REST door's RSS check fails on a known problem, not noise: lxml 6
+keeps every distinct element and attribute name a thread has parsed for the thread's
+life; lxml 7 makes that dictionary the parser's.)
 
 ``LGSP_FUZZ_SEED=<n>`` replaces derandomisation with that seed, for new ground. Each
 door prints its figures (examples, slowest answer, codes seen, RSS before and after).
