@@ -180,7 +180,7 @@ def decode_to(value: str) -> list[str]:
     for _ in range(2):
         try:
             decoded = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             break
         if isinstance(decoded, list):
             return [str(item).strip() for item in decoded if str(item).strip()]
@@ -479,7 +479,7 @@ def verify_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]],
                            f"system {system_id!r} differs")
     try:
         covered = json.loads(sign_header)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the decoder's recursion limit
         raise MalformedRequest(f"{HEADER_PREFIX}sign-header is not JSON") from None
     if not isinstance(covered, dict):
         raise MalformedRequest(f"{HEADER_PREFIX}sign-header is not a JSON object")
@@ -579,7 +579,7 @@ def parse_answer(raw: bytes) -> Answer:
     """An answer is OK only when ``status`` is OK *and* ErrorCode is "0" (or absent)."""
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedAnswer(f"not JSON: {raw[:120]!r}") from None
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
         raise MalformedAnswer(f"no status field: {raw[:120]!r}")

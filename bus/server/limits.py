@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import http
 import json
+import re
 import resource
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import unquote_to_bytes
 
 import structlog
 
@@ -24,6 +26,8 @@ log = structlog.get_logger("lgsp.server")
 
 VXP_PREFIX: Final = b"/vxp"
 VXP_MALFORMED: Final = "MalformedRequest"
+VXP_DOWNLOAD: Final = b"downloadEdoc"
+_UNSAFE_HEADER_TEXT: Final = re.compile(r"[^\x20-\x7e]")
 NON_ASCII_HEADER: Final = (
     "a request header value holds a control byte: header values must be ASCII "
     "(percent-encode non-ASCII values). The axis SDK writes each character's low 8 bits, "
@@ -73,9 +77,30 @@ def is_vxp(path: bytes) -> bool:
         or path.startswith(VXP_PREFIX + b"?")
 
 
+def is_vxp_download(path: bytes) -> bool:
+    """downloadEdoc, as the facade reads its path (slashes collapsed, percent-decoded)."""
+    if not is_vxp(path):
+        return False
+    operation = re.sub(rb"/+", b"/", unquote_to_bytes(path[len(VXP_PREFIX):])).strip(b"/")
+    return operation == VXP_DOWNLOAD
+
+
+def refusal_headers(exc: errors.LgspError, path: bytes, *,
+                    vxp_code: str | None = None) -> list[tuple[bytes, bytes]]:
+    """For downloadEdoc, the code and reason, since its refusals have an empty body."""
+    if not is_vxp_download(path):
+        return []
+    reason = _UNSAFE_HEADER_TEXT.sub("?", exc.message)[:1000]
+    return [(b"X-Lgsp-Error-Code", (vxp_code or exc.code).encode("ascii")),
+            (b"X-Lgsp-Error", reason.encode("ascii"))]
+
+
 def refusal_body(exc: errors.LgspError, path: bytes, *,
                  vxp_code: str | None = None) -> bytes:
-    """The JSON a refused client reads; ASCII only, as the SDK decodes some answers so."""
+    """The JSON a refused client reads; ASCII only, as the SDK decodes some answers so.
+    Empty for downloadEdoc: the SDK saves whatever body it gets there as the document."""
+    if is_vxp_download(path):
+        return b""
     if is_vxp(path):
         answer = {"status": "FAIL", "ErrorCode": vxp_code or exc.code, "ErrorDesc": exc.message}
     else:

@@ -196,11 +196,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, exc: errors.LgspError, path: bytes, *, status: int | None = None,
                 vxp_code: str | None = None, linger: bool = False) -> None:
-        """Writes the coded answer and ends the connection; later bytes are dropped."""
+        """Writes the coded answer and ends the connection; later bytes are dropped.
+
+        A request read before the refused bytes (pipelined) may still be in the
+        application: its answer is dropped, as for a client that went away, or, if it had
+        begun, the connection is closed rather than two answers interleaved."""
         self._refused = True
         self._cancel_timers()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
         body = lim.refusal_body(exc, path, vxp_code=vxp_code)
-        self.transport.write(lim.raw_response(status or exc.http_status, body))
+        self.transport.write(lim.raw_response(status or exc.http_status, body,
+                                              lim.refusal_headers(exc, path, vxp_code=vxp_code)))
         if not linger:
             self.transport.close()
             return
@@ -234,11 +246,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
 def _refusal_app(exc: errors.LgspError) -> Any:
     async def refuse(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        body = lim.refusal_body(exc, scope.get("raw_path", b"") or b"")  # type: ignore[arg-type]
+        path: bytes = scope.get("raw_path", b"") or b""  # type: ignore[assignment]
+        body = lim.refusal_body(exc, path)
         await send({"type": "http.response.start", "status": exc.http_status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode("ascii")),
-                                (b"connection", b"close"),
+                                (b"connection", b"close"), *lim.refusal_headers(exc, path),
                                 *([(b"retry-after", b"2")] if exc.http_status == 503 else [])]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
     return refuse

@@ -164,6 +164,23 @@ def test_signature_is_checked_over_the_string_as_received() -> None:
         _verify(request, headers=headers)
 
 
+DEEP_JSON = "[" * 5000  # past the JSON decoder's recursion limit, well inside 32 KB of headers
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash() -> None:
+    """Found by the door fuzz: a signed sign-header, a ``to`` or an axis answer nested
+    deeper than the JSON decoder recurses raised RecursionError, a 500 at the facade."""
+    request = _send()
+    headers = {**request.headers, "XroadVnpt-sign-header": DEEP_JSON,
+               "XroadVnpt-hash-header": vxp.hash_header(SECRET, DEEP_JSON)}
+    with pytest.raises(vxp.MalformedRequest, match="not JSON"):
+        _verify(request, headers=headers)
+    assert vxp.decode_to(DEEP_JSON) == []
+    assert vxp.decode_to(json.dumps(DEEP_JSON)) == []
+    with pytest.raises(vxp.MalformedAnswer):
+        vxp.parse_answer(DEEP_JSON.encode())
+
+
 def test_unknown_system_and_wrong_secret_are_distinct() -> None:
     stranger = vxp.send_edoc(vxp.Credentials("999.99.99.Z99", SECRET), b"x", sender="A",
                              recipients=["B"], now=MOMENT)

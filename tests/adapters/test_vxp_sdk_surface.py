@@ -236,6 +236,12 @@ def test_register_agency_refuses_what_an_administrator_should_never_see(
     assert "000.00.41.H37" not in codes
 
 
+def test_register_agency_with_a_deeply_nested_body_is_invalid(province: Province) -> None:
+    """Found by the door fuzz: JSON nested past the decoder's recursion limit was a 500."""
+    request = vxp.sign(vxp.Operation.REGISTER_AGENCY, CREDS, [], body=b"[" * 40_000)
+    assert "JSON object" in answer(send(province, request), "InvalidRequest")["ErrorDesc"]
+
+
 def test_delete_agency_is_a_request_for_own_agencies_only(province: Province) -> None:
     engine = province.server.bus.store.engine
     answer(send(province, vxp.delete_agency(CREDS, SO_TTTT)), "SenderMismatch")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import resource
 import select
@@ -237,6 +238,57 @@ def test_sdk_non_ascii_header_under_vxp_answers_in_the_sdk_shape(tmp_path: Path)
     assert set(body) == {"status", "ErrorCode", "ErrorDesc"}, body
     assert body["status"] == "FAIL" and body["ErrorCode"] == "MalformedRequest"
     assert "header values must be ASCII (percent-encode non-ASCII values)" in body["ErrorDesc"]
+
+
+def test_junk_pipelined_behind_a_request_is_refused_without_an_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the door fuzz: the framing refusal ended the connection's write side while
+    the request before the junk was still in the application, whose answer then raised
+    "Cannot call write() after write_eof()" inside the server."""
+    with bus_server(tmp_path) as address, socket.create_connection(address) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: bus\r\n\r\nG@T / HTTP/1.1\r\n\r\n")
+        data, closed, _ = read_until_close(conn, 4)
+        time.sleep(0.2)
+    status, _, body = parse(data)
+    assert status == 400 and body["code"] == "InvalidRequest" and closed
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def _download_refusal(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip()
+               for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_a_framing_error_on_download_edoc_has_an_empty_body(tmp_path: Path) -> None:
+    """Found by the door fuzz: the SDK saves any body downloadEdoc answers as the document,
+    so the server's own refusals there are empty, with the code in headers, like the
+    facade's (bus.api.vxp)."""
+    with bus_server(tmp_path) as address, socket.create_connection(address) as conn:
+        conn.sendall(b"GET /vxp//downloadEdoc HTTP/1.1\r\nHost: bus\r\n"
+                     b"Content-Length: 12abc\r\n\r\n{}")
+        data, _, seconds = read_until_close(conn, 4)
+    status, headers, body = _download_refusal(data)
+    assert (status, body, headers["x-lgsp-error-code"]) == (400, b"", "MalformedRequest")
+    assert "not valid HTTP/1.1" in headers["x-lgsp-error"] and seconds < 1.0
+
+
+def test_the_connection_cap_on_download_edoc_has_an_empty_body(tmp_path: Path) -> None:
+    with bus_server(tmp_path, max_connections=2, header_timeout_s=10.0) as address:
+        held = [socket.create_connection(address) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(address, timeout=5) as extra:
+                extra.sendall(b"GET /vxp/downloadEdoc HTTP/1.1\r\nHost: bus\r\n\r\n")
+                data, _, _ = read_until_close(extra, 3)
+        finally:
+            for conn in held:
+                conn.close()
+    status, headers, body = _download_refusal(data)
+    assert (status, body, headers["x-lgsp-error-code"]) == (503, b"", "TooManyConnections")
+    assert headers["retry-after"] == "2"
 
 
 def test_file_descriptor_soft_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:

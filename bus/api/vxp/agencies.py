@@ -122,7 +122,7 @@ def register_agency(f: Facade, entry: VxpSystem,
                     verified: vxp.VerifiedRequest) -> dict[str, Any]:
     try:
         body = json.loads(verified.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         body = None
     if not isinstance(body, dict):
         raise errors.InvalidRequest("registerAgency: the body must be the agency as a JSON "
