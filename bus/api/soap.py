@@ -48,6 +48,7 @@ from bus.api import (
 )
 from bus.app import Bus
 from bus.store import Accepted, outage
+from bus.xmlsafe import scan
 
 NS: Final = "urn:lgsp-bus:soap:v1"
 SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -98,39 +99,22 @@ def _not_soap11(tag: object) -> errors.InvalidRequest:
     return errors.InvalidRequest(f"expected a SOAP 1.1 Envelope in {SOAP_ENV}{hint}")
 
 
+_KEY_IN_HEADER: Final = scan.Wanted(root=_ENVELOPE, path=(_HEADER, _API_KEY), stop=_BODY,
+                                    max_depth=MAX_DEPTH, max_elements=256, what=_WHAT)
+"""A real SOAP Header has a handful of elements before the key; past 256 there is none."""
+
+
 def key_in_prefix(head: bytes, complete: bool) -> str | None:
     """The SOAP Header's ApiKey, read from the first bytes of the body only.
 
     ``complete``: ``head`` is the whole body. None when the Body starts, the Header ends
     or the prefix runs out first. The prefix gets the same screening as a whole envelope
-    (encoding, DOCTYPE, depth), so what is refused here is refused with its own code.
+    (encoding, DOCTYPE, depth), so what is refused here is refused with its own code; it
+    is read by :mod:`bus.xmlsafe.scan`, which keeps nothing of an unknown caller's names.
     """
     text = xmlsafe.as_utf8(head, what=_WHAT, partial=not complete)
     xmlsafe.refuse_dtd(text, _WHAT)
-    parser = xmlsafe.hardened_pull_parser()
-    path: list[object] = []
-    for event, element in xmlsafe.iter_events(parser, text, _WHAT):
-        assert isinstance(element, etree._Element)
-        if event == "start":
-            path.append(element.tag)
-            if len(path) == 1 and element.tag != _ENVELOPE:
-                raise _not_soap11(element.tag)
-            if len(path) == 2 and element.tag == _BODY:
-                return None
-            if len(path) > MAX_DEPTH:
-                raise errors.TooDeep(f"the {_WHAT} is nested more than {MAX_DEPTH} levels deep")
-            continue
-        if path[1:] == [_HEADER, _API_KEY]:
-            return element.text or ""
-        path.pop()
-        if len(path) == 1 and element.tag == _HEADER:
-            return None
-    if complete:
-        try:
-            parser.close()
-        except etree.XMLSyntaxError as exc:
-            raise xmlsafe.syntax_error(exc, _WHAT) from None
-    return None
+    return scan.text_at(text, _KEY_IN_HEADER, complete=complete, wrong_root=_not_soap11)
 
 
 def decode_packet(text: bytes, cap: int) -> bytes:

@@ -133,7 +133,8 @@ def sentinel(folder: Path, data_dir: Path, server_port: int, *,
     bait = Bait(bait_file, bait_dir, f"http://127.0.0.1:{listener.getsockname()[1]}/bait.dtd")
     allowed = tuple(os.path.abspath(p) + os.sep for p in {
         str(data_dir), sys.prefix, sys.base_prefix, sys.exec_prefix,
-        str(REPO_ROOT / "bus"), str(REPO_ROOT / "config"), str(REPO_ROOT / "tests"),
+        str(REPO_ROOT / "bus"), str(REPO_ROOT / "adapters"), str(REPO_ROOT / "config"),
+        str(REPO_ROOT / "tests"),
         str(REPO_ROOT / "schemas"), "/proc/self", "/dev/null", *also_allowed})
     recorder = _Recorder(allowed, server_port)
     with _lock:
