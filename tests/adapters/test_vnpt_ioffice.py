@@ -12,6 +12,7 @@ test leaves iOffice's mailbox empty; every wait has a deadline.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -119,7 +120,14 @@ def _routes(folder: Path, sink: HttpSink) -> Path:
 
 @pytest.fixture(scope="module")
 def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
-    root = tmp_path_factory.mktemp("ioffice")
+    with running_province(tmp_path_factory.mktemp("ioffice")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_province(root: Path) -> Iterator[Province]:
+    """The sample province's directory, iOffice registered at the facade, every other
+    destination an HTTP sink, and the embedded dispatcher delivering."""
     config = root / "config"
     config.mkdir()
     shutil.copy(REPO_ROOT / "config" / "directory.yaml", config / "directory.yaml")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,9 +23,7 @@ import sqlalchemy as sa
 
 from bus import agency_requests, vxp
 from bus.edxml import packet_bytes
-from bus.embedded import EmbeddedDispatcher
 from bus.ratelimit import Rate, RateLimiter
-from bus.settings import REPO_ROOT
 from bus.tables import deliveries, documents
 from tests.adapters.test_vnpt_ioffice import (
     SECRET,
@@ -35,11 +32,10 @@ from tests.adapters.test_vnpt_ioffice import (
     VP_UBND,
     VXP_SYSTEMS,
     Province,
-    _routes,
     edoc,
+    running_province,
 )
-from tests.api_server import raw_http, running_bus
-from tests.http_sink import HttpSink
+from tests.api_server import raw_http
 
 CREDS: Final = vxp.Credentials(SYSTEM_ID, SECRET)
 VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -48,21 +44,8 @@ FAST_S: Final = 3.0
 
 @pytest.fixture(scope="module")
 def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
-    root = tmp_path_factory.mktemp("sdk")
-    config = root / "config"
-    config.mkdir()
-    shutil.copy(REPO_ROOT / "config" / "directory.yaml", config / "directory.yaml")
-    (config / "vxp_systems.yaml").write_text(VXP_SYSTEMS, encoding="utf-8")
-    with HttpSink() as sink, running_bus(root / "bus", routes=_routes(root, sink),
-                                         directory=config / "directory.yaml",
-                                         poll_interval_s=0.05) as server:
-        dispatcher = EmbeddedDispatcher.from_bus(server.bus)
-        server.bus.dispatcher = dispatcher
-        dispatcher.start()
-        try:
-            yield Province(server, sink, config)
-        finally:
-            assert dispatcher.stop(15.0)
+    with running_province(tmp_path_factory.mktemp("sdk")) as running:
+        yield running
 
 
 def send(province: Province, request: vxp.SignedRequest, *, path: str | None = None,
