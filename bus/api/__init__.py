@@ -103,6 +103,16 @@ def too_large(size: int | str, cap: int) -> errors.PayloadTooLarge:
         "request", details={"limit": cap})
 
 
+def check_declared_length(request: Request, cap: int) -> None:
+    """A Content-Length that is not a number, or is over ``cap``, refused before a byte."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise errors.InvalidRequest("Content-Length is not a number of bytes")
+        if int(declared) > cap:
+            raise too_large(int(declared), cap)
+
+
 async def read_capped(request: Request, cap: int) -> bytes:
     """The whole body, refusing as soon as it is known to exceed ``cap``.
 
@@ -110,12 +120,7 @@ async def read_capped(request: Request, cap: int) -> bytes:
     (or lying) body is refused as soon as the running total passes the cap, so memory
     never holds more than ``cap`` plus one network chunk.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise errors.InvalidRequest("Content-Length is not a number of bytes")
-        if int(declared) > cap:
-            raise too_large(int(declared), cap)
+    check_declared_length(request, cap)
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():

@@ -41,6 +41,7 @@ from bus import errors, queries, xmlsafe
 from bus.api import (
     API_KEY_HEADER,
     admit,
+    check_declared_length,
     client_certificate,
     count_refusal,
     too_large,
@@ -268,12 +269,7 @@ class _Body:
     rest once it is. The size cap holds for both, as in :func:`bus.api.read_capped`."""
 
     def __init__(self, request: Request, cap: int) -> None:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.strip().isdigit():
-                raise errors.InvalidRequest("Content-Length is not a number of bytes")
-            if int(declared) > cap:
-                raise too_large(int(declared), cap)
+        check_declared_length(request, cap)
         self._chunks: AsyncIterator[bytes] = request.stream().__aiter__()
         self._cap = cap
         self._held: list[bytes] = []
