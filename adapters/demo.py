@@ -44,9 +44,9 @@ from bus.api.rest import create_app
 from bus.api.vxp_systems import dev_secret
 from bus.app import Bus
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
-from bus.queries import Viewer, document_detail
 from bus.runtime import build_bus, running
 from bus.settings import REPO_ROOT, load_settings
+from bus.store.queries import Viewer, document_detail
 
 EOFFICE, IOFFICE, COMMUNE_31, COMMUNE_32 = ("000.00.12.H37", "000.00.00.H37",
                                             "000.00.31.H37", "000.00.32.H37")
@@ -251,7 +251,7 @@ class Province:
     def _find(self, edoc: Edoc) -> str | None:
         import sqlalchemy as sa
 
-        from bus.tables import documents
+        from bus.store.tables import documents
 
         assert self.bus is not None
         with self.bus.store.engine.connect() as conn:

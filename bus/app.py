@@ -23,7 +23,7 @@ from bus.routing import RouteTable
 from bus.schemas import default_schemas
 from bus.settings import Settings
 from bus.store import Accepted, Store, outage_refused
-from bus.tables import create_engine
+from bus.store.tables import create_engine
 
 log = structlog.get_logger("lgsp.app")
 

@@ -69,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_routes_check(args: argparse.Namespace) -> int:
-    from bus.routes import ConfigWarning, check_routes, load_routes
+    from bus.routing.routes import ConfigWarning, check_routes, load_routes
 
     known = _known_adapters()
     problems = check_routes(args.routes, args.directory, known_adapters=known)
@@ -91,7 +91,7 @@ def cmd_routes_explain(args: argparse.Namespace) -> int:
     from bus.directory import load_directory
     from bus.edxml import read_packet
     from bus.ingress import facts_of
-    from bus.routes import explain, load_routes
+    from bus.routing.routes import explain, load_routes
 
     try:
         directory = load_directory(args.directory)
@@ -149,8 +149,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_deliveries_list(args: argparse.Namespace) -> int:
     import time
 
-    from bus.queries import list_deliveries
-    from bus.tables import create_engine
+    from bus.store.queries import list_deliveries
+    from bus.store.tables import create_engine
 
     settings = _settings(args)
     engine = create_engine(settings.effective_database_url)
@@ -170,7 +170,7 @@ def cmd_deliveries_requeue(args: argparse.Namespace) -> int:
     import getpass
 
     from bus.store import Store
-    from bus.tables import create_engine
+    from bus.store.tables import create_engine
 
     settings = _settings(args)
     store = Store(create_engine(settings.effective_database_url))
@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = deliveries.add_subparsers(dest="deliveries_command", required=True)
     listing = dsub.add_parser("list", help="deliveries by state/destination, stuck first")
     common(listing)
-    from bus.tables import STATES
+    from bus.store.tables import STATES
 
     listing.add_argument("--state", choices=list(STATES))
     listing.add_argument("--destination")
@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("ids", nargs="+", metavar="DELIVERY_ID")
     requeue.set_defaults(func=cmd_deliveries_requeue)
 
-    from bus.agency_requests import add_cli
+    from bus.directory.requests import add_cli
 
     add_cli(sub, common)
     return parser

@@ -29,7 +29,7 @@ from bus.edxml.writer import format_timestamp
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
 from bus.store import Accepted, NewDelivery, Store
-from bus.tables import deliveries, documents
+from bus.store.tables import deliveries, documents
 
 log = structlog.get_logger("lgsp.ingress")
 

@@ -6,7 +6,7 @@ entry point's name. Listing is cheap (metadata only) and an adapter module is im
 only when a destination actually uses it, so one broken vendor package cannot stop the
 bus from starting routes that do not need it.
 
-Options are validated here, not in :mod:`bus.routes`, because only the adapter knows
+Options are validated here, not in :mod:`bus.routing.routes`, because only the adapter knows
 its ``Config``; :func:`build_adapters` reports every problem of every destination at
 once, pointing at ``destinations.<name>.options.<field>``, so that an administrator
 fixes routes.yaml in one pass.

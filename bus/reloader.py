@@ -20,8 +20,8 @@ import structlog
 
 from bus.directory import Directory, load_directory
 from bus.errors import ConfigInvalid
-from bus.routes import load_routes
 from bus.routing import RouteTable
+from bus.routing.routes import load_routes
 
 log = structlog.get_logger("lgsp.reloader")
 

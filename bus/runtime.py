@@ -19,8 +19,9 @@ from typing import Protocol
 
 import structlog
 
-from bus import broker, memory, registry
+from bus import memory, registry
 from bus.app import Bus
+from bus.delivery import broker
 from bus.settings import Settings
 
 log = structlog.get_logger("lgsp.runtime")
@@ -44,11 +45,11 @@ def build_bus(settings: Settings) -> Bus:
 
 def delivery_loops(bus: Bus, *, deliver: bool) -> list[_Stoppable]:
     """Wires the dispatcher for this process and returns the loops it must run."""
-    from bus.pollers import Pollers
+    from bus.delivery.pollers import Pollers
 
     inbound: list[_Stoppable] = [Pollers(bus)] if deliver else []
     if bus.settings.embedded:
-        from bus.embedded import EmbeddedDispatcher
+        from bus.delivery.embedded import EmbeddedDispatcher
 
         embedded = EmbeddedDispatcher.from_bus(bus)
         if deliver:

@@ -129,8 +129,8 @@ from bus.adapter import Adapter, Delivery, Receipt, Refuse, Retry
 
 if TYPE_CHECKING:
     from bus.app import Bus
+    from bus.delivery.worker import DeliveryWorker, Outcome
     from bus.routing import Destination
-    from bus.worker import DeliveryWorker, Outcome
 
 __all__ = [
     "DEFAULT_RECIPIENT",
@@ -741,7 +741,7 @@ class _Inbox:
         self._destination = destination
 
     def submit(self, packet: bytes, *, source_id: str | None = None) -> dict[str, Any]:
-        from bus.pollers import BusInbox
+        from bus.delivery.pollers import BusInbox
 
         return BusInbox(self._bus.bus, self._destination).submit(packet, source_id=source_id)
 
@@ -751,7 +751,7 @@ class InMemoryBus:
 
     Everything but the transport is the production code: :class:`bus.app.Bus` with its
     ingress (validation, sender check, routing, one commit per document), the store's state
-    machine on a temporary SQLite file, and :class:`bus.worker.DeliveryWorker` running due
+    machine on a temporary SQLite file, and :class:`bus.delivery.worker.DeliveryWorker` running due
     deliveries synchronously. ``routes`` is YAML text, or a :class:`~pathlib.Path` to a
     file (copied, so :meth:`set_routes` never touches it); ``directory`` defaults to the
     shipped ``config/directory.yaml``.
@@ -801,7 +801,7 @@ class InMemoryBus:
         self._polled: dict[str, Adapter[Any]] = {}
 
     def _worker(self) -> DeliveryWorker:
-        from bus.worker import DeliveryWorker
+        from bus.delivery.worker import DeliveryWorker
 
         return DeliveryWorker(self.bus.store, lambda: self.bus.reloader.current().table,
                               metrics=self.bus.metrics, lease_s=self.bus.settings.lease_s,
@@ -850,7 +850,7 @@ class InMemoryBus:
         the previous routes, since in a test a refused edit is a mistake to see at once.
         """
         from bus.errors import ConfigInvalid
-        from bus.routes import parse_routes
+        from bus.routing.routes import parse_routes
 
         text = routes.read_text(encoding="utf-8") if isinstance(routes, Path) else routes
         parse_routes(text, file=str(self.routes_path),
@@ -933,7 +933,7 @@ class InMemoryBus:
         """The deliveries of a document: the bus id (receipt ``id``) or its DocumentId."""
         import sqlalchemy as sa
 
-        from bus.tables import deliveries, documents
+        from bus.store.tables import deliveries, documents
 
         d = deliveries
         query = (sa.select(d.c.id, d.c.recipient, d.c.effective_recipient, d.c.destination,

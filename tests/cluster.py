@@ -495,7 +495,7 @@ class DeliveryRow:
 
     @property
     def key(self) -> str:
-        """The idempotency key the worker sends (bus.worker.idempotency_key)."""
+        """The idempotency key the worker sends (bus.delivery.worker.idempotency_key)."""
         return f"{self.document}:{self.effective_recipient}:{self.destination}"
 
 

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bus import errors
 from bus.app import Bus
 from bus.auth import fingerprint_hex
-from bus.queries import Viewer
+from bus.store.queries import Viewer
 
 API_KEY_HEADER: Final = "X-API-Key"
 REQUEST_ID_HEADER: Final = "X-Request-Id"

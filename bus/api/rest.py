@@ -30,13 +30,13 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bus import errors, queries, schemas
+from bus import errors, schemas
 from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, read_capped, viewer_for
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
-from bus.store import outage
-from bus.tables import documents
+from bus.store import outage, queries
+from bus.store.tables import documents
 
 UNAVAILABLE_RETRY_AFTER_S: Final = 5
 """What a 503/507 asks a sender to wait: an outage is seconds to minutes, never a reason

@@ -2,7 +2,7 @@
 
 The operations are thin: ``SendEdoc``/``SendStatus`` carry the packet base64-encoded and
 go through the same :meth:`bus.app.Bus.submit` as REST; ``GetEdocStatus`` reads through
-:mod:`bus.queries` with the same visibility. Refusals are SOAP Faults carrying the same
+:mod:`bus.store.queries` with the same visibility. Refusals are SOAP Faults carrying the same
 stable code as REST, with HTTP 500 as SOAP 1.1 requires.
 
 The caller is known before the body is read: a key in the X-API-Key header is checked
@@ -37,7 +37,7 @@ from fastapi.responses import Response
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
-from bus import errors, queries, xmlsafe
+from bus import errors, xmlsafe
 from bus.api import (
     API_KEY_HEADER,
     admit,
@@ -48,7 +48,7 @@ from bus.api import (
     viewer_for,
 )
 from bus.app import Bus
-from bus.store import Accepted, outage
+from bus.store import Accepted, outage, queries
 from bus.xmlsafe import scan
 
 NS: Final = "urn:lgsp-bus:soap:v1"

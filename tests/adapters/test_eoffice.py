@@ -25,9 +25,9 @@ from adapters.eoffice.bus_client import BusFault
 from adapters.eoffice.protocol import NS, SOAP_ENV, wsdl_bytes
 from adapters.eoffice.simulator import EofficeSimulator
 from bus.adapter import Delivery, Receipt, Refuse, Retry
+from bus.delivery.worker import DeliveryWorker
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
 from bus.settings import REPO_ROOT
-from bus.worker import DeliveryWorker
 from tests.api_server import running_bus
 
 PASSWORD_ENV = "LGSP_TEST_EOFFICE_PASSWORD"

@@ -23,12 +23,12 @@ from adapters.hcm_egov import HcmEgovAdapter
 from adapters.hcm_egov.simulator import HcmEgovSimulator
 from bus.adapter import Refuse, Retry
 from bus.app import Bus
+from bus.delivery.pollers import BusInbox, Pollers
+from bus.delivery.worker import DeliveryWorker
 from bus.edxml import packet_bytes, status_for
-from bus.pollers import BusInbox, Pollers
-from bus.queries import DocumentDetail, Viewer, document_detail
 from bus.settings import load_settings
-from bus.tables import deliveries, documents
-from bus.worker import DeliveryWorker
+from bus.store.queries import DocumentDetail, Viewer, document_detail
+from bus.store.tables import deliveries, documents
 from tests.adapters.hcm_egov_support import (
     SO_TTTT,
     XA_31,

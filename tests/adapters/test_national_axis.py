@@ -22,11 +22,11 @@ from adapters.national_axis.simulator import AxisSimulator
 from bus import vxp
 from bus.adapter import Delivery, Receipt, Refuse, Retry
 from bus.app import Bus
+from bus.delivery.pollers import BusInbox, Poller
 from bus.edxml import Edoc, packet_bytes, status_for
-from bus.pollers import BusInbox, Poller
 from bus.routing import Destination
 from bus.settings import load_settings
-from bus.tables import documents
+from bus.store.tables import documents
 from tests.edxml_factory import builder
 from tests.http_sink import HttpSink
 

@@ -35,11 +35,11 @@ from adapters.vnpt_ioffice import VnptIofficeAdapter
 from adapters.vnpt_ioffice.simulator import IofficeSimulator, VxpReply
 from bus.adapter import Delivery
 from bus.api.vxp_systems import RegistryFile, load_registry
+from bus.delivery.embedded import EmbeddedDispatcher
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
-from bus.embedded import EmbeddedDispatcher
 from bus.errors import ConfigInvalid
 from bus.settings import REPO_ROOT
-from bus.tables import deliveries, documents, events
+from bus.store.tables import deliveries, documents, events
 from tests.api_server import ApiServer, api_key, running_bus
 from tests.http_sink import HttpSink
 

@@ -21,10 +21,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bus import agency_requests, vxp
+from bus import vxp
+from bus.directory import requests as agency_requests
 from bus.edxml import packet_bytes
 from bus.ratelimit import Rate, RateLimiter
-from bus.tables import deliveries, documents
+from bus.store.tables import deliveries, documents
 from tests.adapters.test_vnpt_ioffice import (
     SECRET,
     SO_TTTT,

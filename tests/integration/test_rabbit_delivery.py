@@ -20,12 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 from bus.app import Bus
-from bus.broker import RabbitConsumer, RabbitDispatcher, Relay
+from bus.delivery.broker import RabbitConsumer, RabbitDispatcher, Relay
+from bus.delivery.worker import DeliveryWorker
 from bus.edxml import EdocBuilder, packet_bytes
 from bus.settings import Settings, load_settings
 from bus.store import Accepted
-from bus.tables import deliveries
-from bus.worker import DeliveryWorker
+from bus.store.tables import deliveries
 from tests.http_sink import HttpSink
 from tests.servers import PostgresServer, RabbitMQServer
 

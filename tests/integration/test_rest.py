@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bus.app import Bus
 from bus.edxml import NS, Edoc, EdocBuilder, packet_bytes, status_for
 from bus.store import Store
-from bus.tables import create_engine, deliveries, documents
+from bus.store.tables import create_engine, deliveries, documents
 from tests.api_server import ApiServer, api_key, raw_http, routes_without_outside, running_bus
 
 CAP = 256 * 1024

@@ -21,7 +21,7 @@ from lxml import etree
 
 from bus.edxml import EdocBuilder, packet_bytes, status_for
 from bus.settings import REPO_ROOT
-from bus.tables import documents
+from bus.store.tables import documents
 from tests.api_server import ApiServer, api_key, raw_http, running_bus
 
 EOFFICE, IOFFICE, EGOV = api_key("eoffice"), api_key("vnpt_ioffice"), api_key("hcm_egov")

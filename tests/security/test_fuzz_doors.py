@@ -69,7 +69,7 @@ from lxml import etree
 from bus import errors, vxp
 from bus.api.vxp import ERROR_CODE_HEADER, operation_of
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
-from bus.tables import deliveries
+from bus.store.tables import deliveries
 from tests.api_server import ApiServer, running_bus
 from tests.edxml_factory import MINIMAL_EDOC, MINIMAL_STATUS, small_pdf
 from tests.security.fuzz_requests import (

@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from lxml import etree
 
 from adapters.vnpt_ioffice.simulator import IofficeSimulator
+from bus.delivery.pollers import BusInbox
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
-from bus.pollers import BusInbox
 from bus.settings import REPO_ROOT
-from bus.tables import business_statuses, documents
+from bus.store.tables import business_statuses, documents
 from tests.adapters.hcm_egov_support import make_adapter, set_secrets, simulator
 from tests.api_server import ApiServer, api_key, running_bus
 

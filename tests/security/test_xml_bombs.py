@@ -26,7 +26,7 @@ from lxml import etree
 
 from bus import vxp
 from bus.edxml import EdocBuilder, packet_bytes
-from bus.tables import documents
+from bus.store.tables import documents
 from tests.api_server import ApiServer, api_key, running_bus
 from tests.edxml_factory import MINIMAL_EDOC
 from tests.security.xml_attacks import (

@@ -20,7 +20,7 @@ from bus.edxml import read_packet
 from bus.edxml.dialects import DIALECTS, read_from, translate
 from bus.edxml.markup import UnreadableError, scan
 from bus.errors import ConfigInvalid
-from bus.tables import documents, events
+from bus.store.tables import documents, events
 from bus.testing import InMemoryBus
 from tests.field import producers as field
 from tests.http_sink import HttpSink

@@ -16,10 +16,11 @@ import pika
 import pytest
 import sqlalchemy as sa
 
-from bus import broker, errors
+from bus import errors
 from bus.app import _engine_bounds
+from bus.delivery import broker
 from bus.store import outage, outage_refused
-from bus.tables import create_engine
+from bus.store.tables import create_engine
 from tests.api_server import api_key, running_bus
 from tests.servers import free_port
 

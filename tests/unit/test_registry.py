@@ -7,7 +7,7 @@ import pytest
 from adapters.http import HttpAdapter
 from bus.errors import ConfigInvalid
 from bus.registry import GROUP, adapter_class, available, build_adapters
-from bus.routes import parse_routes
+from bus.routing.routes import parse_routes
 
 ROUTES = """\
 version: 1

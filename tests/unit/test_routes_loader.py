@@ -14,7 +14,6 @@ import pytest
 from bus.directory import Directory, load_directory
 from bus.errors import ConfigInvalid, Problem
 from bus.registry import available
-from bus.routes import ConfigWarning, check_routes, explain, load_routes, parse_routes
 from bus.routing import (
     DEFAULT_HOSTED,
     DEFAULT_RECALL,
@@ -25,6 +24,7 @@ from bus.routing import (
     RoutingFacts,
     route,
 )
+from bus.routing.routes import ConfigWarning, check_routes, explain, load_routes, parse_routes
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_ROUTES = REPO / "routes.yaml"

@@ -21,10 +21,10 @@ from bus.app import Bus
 from bus.directory import Agency, Directory, Successor, System
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
 from bus.ingress import Original, match_status
-from bus.queries import Viewer, document_detail, list_documents, list_query
 from bus.settings import load_settings
 from bus.store import Store
-from bus.tables import business_statuses, create_engine, documents
+from bus.store.queries import Viewer, document_detail, list_documents, list_query
+from bus.store.tables import business_statuses, create_engine, documents
 
 SO_TTTT = "000.00.12.H37"     # eoffice
 VP_UBND = "000.00.00.H37"     # vnpt_ioffice

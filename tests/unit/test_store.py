@@ -1,7 +1,7 @@
 """The store's transport state machine on both backends, through its precompiled statements.
 
 The hot path (accept, claim, finish, due, payload) runs compiled SQL on the driver's
-cursor (:mod:`bus.statements`), so these tests pin what that path must keep from the
+cursor (:mod:`bus.store.statements`), so these tests pin what that path must keep from the
 Core one: conditional transitions, the audit trail, deduplication, error classes, and a
 pool that recovers after the server drops a connection.
 """
@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from bus import errors
-from bus.statements import Compiled
 from bus.store import NewDelivery, Store
-from bus.tables import create_engine, deliveries, events, payloads
+from bus.store.statements import Compiled
+from bus.store.tables import create_engine, deliveries, events, payloads
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
 from tests.servers import PostgresServer
 

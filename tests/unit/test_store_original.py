@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from bus.store import NewDelivery, Store
-from bus.tables import create_engine, documents
+from bus.store.tables import create_engine, documents
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
 from tests.unit.test_store import _pg_url
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bus import agency_requests, errors, vxp
+from bus import errors, vxp
 from bus.api.vxp.replay import ReplayGuard
 from bus.cli import main
-from bus.tables import create_engine, metadata
+from bus.directory import requests as agency_requests
+from bus.store.tables import create_engine, metadata
 
 
 class Clock:

@@ -23,14 +23,14 @@ from structlog.testing import capture_logs
 from adapters.http import HttpAdapter
 from bus.adapter import Adapter, Delivery, Receipt
 from bus.app import Bus
+from bus.delivery.embedded import EmbeddedDispatcher
+from bus.delivery.worker import DeliveryWorker, backoff_s
 from bus.edxml import EdocBuilder, packet_bytes
-from bus.embedded import EmbeddedDispatcher
 from bus.metrics import Metrics
 from bus.routing import Destination, RetryPolicy, RouteTable
 from bus.settings import Settings, load_settings
 from bus.store import Accepted, NewDelivery, Store
-from bus.tables import create_engine, deliveries, documents
-from bus.worker import DeliveryWorker, backoff_s
+from bus.store.tables import create_engine, deliveries, documents
 from tests.http_sink import HttpSink
 
 SENDER = "000.00.12.H37"

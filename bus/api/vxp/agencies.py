@@ -11,7 +11,7 @@
   ``since`` header (``yyyy-MM-dd``, ``yyyy-MM-dd HH:mm:ss`` in the bus's zone, ISO 8601
   with offset, or the SDK's timestamp form) keeps only units modified at or after it.
 * registerAgency / deleteAgency record a request an administrator decides
-  (:mod:`bus.agency_requests`); nothing changes until the directory file does.
+  (:mod:`bus.directory.requests`); nothing changes until the directory file does.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import re
 from datetime import datetime, time
 from typing import Any, Final
 
-from bus import agency_requests, errors, vxp
+from bus import errors, vxp
 from bus.api.vxp.facade import Action, Facade
 from bus.api.vxp_systems import VxpSystem
 from bus.directory import Directory
+from bus.directory import requests as agency_requests
 from bus.edxml.identifiers import standard_form
 
 __all__ = ["OPERATIONS"]

@@ -23,7 +23,7 @@ from bus import errors, vxp
 from bus.api.vxp.facade import Action, Facade
 from bus.api.vxp_systems import VxpSystem
 from bus.store import Store
-from bus.tables import deliveries, documents, events
+from bus.store.tables import deliveries, documents, events
 
 __all__ = ["OPERATIONS"]
 

@@ -19,7 +19,7 @@ and crashes are absorbed here. Business statuses (01…16) are a separate table:
 describe what the recipient's clerk did, not whether the bytes arrived.
 
 The same code runs on SQLite (WAL, the embedded default) and PostgreSQL (scale-out); the
-tables are in :mod:`bus.tables`, the hot statements run through :mod:`bus.statements`.
+tables are in :mod:`bus.store.tables`, the hot statements run through :mod:`bus.store.statements`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
 
 from bus import errors
-from bus.statements import Statements
-from bus.tables import (
+from bus.store.statements import Statements
+from bus.store.tables import (
     business_statuses,
     deliveries,
     documents,

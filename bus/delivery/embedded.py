@@ -5,7 +5,7 @@ not: a delivery row is written in the same transaction as its document, so "queu
 simply "pending and due". One feeder thread finds due rows (woken at once by
 :meth:`EmbeddedDispatcher.notify`, otherwise every ``poll_interval_s``), returns lost
 leases to pending every ``sweep_interval_s``, and hands ids to ``delivery_threads``
-delivery threads, each with its own :class:`~bus.worker.DeliveryWorker`.
+delivery threads, each with its own :class:`~bus.delivery.worker.DeliveryWorker`.
 
 The hand-over is per destination and round-robin, and no destination may occupy every
 thread, so a destination that is down or slow delays only its own packets. A crash
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bus.delivery.worker import DeliveryWorker
 from bus.settings import Settings
 from bus.store import Accepted, Store
-from bus.worker import DeliveryWorker
 
 if TYPE_CHECKING:
     from bus.app import Bus

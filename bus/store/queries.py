@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from bus import errors
 from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
-from bus.tables import STATES, business_statuses, deliveries, documents, events
+from bus.store.tables import STATES, business_statuses, deliveries, documents, events
 
 MAX_LIMIT: Final = 500
 DEFAULT_LIMIT: Final = 50

@@ -18,7 +18,7 @@ The file is YAML checked against ``schemas/directory.schema.json`` and then sema
 (unknown systems, successor cycles, impossible dates); every problem is collected with
 file, line and path before :class:`~bus.errors.ConfigInvalid` is raised, so an
 administrator fixes them all in one pass. The small YAML-with-line-numbers reader used
-for that lives here too and is shared with :mod:`bus.routes`, which depends on this
+for that lives here too and is shared with :mod:`bus.routing.routes`, which depends on this
 module (never the other way round).
 """
 
@@ -42,7 +42,7 @@ import yaml
 from bus.edxml.dialects import DIALECTS
 from bus.errors import ConfigInvalid, Problem
 
-SCHEMA_DIR: Final = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR: Final = Path(__file__).resolve().parents[2] / "schemas"
 DIRECTORY_SCHEMA: Final = "directory.schema.json"
 
 YamlPath = tuple[str | int, ...]

@@ -36,9 +36,9 @@ import pika.exceptions
 import structlog
 import tenacity
 
+from bus.delivery.worker import DeliveryWorker
 from bus.settings import Settings
 from bus.store import Accepted, Store
-from bus.worker import DeliveryWorker
 
 if TYPE_CHECKING:
     from bus.app import Bus

@@ -129,7 +129,7 @@ class Statements:
     def begin(self, *, write: bool = True) -> Iterator[Transaction]:
         """Commits when the block ends, rolls back when it raises.
 
-        SQLite connections are in autocommit mode (see :func:`bus.tables.create_engine`),
+        SQLite connections are in autocommit mode (see :func:`bus.store.tables.create_engine`),
         so the write lock is taken up front with ``BEGIN IMMEDIATE`` as the Core path
         does, and a single read (``write=False``) takes no lock at all; PostgreSQL's
         driver opens its transaction with the first statement.

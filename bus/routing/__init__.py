@@ -4,7 +4,7 @@ Routing sits between validation and the one transaction that records deliveries,
 must be cheap, deterministic and impossible to get wrong by accident: no I/O, no clock
 unless the caller leaves ``on`` out, no broker, no database. Everything it needs arrives
 as arguments — the packet's :class:`RoutingFacts`, a :class:`RouteTable` (built from
-``routes.yaml`` by :mod:`bus.routes`) and anything shaped like a :class:`DirectoryView`
+``routes.yaml`` by :mod:`bus.routing.routes`) and anything shaped like a :class:`DirectoryView`
 (:class:`bus.directory.Directory`). The same input always gives the same decision, which
 is what lets ``lgsp routes explain`` show an administrator exactly what the bus will do.
 
@@ -396,7 +396,7 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True)
 class RouteTable:
-    """routes.yaml, typed. Built by :func:`bus.routes.load_routes`, or directly in tests."""
+    """routes.yaml, typed. Built by :func:`bus.routing.routes.load_routes`, or directly in tests."""
 
     destinations: Mapping[str, Destination] = field(default_factory=dict, hash=False)
     rules: tuple[Rule, ...] = ()

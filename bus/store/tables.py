@@ -1,7 +1,7 @@
 """The database the bus keeps its truth in: its tables and how engines are made.
 
 One schema for both backends: SQLite (WAL, the embedded default) and PostgreSQL
-(scale-out). :mod:`bus.store` writes through these tables, :mod:`bus.queries` reads
+(scale-out). :mod:`bus.store` writes through these tables, :mod:`bus.store.queries` reads
 them; operators' SQL reads them too, so column names are part of the contract.
 """
 

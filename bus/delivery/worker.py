@@ -1,6 +1,6 @@
 """One delivery attempt, from lease to recorded outcome, whatever brought the task.
 
-The embedded queue (:mod:`bus.embedded`) and RabbitMQ (:mod:`bus.broker`) only decide
+The embedded queue (:mod:`.embedded`) and RabbitMQ (:mod:`.broker`) only decide
 *which* delivery id to try next; everything that makes delivery safe happens here, once:
 
 * the lease (:meth:`Store.claim`) is the only admission ticket. A second task for the

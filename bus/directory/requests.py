@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from bus import errors
 from bus.directory import Directory
-from bus.tables import agency_requests
+from bus.store.tables import agency_requests
 
 __all__ = ["AgencyRequest", "add_cli", "decide", "directory_edit", "in_effect",
            "list_requests", "submit", "withdraw"]
@@ -144,7 +144,7 @@ def directory_edit(request: AgencyRequest, source: str) -> str:
 def _engine_and_directory(args: argparse.Namespace) -> tuple[Engine, Directory | None, str]:
     from bus.directory import load_directory
     from bus.settings import load_settings
-    from bus.tables import create_engine, metadata
+    from bus.store.tables import create_engine, metadata
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
