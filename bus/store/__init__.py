@@ -238,6 +238,8 @@ class Store:
                        {"recipient": r["recipient"], "delivered_to": r["effective_recipient"],
                         "destination": r["destination"], "delivery": r["id"]}
                        for r in rows]}
+        if notices:
+            receipt["notices"] = list(notices)
         try:
             if source is not None:
                 with self.statements.begin(write=False) as tx:

@@ -182,6 +182,7 @@ def test_configured_system_is_translated_and_receivers_get_standard_bytes(
         detail = conn.execute(sa.select(events.c.detail).where(
             events.c.document == receipt["id"], events.c.action == "accepted")).scalar()
     assert detail is not None and "DialectTranslated" in detail and "DayFirstDate" in detail
+    assert {"DialectTranslated", "DayFirstDate"} <= {n["code"] for n in receipt["notices"]}
 
 
 def test_the_same_packet_from_another_system_is_refused(hub_bus: InMemoryBus) -> None:
