@@ -202,3 +202,31 @@ def test_reconcile_finds_exactly_what_the_axis_and_the_bus_disagree_on(
     assert lgsp(["reconcile", "show", first["id"]]) == 0
     table = capsys.readouterr().out
     assert "4 mismatch(es)" in table and f"docId={held_status}" in table
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_without_a_day_listing_the_bus_own_sends_are_still_checked(
+        province: ApiServer, axis: AxisSimulator, capsys: pytest.CaptureFixture[str]) -> None:
+    documents_sent = [send(province, edoc(LOCAL, OUTSIDE, n)) for n in (1, 2)]
+    refs = [axis_reference(province, document) for document in documents_sent]
+    axis.lose_confirmation(refs[1], OUTSIDE)
+    axis.record_send(SYSTEM, packet_bytes(edoc(LOCAL, OUTSIDE, 9)), sender=LOCAL, to=[OUTSIDE])
+    axis.fail("UnknownOperation", operation="getSentEdocList", times=1)
+    code, run = reconcile(capsys)
+    assert code == 1
+    assert [(i["kind"], i["axis_doc_id"]) for i in run["items"]] == [
+        ("sent_unconfirmed", refs[1])]
+    assert "without recipient" in run["items"][0]["detail"]
+    assert any("does not list a day's sends" in note for note in run["notes"])
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_an_unreachable_axis_is_a_failed_run_kept_with_its_reason(
+        province: ApiServer, axis: AxisSimulator, capsys: pytest.CaptureFixture[str]) -> None:
+    axis.down()
+    code = lgsp(["reconcile", "axis", "--date", "yesterday"])
+    out = capsys.readouterr().out
+    assert code == 2 and "FAILED: the axis could not be read" in out
+    assert lgsp(["reconcile", "show"]) == 0
+    listing = capsys.readouterr().out
+    assert "failed: the axis could not be read" in listing and "1 run(s)" in listing
