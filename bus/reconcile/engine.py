@@ -231,6 +231,12 @@ class _Comparison:
             else:
                 self._missing(item)
 
+    def _source_recorded(self, doc_id: str) -> bool:
+        s = inbound_sources
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(s.c.document).where(
+                s.c.source == self.name, s.c.source_id == doc_id)).first() is not None
+
     def _missing(self, item: AxisReceived) -> None:
         from bus.delivery.pollers import BusInbox
 
@@ -247,7 +253,11 @@ class _Comparison:
         except (Retry, Refuse) as exc:
             action = f"fetch failed, the next run tries again: {exc.reason}"
         else:
-            action = f"fetched: recorded as document {document}"
+            if self._source_recorded(item.doc_id):
+                action = f"fetched: recorded as document {document}"
+            else:
+                action = (f"fetched: the same packet is already document {document} (it "
+                          "came by another door); the axis docId stays unlinked")
             self.books.counts["refetched"] += 1
             with self.bus.store.begin() as conn:
                 Store.audit(conn, "reconcile", "reconciled", document=document,

@@ -27,6 +27,7 @@ import yaml
 
 from adapters.national_axis.simulator import AxisSimulator
 from bus.cli import main as lgsp
+from bus.delivery.pollers import Pollers
 from bus.edxml import Edoc, packet_bytes, status_for
 from bus.runtime import running
 from bus.settings import REPO_ROOT
@@ -96,7 +97,13 @@ def province(tmp_path: Path, axis: AxisSimulator, backend: dict[str, str],
     monkeypatch.setenv("LGSP_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("LGSP_LOG_JSON", "true")
     with running_bus(tmp_path / "var", **settings) as server, \
-            running(server.bus, deliver=True):
+            running(server.bus, deliver=True) as loops:
+        pollers = [p for p in next(loop for loop in loops if isinstance(loop, Pollers)).pollers
+                   if p.destination.name == "national_axis"]
+        deadline = time.monotonic() + 15
+        while not all(p.polls for p in pollers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pollers and all(p.polls for p in pollers), "the axis poller never polled"
         yield server
 
 
@@ -230,3 +237,18 @@ def test_an_unreachable_axis_is_a_failed_run_kept_with_its_reason(
     assert lgsp(["reconcile", "show"]) == 0
     listing = capsys.readouterr().out
     assert "failed: the axis could not be read" in listing and "1 run(s)" in listing
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_a_packet_the_axis_holds_under_two_doc_ids_is_one_document_and_said_so(
+        province: ApiServer, axis: AxisSimulator, capsys: pytest.CaptureFixture[str]) -> None:
+    packet = packet_bytes(edoc(OUTSIDE, LOCAL, 5))
+    first = axis.inject(SYSTEM, packet, sender=OUTSIDE, to=[LOCAL])
+    second = axis.inject(SYSTEM, packet, sender=OUTSIDE, to=[LOCAL])
+    code, run = reconcile(capsys)
+    items = {i["axis_doc_id"]: i for i in run["items"]}
+    assert code == 1 and set(items) == {first, second}
+    assert items[first]["action"].startswith("fetched: recorded as document")
+    assert "already document" in items[second]["action"]
+    assert items[first]["document"] == items[second]["document"]
+    assert count(province, documents, documents.c.kind == "edoc") == 1
