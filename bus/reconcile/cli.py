@@ -13,7 +13,7 @@ import getpass
 import io
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from bus import errors
@@ -36,7 +36,7 @@ def parse_day(text: str | None, today: date) -> date:
                                     "yesterday") from None
 
 
-def render(run: RunDetail, fmt: str) -> str:
+def render(run: RunDetail, fmt: str, zone: tzinfo | None = None) -> str:
     if fmt == "json":
         return run.model_dump_json(indent=2)
     if fmt == "csv":
@@ -47,22 +47,29 @@ def render(run: RunDetail, fmt: str) -> str:
             values = item.model_dump(mode="json")
             writer.writerow([run.id, run.day, *(values[c] or "" for c in _COLUMNS)])
         return out.getvalue().rstrip("\n")
-    return _table(run)
+    return _table(run, zone)
 
 
-def _table(run: RunDetail) -> str:
+def _local(text: str | None, zone: tzinfo | None) -> str:
+    if not text:
+        return "-"
+    moment = datetime.fromisoformat(text)
+    return (moment.astimezone(zone) if zone else moment).strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def _table(run: RunDetail, zone: tzinfo | None) -> str:
     lines = [f"reconciliation {run.id}  day {run.day}  {run.state}  ({run.trigger}, "
-             f"{run.actor}; started {run.started_at})"]
+             f"{run.actor}; {_local(run.started_at, zone)} → {_local(run.finished_at, zone)})"]
     if run.error:
         lines.append(f"  FAILED: {run.error}")
     counts = run.counts
     lines.append("  bus → axis: {sent} delivered through the axis, {confirmed} confirmed, "
                  "{sent_unconfirmed} not confirmed, {confirmed_unknown} confirmed by the "
                  "axis but unknown here".format(**counts))
-    lines.append("  axis → bus: {received} held by the axis, {recorded} recorded here, "
-                 "{received_not_fetched} documents and {status_missing} statuses never "
-                 "recorded ({refetched} fetched now), {refused_at_fetch} refused earlier, "
-                 "{in_flight} in flight".format(**counts))
+    lines.append("  axis → bus: {received} held by the axis, {recorded} recorded here; never "
+                 "recorded: {received_not_fetched} document(s), {status_missing} status(es), "
+                 "{refetched} fetched now; {refused_at_fetch} refused earlier, {in_flight} in "
+                 "flight".format(**counts))
     lines.extend(f"  note: {note}" for note in run.notes)
     if not run.items:
         lines.append("  no mismatch" if not run.error else "  (no comparison kept)")
@@ -81,9 +88,9 @@ def _item(item: MismatchView) -> str:
     return text + (f"\n      → {item.action}" if item.action else "")
 
 
-def _summary_line(run: RunSummary) -> str:
+def _summary_line(run: RunSummary, zone: tzinfo) -> str:
     state = run.state + (f": {run.error}" if run.error else "")
-    return (f"{run.id}  {run.day}  {run.trigger:8s}  {run.started_at[:19]}  "
+    return (f"{run.id}  {run.day}  {run.trigger:8s}  {_local(run.started_at, zone)}  "
             f"{run.mismatches} mismatch(es)  {state}")
 
 
@@ -114,7 +121,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
         return 2
     finally:
         bus.close()
-    print(render(run, args.format))
+    print(render(run, args.format, bus.settings.zone))
     if run.state != "finished":
         return 2
     return 1 if run.items else 0
@@ -132,7 +139,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     store.create_schema()
     try:
         if args.run:
-            print(render(runs.get_run(store.engine, args.run), args.format))
+            print(render(runs.get_run(store.engine, args.run), args.format, settings.zone))
             return 0
         listed = runs.list_runs(store.engine, day=args.date, limit=args.limit)
     except errors.LgspError as exc:
@@ -154,7 +161,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(out.getvalue().rstrip("\n"))
     else:
         for r in listed:
-            print(_summary_line(r))
+            print(_summary_line(r, settings.zone))
         print(f"{len(listed)} run(s)")
     return 0
 

@@ -153,10 +153,11 @@ class _Comparison:
                 "here' was checked only on the DocIds this bus holds")
         for row in sent:
             ref = str(row.receipt_reference)
+            what = f" ({row.kind} {row.document_id})"
             if ref not in seen:
                 rows = self.ledger.confirmations(ref)
                 if rows is None:
-                    self._add(Kind.SENT_UNCONFIRMED, f"the axis does not know DocId {ref}",
+                    self._add(Kind.SENT_UNCONFIRMED, f"the axis does not know DocId {ref}{what}",
                               axis_doc_id=ref, message_type=row.kind, document=row.document,
                               delivery=row.id, organ_id=row.effective_recipient)
                     continue
@@ -165,13 +166,14 @@ class _Comparison:
             if not match:
                 self._add(Kind.SENT_UNCONFIRMED,
                           f"the axis confirms DocId {ref} without recipient "
-                          f"{row.effective_recipient}", axis_doc_id=ref,
+                          f"{row.effective_recipient}{what}", axis_doc_id=ref,
                           message_type=row.kind, document=row.document, delivery=row.id,
                           organ_id=row.effective_recipient)
             elif match[0].failed:
                 self._add(Kind.SENT_UNCONFIRMED,
                           f"the axis reports the send failed: sendStatus "
-                          f"{match[0].send_status} {match[0].send_status_desc}".strip(),
+                          f"{match[0].send_status} {match[0].send_status_desc}".strip()
+                          + what,
                           axis_doc_id=ref, message_type=row.kind, document=row.document,
                           delivery=row.id, organ_id=row.effective_recipient)
             else:
