@@ -14,11 +14,13 @@ from bus import errors
 from bus.api import admit, operators
 from bus.api.rest import api_key
 from bus.app import Bus
-from bus.reconcile import runs
+from bus.reconcile import metrics, runs
 from bus.reconcile.model import RunDetail, RunPage
 
 
 def reconcile_router(bus: Bus) -> APIRouter:
+    """The endpoints, and the reconciliation gauges on this process's /metrics."""
+    metrics.watch(bus.metrics, bus.store.engine)
     router = APIRouter(tags=["reconciliation"])
 
     def operator(request: Request, key: str | None) -> None:

@@ -179,6 +179,12 @@ def test_reconcile_finds_exactly_what_the_axis_and_the_bus_disagree_on(
     assert count(server, events, events.c.action == "reconciled") == 2
     assert axis.pending(SYSTEM) == []
 
+    scraped = httpx.get(server.url + "/metrics").text
+    for kind in ("sent_unconfirmed", "confirmed_unknown", "status_missing",
+                 "received_not_fetched"):
+        assert f'lgsp_reconcile_mismatches{{kind="{kind}"}} 1.0' in scraped
+    assert "lgsp_reconcile_last_run_failed 0.0" in scraped
+
     # The bus repaired its side; the axis' side stays until the axis agrees.
     code, second = reconcile(capsys)
     assert code == 1
@@ -192,6 +198,8 @@ def test_reconcile_finds_exactly_what_the_axis_and_the_bus_disagree_on(
     axis.forget_sent(foreign)
     code, third = reconcile(capsys)
     assert (code, third["items"]) == (0, [])
+    assert 'lgsp_reconcile_mismatches{kind="sent_unconfirmed"} 0.0' in httpx.get(
+        server.url + "/metrics").text
 
     # Kept, and shown to operators only.
     listed = httpx.get(server.url + "/api/v1/reconciliations", headers=api_key("operator"))
@@ -234,6 +242,7 @@ def test_an_unreachable_axis_is_a_failed_run_kept_with_its_reason(
     code = lgsp(["reconcile", "axis", "--date", "yesterday"])
     out = capsys.readouterr().out
     assert code == 2 and "FAILED: the axis could not be read" in out
+    assert "lgsp_reconcile_last_run_failed 1.0" in httpx.get(province.url + "/metrics").text
     assert lgsp(["reconcile", "show"]) == 0
     listing = capsys.readouterr().out
     assert "failed: the axis could not be read" in listing and "1 run(s)" in listing
