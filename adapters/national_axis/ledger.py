@@ -100,7 +100,10 @@ class NationalAxisLedger:
             if not answer.ok:
                 raise Retry(f"getReceivedEdocList: FAIL {answer.code}: {answer.desc[:300]}")
             for item in _items(answer, "getReceivedEdocList"):
-                got = vxp.ReceivedItem.from_json(item)
+                try:
+                    got = vxp.ReceivedItem.from_json(item)
+                except vxp.MalformedAnswer as exc:
+                    raise Retry(f"getReceivedEdocList: {exc}") from None
                 found.append(AxisReceived(got.doc_id, got.message_type or message_type.value,
                                           got.sender, got.status,
                                           self._epoch(got.created_time)))

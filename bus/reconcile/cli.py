@@ -8,11 +8,12 @@ the three apart.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import getpass
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -103,7 +104,33 @@ def _bus(args: argparse.Namespace) -> Any:
     return build_bus(settings)
 
 
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Warnings to stderr, readable; stdout keeps only the report (--format json parses).
+    Restores the logging set-up on the way out (tests call the CLI in-process)."""
+    import logging
+
+    import structlog
+
+    from bus import logging as bus_logging
+
+    saved, handlers = structlog.get_config(), logging.root.handlers[:]
+    level = logging.root.level
+    bus_logging.configure(json=False, level="WARNING")
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+
+
 def cmd_axis(args: argparse.Namespace) -> int:
+    with _quiet_logs():
+        return _axis(args)
+
+
+def _axis(args: argparse.Namespace) -> int:
     from bus.reconcile import engine
 
     try:
@@ -118,6 +145,10 @@ def cmd_axis(args: argparse.Namespace) -> int:
                          grace_s=grace, destination=args.destination)
     except errors.LgspError as exc:
         print(f"{exc.code}: {exc.message}")
+        return 2
+    except Exception as exc:
+        print(f"InternalError: the reconciliation stopped ({type(exc).__name__}); the run is "
+              "kept as failed and the bus's log has the details")
         return 2
     finally:
         bus.close()

@@ -106,6 +106,11 @@ def run(bus: Bus, day: date, *, trigger: str, actor: str, grace_s: float = 600.0
         error = f"the axis could not be read: {exc.reason}"
     except errors.LgspError as exc:
         error = f"{exc.code}: {exc.message}"
+    except Exception as exc:
+        runs.finish_run(engine, run_id, counts=books.counts, notes=books.notes, mismatches=[],
+                        error=f"internal error ({type(exc).__name__}); see the bus's log")
+        log.exception("reconcile.crashed", run=run_id)
+        raise
     runs.finish_run(engine, run_id, counts=books.counts, notes=books.notes,
                     mismatches=[] if error else books.found, error=error)
     log.info("reconcile.finished", run=run_id, day=day.isoformat(), trigger=trigger,

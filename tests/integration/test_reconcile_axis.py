@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +264,16 @@ def test_a_packet_the_axis_holds_under_two_doc_ids_is_one_document_and_said_so(
     assert "already document" in items[second]["action"]
     assert items[first]["document"] == items[second]["document"]
     assert count(province, documents, documents.c.kind == "edoc") == 1
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_the_command_prints_only_its_report_on_stdout(province: ApiServer,
+                                                      axis: AxisSimulator) -> None:
+    axis.inject(SYSTEM, packet_bytes(edoc(OUTSIDE, LOCAL, 4)), sender=OUTSIDE, to=[LOCAL])
+    done = subprocess.run([sys.executable, "-m", "bus.cli", "reconcile", "axis", "--grace",
+                           "0", "--format", "json"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "LGSP_LOG_LEVEL": "DEBUG"})
+    assert done.returncode == 1, done.stderr
+    run = json.loads(done.stdout)
+    assert [i["kind"] for i in run["items"]] == ["received_not_fetched"]
+    assert "Traceback" not in done.stderr
