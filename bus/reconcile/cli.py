@@ -66,7 +66,8 @@ def _table(run: RunDetail, zone: tzinfo | None) -> str:
     counts = run.counts
     lines.append("  bus → axis: {sent} delivered through the axis, {confirmed} confirmed, "
                  "{sent_unconfirmed} not confirmed, {confirmed_unknown} confirmed by the "
-                 "axis but unknown here".format(**counts))
+                 "axis but unknown here, {recipient_refused} refused by the recipient's "
+                 "system".format(**counts))
     lines.append("  axis → bus: {received} held by the axis, {recorded} recorded here; never "
                  "recorded: {received_not_fetched} document(s), {status_missing} status(es), "
                  "{refetched} fetched now; {refused_at_fetch} refused earlier, {in_flight} in "

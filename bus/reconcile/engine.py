@@ -183,6 +183,12 @@ class _Comparison:
                           delivery=row.id, organ_id=row.effective_recipient)
             else:
                 self.books.counts["confirmed"] += 1
+                if match[0].refused_by_recipient:
+                    self._add(Kind.RECIPIENT_REFUSED,
+                              f"the axis says {row.effective_recipient}'s system refused it "
+                              f"(receiveStatus {match[0].receive_status}){what}",
+                              axis_doc_id=ref, message_type=row.kind, document=row.document,
+                              delivery=row.id, organ_id=row.effective_recipient)
         self._unknown(seen)
 
     def _unknown(self, seen: dict[str, list[AxisSent]]) -> None:

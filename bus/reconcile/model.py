@@ -29,6 +29,9 @@ class Kind(StrEnum):
     """The axis holds a document for this province that the bus never recorded."""
     STATUS_MISSING = "status_missing"
     """The axis holds a status packet for this province that the bus never recorded."""
+    RECIPIENT_REFUSED = "recipient_refused"
+    """The axis confirms the send, but says the recipient's system refused the document
+    (receiveStatus fail): the bus shows it delivered, the recipient does not have it."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class AxisSent:
     @property
     def failed(self) -> bool:
         return self.send_status.strip().lower() in FAILED_SEND
+
+    @property
+    def refused_by_recipient(self) -> bool:
+        return self.receive_status.strip().lower() in FAILED_SEND
 
 
 FAILED_SEND = frozenset({"fail", "failed", "error"})
@@ -118,7 +125,7 @@ class RunPage(BaseModel):
 COUNT_NAMES: tuple[str, ...] = (
     "sent", "confirmed", "sent_unconfirmed", "confirmed_unknown", "received",
     "recorded", "received_not_fetched", "status_missing", "refetched", "refused_at_fetch",
-    "in_flight",
+    "in_flight", "recipient_refused",
 )
 
 

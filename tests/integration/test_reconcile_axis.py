@@ -29,6 +29,7 @@ import sqlalchemy as sa
 import yaml
 
 from adapters.national_axis.simulator import AxisSimulator
+from bus import vxp
 from bus.cli import main as lgsp
 from bus.delivery.pollers import Pollers
 from bus.edxml import Edoc, packet_bytes, status_for
@@ -277,3 +278,21 @@ def test_the_command_prints_only_its_report_on_stdout(province: ApiServer,
     run = json.loads(done.stdout)
     assert [i["kind"] for i in run["items"]] == ["received_not_fetched"]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_a_document_the_recipients_system_refused_at_the_axis_is_listed(
+        province: ApiServer, axis: AxisSimulator, capsys: pytest.CaptureFixture[str]) -> None:
+    document = send(province, edoc(LOCAL, OUTSIDE, 1))
+    ref = axis_reference(province, document)
+    # The other province's system fetches it and acknowledges "fail", over the wire.
+    refusal = vxp.update_status(vxp.Credentials(OUTSIDE_SYSTEM, "outside-secret"), ref,
+                                vxp.AckStatus.FAIL)
+    answer = httpx.post(refusal.url(axis.endpoint), headers=refusal.headers,
+                        content=refusal.body).json()
+    assert answer["ErrorCode"] == "0"
+    code, run = reconcile(capsys)
+    assert code == 1
+    assert [(i["kind"], i["document"], i["organ_id"]) for i in run["items"]] == [
+        ("recipient_refused", document, OUTSIDE)]
+    assert run["counts"]["confirmed"] == 1 and run["counts"]["recipient_refused"] == 1
