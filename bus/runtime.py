@@ -46,8 +46,9 @@ def build_bus(settings: Settings) -> Bus:
 def delivery_loops(bus: Bus, *, deliver: bool) -> list[_Stoppable]:
     """Wires the dispatcher for this process and returns the loops it must run."""
     from bus.delivery.pollers import Pollers
+    from bus.reconcile.schedule import ReconcileSchedule
 
-    inbound: list[_Stoppable] = [Pollers(bus)] if deliver else []
+    inbound: list[_Stoppable] = [Pollers(bus), ReconcileSchedule(bus)] if deliver else []
     if bus.settings.embedded:
         from bus.delivery.embedded import EmbeddedDispatcher
 

@@ -9,6 +9,7 @@ Secrets (database passwords, API keys) belong in the environment, not in the fil
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -77,6 +78,13 @@ class Settings(BaseModel):
     trusted_proxies: list[str] = []
     """Addresses or networks of the reverse proxies whose client-certificate headers are
     believed (e.g. 127.0.0.1/32); from anybody else those headers are dropped."""
+    # Reconciliation with the national axis (bus/reconcile).
+    reconcile_at: str = "01:30"
+    """Wall-clock time (HH:MM, in ``timezone``) at which a delivering process reconciles
+    the previous day with the national axis; one process of many runs it (a database
+    lease). Empty: no scheduled run (``lgsp reconcile axis`` still works)."""
+    reconcile_grace_s: float = 600.0
+    """An item the axis listed less than this long ago is in flight, not missing."""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -84,6 +92,13 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("reconcile_at")
+    @classmethod
+    def _wall_clock(cls, value: str) -> str:
+        if value.strip() and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError(f"{value!r} is not a time of day HH:MM (e.g. 01:30), nor empty")
+        return value.strip()
 
     @field_validator("timezone")
     @classmethod

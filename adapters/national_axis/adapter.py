@@ -24,7 +24,7 @@ import os
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -37,6 +37,9 @@ from adapters.national_axis.config import NationalAxisConfig
 from bus import vxp
 from bus.adapter import Adapter, Delivery, Inbox, Receipt, Refuse, Retry
 from bus.errors import LgspError
+
+if TYPE_CHECKING:
+    from adapters.national_axis.ledger import NationalAxisLedger
 
 log = structlog.get_logger("lgsp.adapters.national_axis")
 
@@ -243,6 +246,14 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
         except (Retry, Refuse) as exc:
             log.warning("axis.ack.failed", destination=self.name, doc_id=doc_id,
                         status=status.value, reason=str(exc))
+
+    # ---- reconciliation ------------------------------------------------------------------
+
+    def ledger(self) -> NationalAxisLedger:
+        """The axis' books for :mod:`bus.reconcile` (adapters/national_axis/ledger.py)."""
+        from adapters.national_axis.ledger import NationalAxisLedger
+
+        return NationalAxisLedger(self)
 
 
 def agencies_document(agencies: list[vxp.Agency],

@@ -10,12 +10,18 @@ can misbehave on demand from the test thread:
 * ``slow(s)`` — answer after ``s`` seconds; ``fail_http(status, times)`` — HTTP errors;
 * ``fail(code, desc, times, operation)`` — answer FAIL with that ErrorCode;
 * ``skew_clock(s)`` — run the axis clock ``s`` seconds off, so real ClockSkew answers;
-* ``list_twice()`` — every pending item listed twice; ``fail_get_edoc_once(doc_id)``.
+* ``list_twice()`` — every pending item listed twice; ``fail_get_edoc_once(doc_id)``;
+* for reconciliation: ``lose_confirmation(doc_id)`` (getSentEdocList forgets a send),
+  ``record_send(...)`` (a send from this systemId the bus never made), ``inject(...,
+  status="done")`` (an item acknowledged although the bus never recorded it).
 
 ``python -m adapters.national_axis.simulator --port N --system ID=SECRET`` runs it alone.
 Assumed where §7 is silent: protocol errors are HTTP 200 with a FAIL body; a document
 sent to a code another registered system hosts (``host()``) lands in that system's
-pending list under the same docId; the signed ``XroadVnpt-idempotency-key`` is honoured.
+pending list under the same docId; the signed ``XroadVnpt-idempotency-key`` is honoured;
+a signed ``date`` (yyyy-MM-dd, axis time) makes getSentEdocList without a docId list that
+day's sends (each row with its docId), and getReceivedEdocList list that day's items
+whatever their status.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
@@ -152,6 +158,7 @@ class AxisSimulator(LoopbackServer):
         self._clock_offset_s = 0.0
         self._twice = False
         self._fail_once: set[str] = set()
+        self._lost: set[tuple[str, str | None]] = set()
         self.calls: list[Call] = []
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -209,14 +216,39 @@ class AxisSimulator(LoopbackServer):
     # ---- what a test injects and reads ---------------------------------------------------
 
     def inject(self, system_id: str, packet: bytes, *, sender: str,
-               message_type: str = "edoc", to: Iterable[str] = ()) -> str:
-        """Queues ``packet`` for ``system_id`` as if another province had sent it."""
+               message_type: str = "edoc", to: Iterable[str] = (),
+               status: str = "initial") -> str:
+        """Queues ``packet`` for ``system_id`` as if another province had sent it; with
+        ``status="done"`` the item is already acknowledged (by a bus that then lost it)."""
         doc_id = uuid.uuid4().hex
         now = self.now()
         with self._lock:
             self._items[(system_id, doc_id)] = AxisItem(doc_id, system_id, message_type,
-                                                        sender, list(to), packet, now, now)
+                                                        sender, list(to), packet, now, now,
+                                                        status)
         return doc_id
+
+    def lose_confirmation(self, doc_id: str, recipient: str | None = None) -> None:
+        """getSentEdocList stops confirming ``recipient`` of ``doc_id`` (all: None)."""
+        with self._lock:
+            self._lost.add((doc_id, recipient))
+
+    def restore_confirmation(self, doc_id: str) -> None:
+        with self._lock:
+            self._lost = {lost for lost in self._lost if lost[0] != doc_id}
+
+    def record_send(self, system_id: str, packet: bytes, *, sender: str,
+                    to: Iterable[str]) -> str:
+        """A send under ``system_id`` that did not come from the bus under test."""
+        doc_id = uuid.uuid4().hex
+        with self._lock:
+            self._sent[doc_id] = SentDoc(doc_id, system_id, "edoc", sender, list(to), packet,
+                                         None, self.now())
+        return doc_id
+
+    def forget_sent(self, doc_id: str) -> None:
+        with self._lock:
+            self._sent.pop(doc_id, None)
 
     def sent(self, system_id: str | None = None) -> list[SentDoc]:
         with self._lock:
@@ -296,16 +328,23 @@ class AxisSimulator(LoopbackServer):
         if op is vxp.Operation.SEND_EDOC:
             return self._send(request)
         if op is vxp.Operation.GET_RECEIVED_EDOC_LIST:
-            wanted = request.param("messagetype")
+            wanted, day = request.param("messagetype"), _day(request.param("date"))
             items = [i for i in self._items.values() if i.system_id == system
-                     and i.status in _PENDING and wanted in (None, i.message_type)]
+                     and wanted in (None, i.message_type)
+                     and (i.status in _PENDING if day is None else _on(i.created, day))]
             listed = [self._listing(i) for i in items for _ in range(2 if self._twice else 1)]
             return 200, vxp.ok_answer(data=listed)
         if op is vxp.Operation.GET_AGENCIES_LIST:
             return 200, vxp.ok_answer(data=[a.to_json() for a in self.agencies])
         if op is vxp.Operation.GET_SENT_EDOC_LIST:
+            day = _day(request.param("date"))
+            if not doc_id and day is not None:
+                return 200, vxp.ok_answer(data=[
+                    {"docId": s.doc_id, **row} for s in self._sent.values()
+                    if s.system_id == system and _on(s.created, day)
+                    and (s.doc_id, None) not in self._lost for row in self._sent_rows(s)])
             sent = self._sent.get(doc_id)
-            if sent is None or sent.system_id != system:
+            if sent is None or sent.system_id != system or (doc_id, None) in self._lost:
                 return 200, vxp.fail_answer(vxp.ErrorCode.NOT_FOUND, f"no sent doc {doc_id}")
             return 200, vxp.ok_answer(data=self._sent_rows(sent))
         item = self._items.get((system, doc_id))
@@ -355,6 +394,8 @@ class AxisSimulator(LoopbackServer):
     def _sent_rows(self, sent: SentDoc) -> list[dict[str, str]]:
         rows = []
         for code in sent.recipients:
+            if (sent.doc_id, code) in self._lost:
+                continue
             target = sent.handed_to.get(code)
             item = self._items.get((target, sent.doc_id)) if target else None
             receive = item.status if item else "pending"
@@ -364,6 +405,17 @@ class AxisSimulator(LoopbackServer):
                 _stamp(sent.created), _stamp(item.updated if item else sent.created),
             ).to_json())
         return rows
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _on(moment: datetime, day: date) -> bool:
+    return moment.astimezone(vxp.AXIS_TZ).date() == day
 
 
 def _status_target(packet: bytes) -> list[str]:

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
            "deliveries", "documents", "events", "inbound_sources", "metadata", "new_id",
-           "payloads"]
+           "payloads", "reconcile_leases",
+           "reconcile_mismatches", "reconcile_runs"]
 
 metadata = sa.MetaData()
 
@@ -172,3 +173,47 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     return sa.create_engine(url, **kwargs)
+
+
+# Reconciliation with the national axis (bus/reconcile): each run for one day, what it
+# found that the two sides disagree on, and the lease that lets one process of many run
+# the scheduled job.
+reconcile_runs = sa.Table(
+    "reconcile_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("day", sa.String(10), nullable=False, index=True),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False, index=True),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("counts", sa.Text, nullable=False),
+    sa.Column("notes", sa.Text),
+    sa.Column("error", sa.Text),
+)
+
+reconcile_mismatches = sa.Table(
+    "reconcile_mismatches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run", sa.String(32), sa.ForeignKey("reconcile_runs.id"), nullable=False,
+              index=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("destination", sa.String(64), nullable=False),
+    sa.Column("axis_doc_id", sa.String(255)),
+    sa.Column("message_type", sa.String(8)),
+    sa.Column("document", sa.String(32)),
+    sa.Column("delivery", sa.String(32)),
+    sa.Column("organ_id", sa.String(64)),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("action", sa.Text),
+)
+
+reconcile_leases = sa.Table(
+    "reconcile_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("until", sa.Float, nullable=False),
+)
