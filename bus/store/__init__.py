@@ -294,8 +294,22 @@ class Store:
                     documents.c.dedup_key == dedup_key)).scalar()
             if found is None:
                 raise
-            return self._existing(found, digest, dedup_key)
+            existing = self._existing(found, digest, dedup_key)
+            if source is not None:
+                self._link_source(source, found)
+            return existing
         return Accepted(receipt, doc, tuple((r["id"], r["destination"]) for r in rows), False)
+
+    def _link_source(self, source: tuple[str, str], doc: str) -> None:
+        """A polled item that is a document already held (it came by another door, or the
+        far side holds one packet under two ids) is linked to it, so the item is known as
+        received and is neither fetched nor reported missing again."""
+        try:
+            with self.statements.begin() as tx:
+                tx.execute("inbound", _insert_source, {"source": source[0],
+                           "source_id": source[1], "document": doc, "at": time.time()})
+        except sa.exc.IntegrityError:
+            pass  # linked by a concurrent fetch of the same item
 
     def _existing(self, doc: str, digest: str, dedup_key: str) -> Accepted:
         with self.engine.connect() as conn:

@@ -253,7 +253,7 @@ def test_an_unreachable_axis_is_a_failed_run_kept_with_its_reason(
 
 
 @pytest.mark.parametrize("backend", ["embedded"], indirect=True)
-def test_a_packet_the_axis_holds_under_two_doc_ids_is_one_document_and_said_so(
+def test_a_packet_the_axis_holds_under_two_doc_ids_is_one_document_linked_to_both(
         province: ApiServer, axis: AxisSimulator, capsys: pytest.CaptureFixture[str]) -> None:
     packet = packet_bytes(edoc(OUTSIDE, LOCAL, 5))
     first = axis.inject(SYSTEM, packet, sender=OUTSIDE, to=[LOCAL])
@@ -261,10 +261,12 @@ def test_a_packet_the_axis_holds_under_two_doc_ids_is_one_document_and_said_so(
     code, run = reconcile(capsys)
     items = {i["axis_doc_id"]: i for i in run["items"]}
     assert code == 1 and set(items) == {first, second}
-    assert items[first]["action"].startswith("fetched: recorded as document")
-    assert "already document" in items[second]["action"]
+    assert all(items[i]["action"].startswith("fetched: recorded as document")
+               for i in (first, second))
     assert items[first]["document"] == items[second]["document"]
     assert count(province, documents, documents.c.kind == "edoc") == 1
+    code, run = reconcile(capsys)  # both axis ids are now linked to the one document
+    assert code == 0 and run["items"] == []
 
 
 @pytest.mark.parametrize("backend", ["embedded"], indirect=True)
