@@ -149,11 +149,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_deliveries_list(args: argparse.Namespace) -> int:
     import time
 
+    from bus.clierrors import existing_engine
     from bus.store.queries import list_deliveries
-    from bus.store.tables import create_engine
 
-    settings = _settings(args)
-    engine = create_engine(settings.effective_database_url)
+    engine = existing_engine(_settings(args))
     rows = list_deliveries(engine, state=args.state, destination=args.destination,
                            limit=args.limit)
     now = time.time()
@@ -169,11 +168,10 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
 def cmd_deliveries_requeue(args: argparse.Namespace) -> int:
     import getpass
 
+    from bus.clierrors import existing_engine
     from bus.store import Store
-    from bus.store.tables import create_engine
 
-    settings = _settings(args)
-    store = Store(create_engine(settings.effective_database_url))
+    store = Store(existing_engine(_settings(args)))
     failed = 0
     for delivery in args.ids:
         if store.requeue(delivery, actor=f"operator:{getpass.getuser()}"):
@@ -422,8 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every failure of every sub-command becomes one line and an exit code here
+    (:mod:`bus.clierrors`): no traceback reaches an operator."""
+    from bus.clierrors import report
+
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BaseException as exc:
+        return report(exc)
     return code
 
 
