@@ -159,8 +159,15 @@ class Adapter(Generic[ConfigT]):
     def close(self) -> None:
         """Release what open() acquired; must be safe to call twice."""
 
+    def missing_secrets(self) -> str | None:
+        """Which secret this destination needs and cannot find (an unset environment
+        variable), else None. No I/O: ``lgsp routes check`` calls it on an administrator's
+        machine and fails when it answers."""
+        return None
+
     def check(self) -> str | None:
-        """Returns None when the destination looks reachable, else a reason (for /readyz)."""
+        """Returns None when the destination looks reachable, else a reason (for /readyz,
+        ``lgsp routes check`` and the console; cached, and cut off after a few seconds)."""
         return None
 
     def deliver(self, delivery: Delivery) -> Receipt:

@@ -83,6 +83,19 @@ def cmd_routes_check(args: argparse.Namespace) -> int:
         print(f"{len(errors_found)} error(s), {warnings} warning(s): the bus would refuse "
               "these files and keep its current configuration")
         return 1
+    if not args.files_only:
+        from bus.readiness import destination_problems
+
+        found = destination_problems(load_routes(args.routes), probe=not args.offline)
+        for problem in found:
+            print(problem)
+        cannot = [p for p in found if not isinstance(p, ConfigWarning)]
+        if cannot:
+            print(f"the files are valid, but {len(cannot)} destination(s) cannot work: set "
+                  "what is named above in the environment of `lgsp serve` and `lgsp worker`"
+                  " (--files-only checks the files alone)")
+            return 1
+        warnings += len(found)
     print(f"OK: {args.routes} and {args.directory} are valid ({warnings} warning(s))")
     return 0
 
@@ -361,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = routes_sub.add_parser(name, help=helptext)
         cmd.add_argument("--routes", default=str(defaults.routes))
         cmd.add_argument("--directory", default=str(defaults.directory))
+        if name == "check":
+            cmd.add_argument("--offline", action="store_true",
+                             help="do not contact the destinations (secrets are still checked)")
+            cmd.add_argument("--files-only", action="store_true",
+                             help="check the files alone: no secrets, no destinations")
         if name == "explain":
             cmd.add_argument("files", nargs="+", metavar="FILE.edxml")
             cmd.set_defaults(func=cmd_routes_explain)
