@@ -145,6 +145,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     bus_logging.configure(json=settings.log_json, level=settings.log_level)
+    if args.with_simulators:
+        import importlib
+
+        # Like the demo, the sandbox drives the built-in adapters' simulators.
+        serve = importlib.import_module("adapters.sandbox").serve
     serve(settings, deliver=not args.no_workers)
     return 0
 
@@ -395,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-workers", action="store_true",
                        help="ingress only; delivery is left to 'lgsp worker' processes")
+    serve.add_argument("--with-simulators", action="store_true",
+                       help="development: start a simulator of each destination on the "
+                            "127.0.0.1 address routes.yaml gives it (the sample province)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="deliver queued documents (no HTTP)")
