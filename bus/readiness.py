@@ -107,19 +107,21 @@ class DestinationChecks:
 
     def results(self, wait_s: float = 0.0) -> dict[str, str]:
         """Each destination's verdict: ``"ok"`` or why it cannot work. Starts a round
-        when the last one is older than ``ttl_s`` or the routes changed; waits for it at
-        most ``wait_s``."""
+        when the last one is older than ``ttl_s`` or the routes changed. Waits for it (at
+        most ``wait_s``) only when there is no verdict on these routes yet: a stale one is
+        answered at once, so a probe with a one-second timeout never waits on a system."""
         table = self.table()
         with self._lock:
-            stale = (self._checked_at is None or self._checked_table is not table
-                     or time.monotonic() - self._checked_at >= self.ttl_s)
+            checked = self._checked_at
+            unknown = checked is None or self._checked_table is not table
+            stale = checked is None or unknown or time.monotonic() - checked >= self.ttl_s
             if stale and (self._round is None or not self._round.is_alive()):
                 self._round_done = threading.Event()
                 self._round = threading.Thread(target=self._run_round, args=(table,),
                                                name="lgsp-destination-checks", daemon=True)
                 self._round.start()
             done = self._round_done
-        if stale and wait_s > 0:
+        if unknown and wait_s > 0:
             done.wait(wait_s)
         with self._lock:
             return {name: self._results.get(name, PENDING) for name in table.destinations}

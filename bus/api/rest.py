@@ -43,8 +43,9 @@ UNAVAILABLE_RETRY_AFTER_S: Final = 5
 to hammer the door."""
 
 READYZ_WAIT_S: Final = 4.0
-"""How long /readyz waits for a first or stale round of destination checks (each cut
-off at 3 s); later probes within 30 s answer from the cache at once."""
+"""How long /readyz waits for the first round of destination checks on the routes in
+force (each check cut off at 3 s; ``lgsp serve`` starts that round at once); afterwards
+it answers from the cache at once, refreshed in the background every 30 s."""
 
 log = structlog.get_logger("lgsp.api.rest")
 
