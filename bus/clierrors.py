@@ -83,6 +83,8 @@ def explain(exc: BaseException) -> tuple[str, int]:
             return (f"the database{at} cannot be reached: {cause}; check database_url "
                     "(or --data-dir) and that the server runs"), UNREACHABLE
         return f"database error{at}: {cause}", BUG
+    if isinstance(exc, FileExistsError):
+        return f"{exc.filename or exc}: exists but is not a directory", BAD_INPUT
     if isinstance(exc, FileNotFoundError):
         return f"{exc.filename or exc}: no such file or directory", BAD_INPUT
     if isinstance(exc, PermissionError):
