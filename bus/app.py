@@ -18,6 +18,8 @@ from bus.edxml import Limits
 from bus.ingress import Ingress, IngressSettings
 from bus.metrics import Metrics
 from bus.ratelimit import RateLimiter
+from bus.readiness import DestinationChecks
+from bus.readiness import watch as watch_destinations
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RouteTable
 from bus.schemas import default_schemas
@@ -67,6 +69,8 @@ class Bus:
                                  validate=validate_routes)
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
+        self.destinations = DestinationChecks(lambda: self.reloader.current().table)
+        watch_destinations(self.destinations, self.metrics.registry)
         self._seen_fingerprint = self.reloader.current().fingerprint
         self.change_listeners: list[Callable[[RoutingConfig], None]] = []
         self.ingress = Ingress(

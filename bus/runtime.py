@@ -101,6 +101,7 @@ def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
         signal.signal(signal.SIGHUP, _on_sighup(bus))
     for loop in loops:
         loop.start()
+    bus.destinations.results()  # the first round of destination checks, before /readyz asks
     log.info("bus.started", embedded=bus.settings.embedded, deliver=deliver,
              database=bus.settings.effective_database_url.split("@")[-1])
     try:

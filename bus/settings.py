@@ -8,6 +8,7 @@ Secrets (database passwords, API keys) belong in the environment, not in the fil
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -126,28 +127,77 @@ class Settings(BaseModel):
 _FIELDS = set(Settings.model_fields)
 
 
+def _read_file(config_file: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The file's settings and the line of each top-level key; every way the file can be
+    wrong (missing, unreadable, not YAML, not a mapping) is a ConfigInvalid naming it."""
+    source = str(config_file)
+    try:
+        text = Path(config_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.ConfigInvalid([errors.Problem(
+            "settings file not found (--config names a YAML file of settings)",
+            file=source)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise errors.ConfigInvalid([errors.Problem(f"cannot read: {reason}",
+                                                   file=source)]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise errors.ConfigInvalid([errors.Problem(
+            f"not valid YAML: {problem}", file=source,
+            line=None if mark is None else mark.line + 1)]) from None
+    if not isinstance(raw, dict):
+        raise errors.ConfigInvalid([errors.Problem("expected a mapping of settings",
+                                                   file=source)])
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, _ in node.value:
+            lines[str(key.value)] = key.start_mark.line + 1
+    return raw, lines
+
+
+def _problem(error: Any, origin: dict[str, str], lines: dict[str, int]) -> errors.Problem:
+    key = str(error["loc"][0]) if error["loc"] else ""
+    dotted = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, _FIELDS, n=1)
+        message = f"{dotted}: unknown setting" + (f" (did you mean {close[0]!r}?)"
+                                                   if close else "")
+    else:
+        message = f"{dotted}: {error['msg']}"
+    source = origin.get(key, "defaults")
+    return errors.Problem(message, file=source,
+                          line=lines.get(key) if source not in ("argument",) and
+                          not source.startswith("LGSP_") else None)
+
+
 def load_settings(config_file: str | Path | None = None,
                   environ: Mapping[str, str] | None = None,
                   **overrides: Any) -> Settings:
-    """Merges the three layers; raises ConfigInvalid naming the bad key and its source."""
+    """Merges the three layers; raises ConfigInvalid naming the bad key and its source
+    (the file and line, the LGSP_* variable, or the command-line argument)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    source = "defaults"
+    origin: dict[str, str] = {}
+    lines: dict[str, int] = {}
     if config_file:
-        source = str(config_file)
-        raw = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise errors.ConfigInvalid([errors.Problem("expected a mapping of settings",
-                                                       file=source)])
+        raw, lines = _read_file(config_file)
         values.update(raw)
+        origin.update(dict.fromkeys(map(str, raw), str(config_file)))
     for key in _FIELDS:
         env_value = environ.get("LGSP_" + key.upper())
         if env_value is not None:
             values[key] = env_value
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            origin[key] = "LGSP_" + key.upper()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    origin.update(dict.fromkeys(given, "argument"))
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        problems = [errors.Problem(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-                                   file=source) for e in exc.errors()]
-        raise errors.ConfigInvalid(problems, file=source) from None
+        problems = [_problem(e, origin, lines) for e in exc.errors()]
+        raise errors.ConfigInvalid(problems, file=problems[0].file) from None

@@ -42,6 +42,11 @@ UNAVAILABLE_RETRY_AFTER_S: Final = 5
 """What a 503/507 asks a sender to wait: an outage is seconds to minutes, never a reason
 to hammer the door."""
 
+READYZ_WAIT_S: Final = 4.0
+"""How long /readyz waits for the first round of destination checks on the routes in
+force (each check cut off at 3 s; ``lgsp serve`` starts that round at once); afterwards
+it answers from the cache at once, refreshed in the background every 30 s."""
+
 log = structlog.get_logger("lgsp.api.rest")
 
 api_key = APIKeyHeader(
@@ -82,6 +87,10 @@ class Readiness(BaseModel):
     checks: dict[str, str]
     development: bool = False
     """True while credentials.yaml accepts the published keys dev-<system>-key."""
+    destinations: dict[str, str] = {}
+    """Each destination: "ok", or why it cannot work (secret missing, unreachable)."""
+    degraded: list[str] = []
+    """The destinations that cannot work; they do not make the bus not ready (bus/readiness.py)."""
 
 
 def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -282,10 +291,16 @@ def rest_router(bus: Bus) -> APIRouter:
     def readyz() -> Response:
         """Whether this process should get traffic: database, configuration, schemas.
         ``development`` is true while the published development keys are accepted: not a
-        reason to take traffic away, but a deployment must not stay so."""
+        reason to take traffic away, but a deployment must not stay so. ``destinations``
+        says which connected systems cannot work now (secret missing, unreachable): the
+        bus still queues for them, so they do not make it not ready."""
         ok, results = readiness(bus)
+        destinations = bus.destinations.results(wait_s=READYZ_WAIT_S)
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": results,
-                             "development": bus.credentials.development},
+                             "development": bus.credentials.development,
+                             "destinations": destinations,
+                             "degraded": sorted(n for n, v in destinations.items()
+                                                if v != "ok")},
                             status_code=200 if ok else 503)
 
     @router.get("/metrics", tags=["operations"], response_class=Response,
