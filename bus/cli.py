@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.directory.requests import add_cli
 
     add_cli(sub, common)
+    from bus.lifecycle.api import add_cli as add_deadlines_cli
+
+    add_deadlines_cli(sub, common)
     return parser
 
 

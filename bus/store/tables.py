@@ -15,8 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
-           "deliveries", "documents", "events", "inbound_sources", "metadata", "new_id",
-           "payloads"]
+           "deliveries", "delivery_deadlines", "documents", "events", "inbound_sources",
+           "metadata", "new_id", "payloads"]
 
 metadata = sa.MetaData()
 
@@ -172,3 +172,21 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     return sa.create_engine(url, **kwargs)
+
+# Working-day deadlines (bus.lifecycle): each recipient delivery's three deadlines, fixed
+# when the document was accepted so that a later calendar or rule change never rewrites
+# what a recipient was held to. Copies a route adds (the archive) have none.
+delivery_deadlines = sa.Table(
+    "delivery_deadlines",
+    metadata,
+    sa.Column("delivery", sa.String(32), sa.ForeignKey("deliveries.id"), primary_key=True),
+    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("rule", sa.String(120)),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("arrival_due", sa.Float, index=True),
+    sa.Column("acceptance_due", sa.Float, index=True),
+    sa.Column("completion_due", sa.Float, index=True),
+    sa.Column("due_date", sa.String(10)),
+    sa.Column("computed_at", sa.Float, nullable=False),
+)
