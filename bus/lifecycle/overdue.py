@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus.edxml import Edoc, Packet
 from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, DocumentFacts
-from bus.store import Accepted, Store
+from bus.store import Accepted
 from bus.store.queries import Viewer, iso, visible_to
 from bus.store.tables import business_statuses, deliveries, delivery_deadlines, documents
 
@@ -115,10 +115,6 @@ class DeadlineBook:
                              "started_at": start, "computed_at": time.time(),
                              "due_date": found.due_date.isoformat() if found.due_date else None,
                              **{f"{stage}_due": found.due[stage] for stage in STAGES}})
-                Store.audit(conn, "bus", "deadlines.set", document=document,
-                            delivery=target.id, at=start,
-                            detail={"rule": found.rule, "recipient": target.effective_recipient,
-                                    **{stage: iso(found.due[stage]) for stage in STAGES}})
             if rows:
                 conn.execute(delivery_deadlines.insert(), rows)
         return len(rows)
@@ -134,7 +130,12 @@ class DeadlineBook:
         """Deliveries with at least one stage past due and unanswered, oldest deadline first."""
         at = self.clock() if now is None else now
         stages = [stage] if stage else list(STAGES)
-        where = [visible_to(viewer), sa.or_(*(_open_past(s, at) for s in stages))]
+        where = [sa.or_(*(_open_past(s, at) for s in stages))]
+        if not viewer.operator:
+            # The read side's own rule, as a subquery of its own: inlined, its EXISTS on
+            # deliveries would correlate with the deliveries joined here.
+            where.append(delivery_deadlines.c.document.in_(
+                sa.select(documents.c.id).where(visible_to(viewer)).correlate(None)))
         if destination:
             where.append(deliveries.c.destination == destination)
         with self.engine.connect() as conn:
