@@ -31,7 +31,9 @@ from bus.lifecycle.overdue import DeadlineBook, DeliveryDeadlines
 from bus.store.queries import Viewer, iso, parse_time, visible_to
 from bus.store.tables import documents
 
-_api_key = APIKeyHeader(name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False)
+_api_key = APIKeyHeader(  # one scheme in the OpenAPI document: the same as bus.api.rest's
+    name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False,
+    description="The connected system's own key (development: dev-<system>-key).")
 Stage = Literal["arrival", "acceptance", "completion"]
 
 

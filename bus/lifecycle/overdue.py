@@ -83,7 +83,8 @@ class DeadlineBook:
         Runs after the document's commit: a failure here is logged and never turns an
         accepted document into a refusal (the sender already owns a receipt).
         """
-        if accepted.existing or not isinstance(packet, Edoc):
+        if accepted.existing or not isinstance(packet, Edoc) or packet.business_kind == "revoke":
+            # A recall asks for 15/16, not for processing: nothing to register or complete.
             return 0
         policy = self.policy()
         if policy is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -17,9 +18,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import yaml
 
 from bus import cli
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
+from bus.settings import REPO_ROOT
 from tests.api_server import ApiServer, api_key, running_bus
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -152,3 +155,58 @@ def test_a_silent_recipient_becomes_overdue(server: ApiServer, capsys: pytest.Ca
         (OFFICE, "completion"), (COMMUNE, "acceptance"), (COMMUNE, "arrival"),
         (COMMUNE, "completion")]
     assert all(r["document"] == doc and float(r["late_working_hours"]) > 0 for r in rows)
+
+
+def _copy_config(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    routes = yaml.safe_load((REPO_ROOT / "routes.yaml").read_text(encoding="utf-8"))
+    routes["rules"].insert(0, {"name": "everything-to-archive", "match": {"kind": "edoc"},
+                               "copy_to": ["archive"]})
+    paths = {"routes": folder / "routes.yaml", "calendar": folder / "calendar.yaml",
+             "deadlines": folder / "deadlines.yaml"}
+    paths["routes"].write_text(yaml.safe_dump(routes, allow_unicode=True), encoding="utf-8")
+    for name in ("calendar", "deadlines"):
+        shutil.copy(REPO_ROOT / "config" / f"{name}.yaml", paths[name])
+    return paths
+
+
+def test_reload_applies_to_new_documents_only_and_copies_have_none(tmp_path: Path) -> None:
+    paths = _copy_config(tmp_path / "config")
+    monday = datetime(2026, 3, 9, 9, 0, tzinfo=VN).timestamp()
+    with running_bus(tmp_path / "bus", **paths) as server:
+        server.bus.deadlines.clock = lambda: monday
+        before = send(server, edoc())
+        view = deadlines(server, before, EOFFICE)
+        assert sorted(d["effective_recipient"] for d in view["deliveries"]) == [OFFICE, COMMUNE]
+        detail = httpx.get(f"{server.url}/api/v1/edocs/{before}", headers=EOFFICE).json()
+        assert "archive" in {d["destination"] for d in detail["deliveries"]}  # a copy, no SLA
+
+        text = paths["deadlines"].read_text(encoding="utf-8")
+        paths["deadlines"].write_text(text.replace("    arrival: 4h", "    arrival: 1h"),
+                                      encoding="utf-8")
+        paths["calendar"].write_text(
+            paths["calendar"].read_text(encoding="utf-8").replace(
+                "days_off: []", "days_off:\n  - {date: 2026-03-09, reason: test}"),
+            encoding="utf-8")
+        assert server.bus.reload()
+        after = send(server, edoc())
+        assert due_of(deadlines(server, before, EOFFICE), OFFICE)["arrival"] == \
+            datetime(2026, 3, 9, 14, 30)  # fixed at acceptance: 4 h, Monday a working day
+        assert due_of(deadlines(server, after, EOFFICE), OFFICE)["arrival"] == \
+            datetime(2026, 3, 10, 8, 30)  # 1 h, Monday now off
+
+        paths["deadlines"].write_text(text.replace("arrival: 4h", "arrival: 4 hours"),
+                                      encoding="utf-8")
+        assert not server.bus.reload()  # refused with its line; the rules in force stay
+        policy = server.bus.reloader.current().deadlines
+        assert policy is not None and policy.rules[-1].limits["arrival"] == 3600
+
+
+def test_a_recall_gets_no_deadlines(server: ApiServer) -> None:
+    original = edoc()
+    send(server, original)
+    recall = (EdocBuilder("000.00.12.H37").to(OFFICE).subject("Thu hồi báo cáo")
+              .signer("Nguyễn Văn A", "Giám đốc").code("8", "TB-STTTT")
+              .business("revoke", "gửi nhầm").build())
+    doc = send(server, recall)
+    assert deadlines(server, doc, EOFFICE)["deliveries"] == []
