@@ -54,6 +54,8 @@ class WorkCalendar:
     weekend: frozenset[int] = frozenset({5, 6})
     days_off: Mapping[date, str] = field(default_factory=dict)
     working_days: Mapping[date, str] = field(default_factory=dict)
+    _months: dict[tuple[int, int], int] = field(default_factory=dict, compare=False,
+                                                 repr=False)
 
     @property
     def day_seconds(self) -> float:
@@ -121,16 +123,40 @@ class WorkCalendar:
         return self.add_working_seconds(instant, hours * 3600.0)
 
     def working_seconds(self, start: float, end: float) -> float:
-        """Office time between two instants (negative when ``end`` is before ``start``)."""
+        """Office time between two instants (negative when ``end`` is before ``start``).
+
+        Whole days in between count by month from a cache, so how late a deadline of
+        years ago is costs about as little as one of yesterday.
+        """
         if end < start:
             return -self.working_seconds(end, start)
-        total = 0.0
-        for day in self._days_from(start):
-            for low, high in self.segments(day):
-                total += max(0.0, min(high, end) - max(low, start))
-            if datetime.combine(day + timedelta(days=1), time(0), self.zone).timestamp() >= end:
-                return total
-        raise AssertionError("unreachable")  # pragma: no cover
+        first = datetime.fromtimestamp(start, self.zone).date()
+        last = datetime.fromtimestamp(end, self.zone).date()
+        total = sum(max(0.0, min(high, end) - max(low, start))
+                    for low, high in self.segments(first))
+        if last == first:
+            return total
+        total += sum(max(0.0, min(high, end) - max(low, start))
+                     for low, high in self.segments(last))
+        middle = self._working_days(first + timedelta(days=1), last - timedelta(days=1))
+        return total + middle * self.day_seconds
+
+    def _working_days(self, first: date, last: date) -> int:
+        """Working days in [first, last]."""
+        count, day = 0, first
+        while day <= last:
+            month_end = _month_end(day)
+            if day.day == 1 and month_end <= last:
+                key = (day.year, day.month)
+                if key not in self._months:
+                    self._months[key] = sum(self.is_working_day(day.replace(day=n))
+                                            for n in range(1, month_end.day + 1))
+                count += self._months[key]
+                day = month_end + timedelta(days=1)
+                continue
+            count += self.is_working_day(day)
+            day += timedelta(days=1)
+        return count
 
     def working_days_between(self, start: float, end: float) -> float:
         return self.working_seconds(start, end) / self.day_seconds
@@ -144,6 +170,11 @@ class WorkCalendar:
                 return spans[-1][1]
             day -= timedelta(days=1)
         raise ValueError(f"no working day within {_MAX_DAYS} days before {day}")
+
+
+def _month_end(day: date) -> date:
+    following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
 
 
 def _seconds(moment: time) -> float:

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 
-from bus.edxml import Edoc, Packet
+from bus.edxml import Edoc, Packet, StatusPacket
 from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, DocumentFacts
 from bus.store import Accepted
 from bus.store.queries import Viewer, iso, visible_to
@@ -36,6 +36,7 @@ log = structlog.get_logger("lgsp.deadlines")
 MET: Final = {"arrival": ("01", "03", "04", "05", "06"),
               "acceptance": ("03", "04", "05", "06"), "completion": ("06",)}
 CLOSING: Final = ("02", "15")
+SETTLING: Final = ("06", *CLOSING)
 StageState = Literal["met", "late", "open", "overdue", "closed"]
 
 
@@ -83,7 +84,11 @@ class DeadlineBook:
         Runs after the document's commit: a failure here is logged and never turns an
         accepted document into a refusal (the sender already owns a receipt).
         """
-        if accepted.existing or not isinstance(packet, Edoc) or packet.business_kind == "revoke":
+        if isinstance(packet, StatusPacket):
+            if not accepted.existing and packet.status_code in SETTLING:
+                self._settle(accepted.document, packet.sender)
+            return 0
+        if accepted.existing or packet.business_kind == "revoke":
             # A recall asks for 15/16, not for processing: nothing to register or complete.
             return 0
         policy = self.policy()
@@ -94,6 +99,26 @@ class DeadlineBook:
         except Exception as exc:  # the document is committed; never fail its sender
             log.error("deadlines.not_recorded", document=accepted.document, error=repr(exc))
             return 0
+
+    def _settle(self, status_document: str, organ: str) -> None:
+        """Marks the answered deliveries settled; only an optimisation of the gauge (the
+        statuses stay the truth), so a failure is logged and nothing else."""
+        dd, dl = delivery_deadlines.c, deliveries.c
+        try:
+            with self.engine.begin() as conn:
+                original = conn.execute(sa.select(documents.c.refers_to).where(
+                    documents.c.id == status_document)).scalar()
+                if original is None:
+                    return
+                answered = sa.select(dl.id).where(
+                    dl.document == original,
+                    sa.or_(dl.recipient == organ, dl.effective_recipient == organ))
+                conn.execute(delivery_deadlines.update()
+                             .where(dd.document == original, dd.settled_at.is_(None),
+                                    dd.delivery.in_(answered))
+                             .values(settled_at=self.clock()))
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("deadlines.not_settled", status=status_document, error=repr(exc))
 
     def _record(self, policy: DeadlinePolicy, document: str, packet: Edoc) -> int:
         start = self.clock()
@@ -131,7 +156,8 @@ class DeadlineBook:
         """Deliveries with at least one stage past due and unanswered, oldest deadline first."""
         at = self.clock() if now is None else now
         stages = [stage] if stage else list(STAGES)
-        where = [sa.or_(*(_open_past(s, at) for s in stages))]
+        where = [delivery_deadlines.c.settled_at.is_(None),
+                 sa.or_(*(_open_past(s, at) for s in stages))]
         if not viewer.operator:
             # The read side's own rule, as a subquery of its own: inlined, its EXISTS on
             # deliveries would correlate with the deliveries joined here.
@@ -150,7 +176,8 @@ class DeadlineBook:
         at = self.clock() if now is None else now
         dl = deliveries.c
         sums = [sa.func.sum(sa.case((_open_past(s, at), 1), else_=0)).label(s) for s in STAGES]
-        past = sa.or_(*(delivery_deadlines.c[f"{s}_due"] < at for s in STAGES))
+        past = sa.and_(delivery_deadlines.c.settled_at.is_(None),
+                       sa.or_(*(delivery_deadlines.c[f"{s}_due"] < at for s in STAGES)))
         query = (sa.select(dl.destination, *sums)
                  .select_from(delivery_deadlines.join(deliveries,
                                                       dl.id == delivery_deadlines.c.delivery))

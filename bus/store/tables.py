@@ -184,9 +184,13 @@ delivery_deadlines = sa.Table(
               index=True),
     sa.Column("rule", sa.String(120)),
     sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("arrival_due", sa.Float, index=True),
-    sa.Column("acceptance_due", sa.Float, index=True),
-    sa.Column("completion_due", sa.Float, index=True),
+    sa.Column("arrival_due", sa.Float),
+    sa.Column("acceptance_due", sa.Float),
+    sa.Column("completion_due", sa.Float),
     sa.Column("due_date", sa.String(10)),
     sa.Column("computed_at", sa.Float, nullable=False),
+    # Set when the recipient's 06, 02 or 15 arrives: nothing more can fall due, so the
+    # overdue gauge skips the row and its cost follows open deliveries, not history.
+    sa.Column("settled_at", sa.Float),
+    sa.Index("ix_delivery_deadlines_open", "settled_at"),
 )

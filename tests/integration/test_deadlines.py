@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from bus import cli
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
 from bus.settings import REPO_ROOT
+from bus.store.tables import deliveries, delivery_deadlines
 from tests.api_server import ApiServer, api_key, running_bus
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -155,6 +157,24 @@ def test_a_silent_recipient_becomes_overdue(server: ApiServer, capsys: pytest.Ca
         (OFFICE, "completion"), (COMMUNE, "acceptance"), (COMMUNE, "arrival"),
         (COMMUNE, "completion")]
     assert all(r["document"] == doc and float(r["late_working_hours"]) > 0 for r in rows)
+
+    # The office completes (06): its delivery is settled and leaves the gauge. (The store
+    # stamps the status with the real time, within the deadline: "met", not "late".)
+    response = httpx.post(f"{server.url}/api/v1/statuses", headers=IOFFICE, timeout=30,
+                          content=packet_bytes(status_for(packet, "06", sender=OFFICE)))
+    assert response.status_code == 202, response.text
+    states = {d["effective_recipient"]: {s["stage"]: s["state"] for s in d["stages"]}
+              for d in deadlines(server, doc, EOFFICE)["deliveries"]}
+    assert states[OFFICE] == {"arrival": "met", "acceptance": "met", "completion": "met"}
+    with server.bus.store.engine.connect() as conn:
+        settled = dict(conn.execute(
+            sa.select(deliveries.c.effective_recipient, delivery_deadlines.c.settled_at)
+            .join(deliveries, deliveries.c.id == delivery_deadlines.c.delivery)
+            .where(delivery_deadlines.c.document == doc)).all())
+    assert settled[OFFICE] is not None and settled[COMMUNE] is None
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'lgsp_deliveries_overdue{destination="hcm_egov",stage="completion"} 1.0' in metrics
+    assert 'destination="vnpt_ioffice"' not in metrics.split("lgsp_deliveries_overdue")[-1]
 
 
 def _copy_config(folder: Path) -> dict[str, Path]:

@@ -172,3 +172,10 @@ def test_end_of_day_is_the_close_of_the_last_working_day(day: date) -> None:
     while gap <= day:
         assert not CAL.is_working_day(gap)
         gap += timedelta(days=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(start=_instants, days=st.integers(min_value=1, max_value=800))
+def test_measuring_years_counts_every_working_day(start: float, days: int) -> None:
+    end = CAL.add_working_days(start, days)
+    assert CAL.working_days_between(start, end) == pytest.approx(days, abs=1e-9)
