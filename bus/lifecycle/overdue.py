@@ -91,10 +91,10 @@ class DeadlineBook:
         if accepted.existing or packet.business_kind == "revoke":
             # A recall asks for 15/16, not for processing: nothing to register or complete.
             return 0
-        policy = self.policy()
-        if policy is None:
-            return 0
         try:
+            policy = self.policy()
+            if policy is None:
+                return 0
             return self._record(policy, accepted.document, packet)
         except Exception as exc:  # the document is committed; never fail its sender
             log.error("deadlines.not_recorded", document=accepted.document, error=repr(exc))

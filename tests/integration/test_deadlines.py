@@ -230,3 +230,13 @@ def test_a_recall_gets_no_deadlines(server: ApiServer) -> None:
               .business("revoke", "gửi nhầm").build())
     doc = send(server, recall)
     assert deadlines(server, doc, EOFFICE)["deliveries"] == []
+
+
+def test_a_failure_to_compute_deadlines_never_refuses_the_document(server: ApiServer) -> None:
+    def broken() -> None:
+        raise RuntimeError("calendar exploded")
+
+    server.bus.deadlines.policy = broken  # type: ignore[assignment]
+    doc = send(server, edoc())
+    assert deadlines(server, doc, EOFFICE)["deliveries"] == []
+    assert "deadlines.not_recorded" in server.log_text()
