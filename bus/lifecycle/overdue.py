@@ -9,6 +9,9 @@ rule) never silently rewrites history. Whether a stage was met is read from
 A stage is met by its own status or any later one (06 also means 03 and 01 happened);
 a refusal (02) or an accepted recall (15) closes every stage of that recipient. Statuses
 count when reported by the recipient as addressed or as resolved (a successor code).
+When 06, 02 or 15 arrives the row is marked settled: nothing more can fall due, so the
+gauge's query reads open deliveries only and its cost does not grow with history.
+Copies a route adds (the archive) and recalls (which ask for 15/16) get no deadlines.
 """
 
 from __future__ import annotations
