@@ -75,6 +75,9 @@ def cmd_routes_check(args: argparse.Namespace) -> int:
     problems = check_routes(args.routes, args.directory, known_adapters=known)
     if not problems or all(isinstance(p, ConfigWarning) for p in problems):
         problems += _option_problems(args.routes, load_routes)
+    from bus.lifecycle.api import lifecycle_problems
+
+    problems += lifecycle_problems(args.directory)
     errors_found = [p for p in problems if not isinstance(p, ConfigWarning)]
     for problem in problems:
         print(problem)

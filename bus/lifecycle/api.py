@@ -16,7 +16,9 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Security
@@ -26,6 +28,7 @@ from pydantic import BaseModel
 from bus import errors
 from bus.api import API_KEY_HEADER, admit, viewer_for
 from bus.app import Bus
+from bus.errors import Problem
 from bus.lifecycle.deadlines import STAGES
 from bus.lifecycle.overdue import DeadlineBook, DeliveryDeadlines
 from bus.store.queries import Viewer, iso, parse_time, visible_to
@@ -206,6 +209,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{files[1]}: {len(policy.rules)} rule(s): "
           + ", ".join(rule.name for rule in policy.rules))
     return 0
+
+
+def lifecycle_problems(directory: str | Path) -> list[Problem]:
+    """What a reload would refuse in calendar.yaml and deadlines.yaml beside the directory
+    (``lgsp routes check`` reports them with the routes: the bus reloads them together)."""
+    from bus.lifecycle.deadlines import load_policy
+
+    calendar = Path(directory).parent / "calendar.yaml"
+    rules = Path(directory).parent / "deadlines.yaml"
+    if not (calendar.exists() or rules.exists()):
+        return []
+    try:
+        load_policy(calendar, rules, ZoneInfo("Asia/Ho_Chi_Minh"))
+    except errors.ConfigInvalid as exc:
+        return list(exc.problems)
+    return []
 
 
 def add_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

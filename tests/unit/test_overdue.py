@@ -116,3 +116,17 @@ def test_an_unreadable_database_does_not_break_the_scrape(book: DeadlineBook) ->
         conn.execute(sa.text("DROP TABLE delivery_deadlines"))
     (gauge,) = OverdueCollector(book).collect()
     assert gauge.samples == []
+
+
+def test_routes_check_reports_the_files_reloaded_with_the_routes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bus.settings import REPO_ROOT
+
+    for name in ("config/directory.yaml", "config/calendar.yaml", "routes.yaml"):
+        (tmp_path / Path(name).name).write_bytes((REPO_ROOT / name).read_bytes())
+    (tmp_path / "deadlines.yaml").write_text("version: 1\nrules:\n  - name: x\n"
+                                             "    completion: tomorrow\n", encoding="utf-8")
+    argv = ["routes", "check", "--routes", str(tmp_path / "routes.yaml"),
+            "--directory", str(tmp_path / "directory.yaml")]
+    assert cli.main(argv) == 1
+    assert "deadlines.yaml, line 4" in capsys.readouterr().out
