@@ -105,11 +105,12 @@ class Settings(BaseModel):
         return ZoneInfo(self.timezone)
 
     def lifecycle_files(self) -> tuple[Path, Path] | None:
-        """The calendar and SLA rule files, or None when the deployment has none."""
+        """The calendar and SLA rule files, or None when the deployment has neither (one
+        without the other is a configuration error, reported when they load)."""
         calendar = self.calendar or self.directory.parent / "calendar.yaml"
         rules = self.deadlines or self.directory.parent / "deadlines.yaml"
         if self.calendar is None and self.deadlines is None \
-                and not (calendar.exists() and rules.exists()):
+                and not (calendar.exists() or rules.exists()):
             return None
         return calendar, rules
 
