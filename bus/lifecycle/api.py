@@ -185,6 +185,25 @@ def cmd_overdue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import time
+
+    try:
+        book, _ = _book(args)
+    except errors.LgspError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    try:
+        if book.policy() is None:
+            print("no calendar.yaml and deadlines.yaml: nothing to compute", file=sys.stderr)
+            return 1
+        done = book.backfill(since=time.time() - args.days * 86400, limit=args.limit)
+    finally:
+        book.engine.dispose()
+    print(f"deadlines recorded for {done} recipient deliveries")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bus.lifecycle.deadlines import load_policy
     from bus.settings import load_settings
@@ -240,6 +259,14 @@ def add_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None
     overdue.add_argument("--at", help="judge as of this time (ISO 8601 with offset)")
     overdue.add_argument("--limit", type=int, default=500)
     overdue.set_defaults(func=cmd_overdue)
+    backfill = dsub.add_parser("backfill", help="compute deadlines for recent documents "
+                               "that have none (accepted before an upgrade, or whose "
+                               "recording failed)")
+    common(backfill)
+    backfill.add_argument("--days", type=float, default=90,
+                          help="documents accepted in the last N days (default 90)")
+    backfill.add_argument("--limit", type=int, default=1000)
+    backfill.set_defaults(func=cmd_backfill)
     check = dsub.add_parser("check", help="check calendar.yaml and deadlines.yaml, with lines")
     check.add_argument("--config", help="settings file (YAML); LGSP_* variables override it")
     check.set_defaults(func=cmd_check)

@@ -28,11 +28,18 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 
-from bus.edxml import Edoc, Packet, StatusPacket
+from bus.edxml import Edoc, Packet, StatusPacket, read_packet
+from bus.errors import LgspError
 from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, DocumentFacts
 from bus.store import Accepted
 from bus.store.queries import Viewer, iso, visible_to
-from bus.store.tables import business_statuses, deliveries, delivery_deadlines, documents
+from bus.store.tables import (
+    business_statuses,
+    deliveries,
+    delivery_deadlines,
+    documents,
+    payloads,
+)
 
 log = structlog.get_logger("lgsp.deadlines")
 
@@ -123,8 +130,41 @@ class DeadlineBook:
         except sa.exc.SQLAlchemyError as exc:
             log.warning("deadlines.not_settled", status=status_document, error=repr(exc))
 
-    def _record(self, policy: DeadlinePolicy, document: str, packet: Edoc) -> int:
-        start = self.clock()
+    def backfill(self, *, since: float, limit: int = 1000) -> int:
+        """Deadlines for recipient deliveries that have none: documents accepted before
+        the bus computed deadlines (an upgrade), or whose recording failed after commit.
+        The packet is read again from the stored bytes, and the clock starts when the bus
+        accepted the document, as it would have then."""
+        policy = self.policy()
+        if policy is None:
+            return 0
+        d, dl, dd = documents.c, deliveries.c, delivery_deadlines.c
+        missing = sa.exists().where(
+            dl.document == d.id, dl.is_copy.is_(False),
+            ~sa.exists().where(dd.delivery == dl.id))
+        with self.engine.connect() as conn:
+            todo = conn.execute(
+                sa.select(d.id, d.payload_sha256, d.received_at)
+                .where(d.kind == "edoc", d.received_at >= since,
+                       sa.or_(d.business.is_(None), d.business != "revoke"), missing)
+                .order_by(d.received_at, d.id).limit(limit)).all()
+        done = 0
+        for doc in todo:
+            with self.engine.connect() as conn:
+                data = conn.execute(sa.select(payloads.c.data).where(
+                    payloads.c.sha256 == doc.payload_sha256)).scalar()
+            try:
+                packet = read_packet(bytes(data)).packet if data is not None else None
+            except LgspError as exc:
+                log.warning("deadlines.backfill_unreadable", document=doc.id, code=exc.code)
+                continue
+            if isinstance(packet, Edoc):
+                done += self._record(policy, doc.id, packet, start=doc.received_at)
+        return done
+
+    def _record(self, policy: DeadlinePolicy, document: str, packet: Edoc, *,
+                start: float | None = None) -> int:
+        start = self.clock() if start is None else start
         dl, dd = deliveries.c, delivery_deadlines.c
         rows: list[dict[str, Any]] = []
         with self.engine.begin() as conn:

@@ -24,7 +24,7 @@ import yaml
 from bus import cli
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
 from bus.settings import REPO_ROOT
-from bus.store.tables import deliveries, delivery_deadlines
+from bus.store.tables import deliveries, delivery_deadlines, documents
 from tests.api_server import ApiServer, api_key, running_bus
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -240,3 +240,29 @@ def test_a_failure_to_compute_deadlines_never_refuses_the_document(server: ApiSe
     doc = send(server, edoc())
     assert deadlines(server, doc, EOFFICE)["deliveries"] == []
     assert "deadlines.not_recorded" in server.log_text()
+
+
+def test_backfill_gives_deadlines_to_documents_accepted_without(
+        server: ApiServer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    policy = server.bus.deadlines.policy
+    server.bus.deadlines.policy = lambda: None  # as before an upgrade
+    doc = send(server, edoc(priority=1))
+    server.bus.deadlines.policy = policy
+    assert deadlines(server, doc, EOFFICE)["deliveries"] == []
+
+    if server.bus.settings.database_url:
+        monkeypatch.setenv("LGSP_DATABASE_URL", server.bus.settings.database_url)
+    argv = ["deadlines", "backfill", "--data-dir", str(server.bus.settings.data_dir)]
+    assert cli.main(argv) == 0
+    assert "for 2 recipient deliveries" in capsys.readouterr().out
+    view = deadlines(server, doc, EOFFICE)
+    assert {d["rule"] for d in view["deliveries"]} == {"khan"}
+    with server.bus.store.engine.connect() as conn:
+        received, started = conn.execute(
+            sa.select(documents.c.received_at, delivery_deadlines.c.started_at)
+            .join(delivery_deadlines, delivery_deadlines.c.document == documents.c.id)
+            .where(documents.c.id == doc)).first() or (None, None)
+    assert started == received  # the clock started when the bus accepted it
+    assert cli.main(argv) == 0
+    assert "for 0 recipient deliveries" in capsys.readouterr().out
