@@ -16,6 +16,7 @@ from bus import errors
 from bus.auth import Credentials, CredentialsFile
 from bus.edxml import Limits
 from bus.ingress import Ingress, IngressSettings
+from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
 from bus.metrics import Metrics
 from bus.ratelimit import RateLimiter
 from bus.readiness import DestinationChecks
@@ -66,7 +67,11 @@ class Bus:
         self.rate_limiter = RateLimiter()
         self.reloader = Reloader(settings.routes, settings.directory,
                                  known_adapters=known_adapters, on_change=self._reloaded,
-                                 validate=validate_routes)
+                                 validate=validate_routes,
+                                 lifecycle=settings.lifecycle_files(), zone=settings.zone)
+        self.deadlines = DeadlineBook(self.store.engine,
+                                      lambda: self.reloader.current().deadlines)
+        self.metrics.registry.register(OverdueCollector(self.deadlines))
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
         self.destinations = DestinationChecks(lambda: self.reloader.current().table)
@@ -81,7 +86,7 @@ class Bus:
                               max_attachment_bytes=settings.max_attachment_bytes,
                               max_elements=settings.max_elements),
             ),
-            on_accepted=self._accepted,
+            on_accepted=self._accepted, on_committed=self.deadlines.record,
         )
 
     @property

@@ -75,6 +75,9 @@ def cmd_routes_check(args: argparse.Namespace) -> int:
     problems = check_routes(args.routes, args.directory, known_adapters=known)
     if not problems or all(isinstance(p, ConfigWarning) for p in problems):
         problems += _option_problems(args.routes, load_routes)
+    from bus.lifecycle.api import lifecycle_problems
+
+    problems += lifecycle_problems(args.directory)
     errors_found = [p for p in problems if not isinstance(p, ConfigWarning)]
     for problem in problems:
         print(problem)
@@ -445,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.reconcile.cli import add_cli as add_reconcile_cli
 
     add_reconcile_cli(sub, common)
+    from bus.lifecycle.api import add_cli as add_deadlines_cli
+
+    add_deadlines_cli(sub, common)
     return parser
 
 

@@ -35,6 +35,11 @@ class Settings(BaseModel):
     directory: Path = REPO_ROOT / "config" / "directory.yaml"
     credentials: Path = REPO_ROOT / "config" / "credentials.yaml"
     vxp_systems: Path | None = None
+    calendar: Path | None = None
+    """Working-day calendar (``calendar.yaml``); default: beside ``directory``."""
+    deadlines: Path | None = None
+    """SLA rules (``deadlines.yaml``); default: beside ``directory``. Without both files
+    the bus computes no deadlines."""
     """Systems registered at the provincial-axis facade; default: beside ``directory``."""
     host: str = "127.0.0.1"
     port: int = 8080
@@ -114,6 +119,16 @@ class Settings(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def lifecycle_files(self) -> tuple[Path, Path] | None:
+        """The calendar and SLA rule files, or None when the deployment has neither (one
+        without the other is a configuration error, reported when they load)."""
+        calendar = self.calendar or self.directory.parent / "calendar.yaml"
+        rules = self.deadlines or self.directory.parent / "deadlines.yaml"
+        if self.calendar is None and self.deadlines is None \
+                and not (calendar.exists() or rules.exists()):
+            return None
+        return calendar, rules
 
     @property
     def effective_database_url(self) -> str:

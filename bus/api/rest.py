@@ -35,6 +35,7 @@ from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, read_c
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
+from bus.lifecycle.api import deadlines_router
 from bus.store import outage, queries
 from bus.store.tables import documents
 
@@ -332,6 +333,7 @@ def create_app(bus: Bus) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_invalid)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.include_router(rest_router(bus))
+    app.include_router(deadlines_router(bus))
     app.include_router(soap_router(bus))
     app.include_router(vxp_router(bus, readiness=True))
     from bus.reconcile.api import reconcile_router

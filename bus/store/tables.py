@@ -15,9 +15,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
-           "deliveries", "documents", "events", "inbound_sources", "metadata", "new_id",
-           "payloads", "reconcile_leases",
-           "reconcile_mismatches", "reconcile_runs"]
+           "deliveries", "delivery_deadlines", "documents", "events", "inbound_sources",
+           "metadata", "new_id", "payloads", "reconcile_leases", "reconcile_mismatches",
+           "reconcile_runs"]
 
 metadata = sa.MetaData()
 
@@ -216,4 +216,27 @@ reconcile_leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("until", sa.Float, nullable=False),
+)
+
+
+# Working-day deadlines (bus.lifecycle): each recipient delivery's three deadlines, fixed
+# when the document was accepted so that a later calendar or rule change never rewrites
+# what a recipient was held to. Copies a route adds (the archive) have none.
+delivery_deadlines = sa.Table(
+    "delivery_deadlines",
+    metadata,
+    sa.Column("delivery", sa.String(32), sa.ForeignKey("deliveries.id"), primary_key=True),
+    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("rule", sa.String(120)),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("arrival_due", sa.Float),
+    sa.Column("acceptance_due", sa.Float),
+    sa.Column("completion_due", sa.Float),
+    sa.Column("due_date", sa.String(10)),
+    sa.Column("computed_at", sa.Float, nullable=False),
+    # Set when the recipient's 06, 02 or 15 arrives: nothing more can fall due, so the
+    # overdue gauge skips the row and its cost follows open deliveries, not history.
+    sa.Column("settled_at", sa.Float),
+    sa.Index("ix_delivery_deadlines_open", "settled_at"),
 )
