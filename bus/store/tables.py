@@ -172,3 +172,17 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     return sa.create_engine(url, **kwargs)
+
+
+# Retention (lgsp purge): documents an operator holds against purging, e.g. for a dispute
+# or an inspection (`lgsp hold add|remove|list`). No foreign key: a hold names documents
+# by id and outlives nothing, and the purge's generic delete of rows that reference a
+# document must never touch it.
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("document", sa.String(32), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_by", sa.String(64), nullable=False),
+    sa.Column("held_at", sa.Float, nullable=False),
+)
