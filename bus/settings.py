@@ -78,6 +78,21 @@ class Settings(BaseModel):
     """Addresses or networks of the reverse proxies whose client-certificate headers are
     believed (e.g. 127.0.0.1/32); from anybody else those headers are dropped."""
 
+    retention: dict[str, str] = {}
+    """How long documents are kept, by kind and business type: ``{edoc: 3650d, status:
+    1095d, edoc.revoke: 365d}`` (d, h, m, s; the most specific key wins). A kind with no
+    key is kept for ever; held documents (``lgsp hold``) and documents with a delivery
+    still under way are never purged."""
+    purge_interval_s: float = 0.0
+    """Run the retention purge in ``serve``/``worker`` this often; 0: only ``lgsp purge``."""
+    purge_batch: int = 50
+    """Documents removed per transaction at most; small, so ingest never waits long for
+    the write lock (SQLite) or the freed pages' I/O."""
+    purge_batch_bytes: int = 1024 * 1024
+    """...and payload bytes per transaction at most (at least one document per batch)."""
+    purge_pause_s: float = 0.1
+    """Pause between two purge batches, leaving the database to ingest."""
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:

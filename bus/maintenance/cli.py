@@ -8,6 +8,7 @@ from typing import Any
 
 
 def add_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    from bus.maintenance import dbcli
+    from bus.maintenance import dbcli, retentioncli
 
     dbcli.add_cli(sub, common)
+    retentioncli.add_cli(sub, common)
