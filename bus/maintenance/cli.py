@@ -8,7 +8,8 @@ from typing import Any
 
 
 def add_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    from bus.maintenance import dbcli, retentioncli
+    from bus.maintenance import backupcli, dbcli, retentioncli
 
     dbcli.add_cli(sub, common)
+    backupcli.add_cli(sub, common)
     retentioncli.add_cli(sub, common)
