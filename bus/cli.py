@@ -426,7 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except errors.LgspError as exc:  # e.g. SchemaOutdated at start: one line, no traceback
+        print(f"lgsp {args.command}: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

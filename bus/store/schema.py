@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -33,6 +34,8 @@ from bus import errors
 from bus.store.tables import metadata
 
 __all__ = ["SchemaState", "alembic_config", "ensure", "head", "state", "upgrade"]
+
+log = structlog.get_logger("lgsp.schema")
 
 SCHEMA_LOCK_KEY = 0x4C475350
 _UPGRADE_HINT = "run `lgsp db upgrade` (as the database's owner role) and start again"
@@ -160,6 +163,8 @@ def ensure(engine: Engine) -> SchemaState:
     if engine.dialect.name != "sqlite":
         raise errors.SchemaOutdated(f"the database schema is {found.describe()}; "
                                     f"{_UPGRADE_HINT}")
-    _copy_aside(engine, found.current)
-    upgrade(engine)
+    copy = _copy_aside(engine, found.current)
+    before, after = upgrade(engine)
+    log.warning("schema.upgraded", before=before or "a release before migrations",
+                after=after, copy_before_upgrade=str(copy) if copy else None)
     return state(engine)

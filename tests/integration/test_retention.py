@@ -226,3 +226,18 @@ def test_ingest_goes_on_beside_a_purge_of_2000_documents(tmp_path: Path) -> None
           f"{_p99(busy) * 1000:.1f} ms ({len(busy)} posts): ratio {ratio:.2f}")
     assert getattr(report, "documents", 0) == 2000
     assert ratio < 5.0  # one unbatched transaction: 33 here
+
+
+def test_serve_and_worker_run_the_purger_when_asked(tmp_path: Path) -> None:
+    from bus.runtime import running
+
+    settings = load_settings(environ={}, data_dir=tmp_path / "bus",
+                             retention={"edoc": "3650d"}, purge_interval_s=0.1)
+    bus = Bus(settings)
+    seed_finished(bus.store.engine, 5)
+    with running(bus, deliver=False) as loops:
+        assert any(isinstance(loop, Purger) for loop in loops)
+        deadline = time.monotonic() + 20
+        while _ids(bus.store.engine) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _ids(bus.store.engine) == set()

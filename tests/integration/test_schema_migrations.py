@@ -212,3 +212,19 @@ def test_a_database_migrated_by_a_newer_release_is_refused(tmp_path: Path) -> No
     engine.dispose()
     with pytest.raises(errors.SchemaOutdated, match="newer than this release"):
         Bus(load_settings(environ={}, data_dir=data_dir))
+
+
+def test_serve_refuses_a_mismatched_database_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bus.logging.configure", lambda **_: None)  # keep pytest's streams
+    data_dir = tmp_path / "bus"
+    Bus(load_settings(environ={}, data_dir=data_dir)).close()
+    engine = create_engine(f"sqlite:///{data_dir / 'lgsp.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    capsys.readouterr()
+    assert lgsp(["serve", "--data-dir", str(data_dir), "--port", "0"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("lgsp serve: SchemaOutdated: "), err
