@@ -166,6 +166,13 @@ def test_the_bus_runs_as_the_app_role_through_the_imported_vhost(
         assert ours and all(q["type"] == "quorum" and q["policy"] == "lgsp-deliver"
                             for q in ours), ours
 
+        # The nightly backup runs as the app role too (pg_dump needs only SELECT).
+        settings = tmp_path / "lgsp.yaml"
+        settings.write_text(f"database_url: {app_url}\ndata_dir: {tmp_path / 'var'}\n")
+        capsys.readouterr()
+        assert lgsp(["backup", "-o", str(tmp_path / "backup"), "--config", str(settings)]) \
+            == 0, capsys.readouterr().out
+
         # Retention deletes rows: DML, which the app role has.
         with bus.store.begin() as conn:
             conn.execute(documents.update().values(received_at=time.time() - 4000 * 86400))
