@@ -26,14 +26,16 @@ from bus.maintenance.retention import Policy, Purger, preview, purge, scheduled
 from bus.settings import Settings, load_settings
 from bus.store.tables import deliveries, documents, events, payloads
 from tests.api_server import api_key, running_bus
+from tests.cluster import fresh_database
 from tests.retention_seed import DAY, seed_finished
 
 POLICY = Policy.from_settings({"edoc": "3650d", "status": "1000d"})
 
 
-@pytest.fixture
-def bus(tmp_path: Path) -> Iterator[Bus]:
-    bus = Bus(load_settings(environ={}, data_dir=tmp_path / "bus"))
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def bus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bus]:
+    url = "" if request.param == "sqlite" else fresh_database(request.getfixturevalue("postgres"))
+    bus = Bus(load_settings(environ={}, data_dir=tmp_path / "bus", database_url=url))
     yield bus
     bus.close()
 
