@@ -13,14 +13,17 @@ from typing import Any
 from bus import errors
 
 
-def _engine(args: argparse.Namespace) -> Any:
+def _engine(args: argparse.Namespace, *, create: bool) -> Any:
     from bus.settings import load_settings
     from bus.store.tables import create_engine
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
     url = getattr(args, "database_url", None) or settings.effective_database_url
-    if url.startswith("sqlite"):
+    if url == settings.effective_database_url and not settings.database_url:
+        if not create and not (settings.data_dir / "lgsp.db").is_file():
+            raise errors.NotFound(f"no database in {settings.data_dir.resolve()} (give "
+                                  "--data-dir or --config)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return create_engine(url)
 
@@ -28,7 +31,11 @@ def _engine(args: argparse.Namespace) -> Any:
 def cmd_current(args: argparse.Namespace) -> int:
     from bus.store.schema import state
 
-    engine = _engine(args)
+    try:
+        engine = _engine(args, create=False)
+    except errors.LgspError as exc:
+        print(f"{exc.code}: {exc.message}")
+        return 1
     try:
         found = state(engine)
     finally:
@@ -40,7 +47,7 @@ def cmd_current(args: argparse.Namespace) -> int:
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from bus.store.schema import upgrade
 
-    engine = _engine(args)
+    engine = _engine(args, create=True)
     try:
         before, after = upgrade(engine)
     except errors.LgspError as exc:

@@ -228,3 +228,17 @@ def test_serve_refuses_a_mismatched_database_in_one_line(
     assert lgsp(["serve", "--data-dir", str(data_dir), "--port", "0"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("lgsp serve: SchemaOutdated: "), err
+
+
+def test_db_commands_on_the_embedded_default(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    data = ["--data-dir", str(tmp_path / "bus")]
+    assert lgsp(["db", "current", *data]) == 1
+    assert capsys.readouterr().out.startswith("NotFound: no database in")
+    assert not (tmp_path / "bus").exists()
+    assert lgsp(["db", "upgrade", *data]) == 0
+    assert lgsp(["db", "upgrade", *data]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {head()}" in out and f"already at {head()}" in out
+    assert lgsp(["db", "current", *data]) == 0
+    assert capsys.readouterr().out.strip() == f"{head()} (head, up to date)"
