@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.directory.requests import add_cli
 
     add_cli(sub, common)
+    from bus.evidence.cli import add_cli as add_evidence_cli
+
+    add_evidence_cli(sub, common)
     return parser
 
 
