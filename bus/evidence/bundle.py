@@ -39,21 +39,23 @@ ORIGINAL: Final = "sender/original.edxml"
 FORWARDED: Final = "forwarded/forwarded.edxml"
 
 _TRACE: Final = re.compile(
-    rb"(<(?P<p>[A-Za-z_][\w.\-]*:)?TraceHeaderList>)?<(?P=p)?TraceHeader><(?P=p)?OrganId>"
-    rb"[^<]*</(?P=p)?OrganId><(?P=p)?Timestamp>[^<]*</(?P=p)?Timestamp></(?P=p)?TraceHeader>"
-    rb"(</(?P=p)?TraceHeaderList>)?")
+    rb"<(?P<p>(?:[A-Za-z_][\w.\-]*:)?)TraceHeader><(?P=p)OrganId>[^<]*</(?P=p)OrganId>"
+    rb"<(?P=p)Timestamp>[^<]*</(?P=p)Timestamp></(?P=p)TraceHeader>")
 
 
 def sender_bytes(forwarded: bytes, sha256: str) -> bytes | None:
     """The sender's bytes from the forwarded ones, when the bus only spliced in its
-    TraceHeader: each candidate removal is kept only if it hashes to the sender's digest."""
+    TraceHeader (in a TraceHeaderList of its own for a status that had none): a candidate
+    removal is kept only if it hashes to the sender's digest."""
     for match in reversed(list(_TRACE.finditer(forwarded))):
-        spans = [(match.start(), match.end())]
-        if match.group(1) and match.group(3):
-            inner = match.start() + len(match.group(1))
-            spans.append((inner, match.end() - len(match.group(3))))
-        for start, end in spans:
-            candidate = forwarded[:start] + forwarded[end:]
+        start, end = match.span()
+        prefix = match["p"]
+        spans = [(start, end)]
+        opening, closing = b"<" + prefix + b"TraceHeaderList>", b"</" + prefix + b"TraceHeaderList>"
+        if forwarded[:start].endswith(opening) and forwarded.startswith(closing, end):
+            spans.append((start - len(opening), end + len(closing)))
+        for a, b in spans:
+            candidate = forwarded[:a] + forwarded[b:]
             if hashlib.sha256(candidate).hexdigest() == sha256:
                 return candidate
     return None
