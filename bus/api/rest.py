@@ -320,5 +320,5 @@ def create_app(bus: Bus) -> FastAPI:
     app.include_router(rest_router(bus))
     app.include_router(soap_router(bus))
     app.include_router(vxp_router(bus, readiness=True))
-    app.include_router(evidence_router(bus))
+    app.include_router(evidence_router(bus, api_key))
     return app
