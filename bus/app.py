@@ -61,7 +61,7 @@ class Bus:
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
-        self.evidence = Evidence(self.store.engine)
+        self.evidence = Evidence(self.store.engine, registry=self.metrics.registry)
         self.credentials_file = CredentialsFile(settings.credentials)
         self.rate_limiter = RateLimiter()
         self.reloader = Reloader(settings.routes, settings.directory,

@@ -17,9 +17,11 @@ import threading
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from bus.evidence.chain import Sealer
+from bus.evidence.gauges import ChainCollector
 from bus.evidence.purge import record_purge
 from bus.evidence.refusals import RefusalLog, current_system
 
@@ -29,10 +31,13 @@ log = structlog.get_logger("lgsp.evidence")
 
 
 class Evidence:
-    def __init__(self, engine: Engine, *, margin_s: float = 10.0) -> None:
+    def __init__(self, engine: Engine, *, margin_s: float = 10.0,
+                 registry: CollectorRegistry | None = None) -> None:
         self.engine = engine
         self.refusals = RefusalLog()
         self.sealer = Sealer(engine, margin_s=margin_s)
+        if registry is not None:
+            registry.register(ChainCollector(engine))
 
     def refused(self, exc: Any, channel: str, *, system: str | None = None,
                 body: bytes | None = None) -> None:

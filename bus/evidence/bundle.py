@@ -130,7 +130,9 @@ def build(engine: Engine, doc_id: str, viewer: queries.Viewer, *,
     files["events.json"] = _json(rows)
     files["chain.json"] = _json({"seals": seals, "path": headers,
                                  "head": _header(top) if top else None})
-    files["summary.html"] = summary_html(detail, rows, seals, top, notes, zone=zone).encode()
+    files["summary.html"] = summary_html(
+        detail, rows, seals, top, notes, zone=zone,
+        digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]}).encode()
     manifest = {"format": FORMAT, "document": doc_id, "exported_at": time.time(),
                 "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
                 "notes": notes, "unsealed_events": unsealed,

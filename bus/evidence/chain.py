@@ -160,8 +160,10 @@ class Sealer:
 
     def _late(self, conn: Connection, base: int) -> list[dict[str, Any]]:
         """Events committed after their id was sealed as absent, within LATE_WINDOW_S."""
-        recent = conn.execute(sa.select(audit_seals.c.absent, audit_seals.c.late).where(
-            audit_seals.c.sealed_at > time.time() - LATE_WINDOW_S)).all()
+        s = audit_seals.c
+        recent = conn.execute(sa.select(s.absent, s.late).where(
+            s.sealed_at > time.time() - LATE_WINDOW_S,
+            sa.or_(s.absent != "[]", s.late != "[]"))).all()
         ranges: Ranges = []
         adopted: set[int] = set()
         for absent, late in recent:

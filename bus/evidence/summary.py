@@ -61,15 +61,31 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><tr>{cells}</tr>{body}</table>"
 
 
+def _vietnamese(note: str) -> str:
+    if note.startswith("the forwarded bytes are no longer stored"):
+        return "Bản đã chuyển không còn được lưu (đã xoá theo thời hạn lưu trữ)."
+    if note.startswith("the sender's own bytes were not kept"):
+        return ("Trục không lưu riêng bản của bên gửi; bản đã chuyển chỉ khác bản đó ở phần "
+                "TraceHeader do trục thêm vào. Bản bên gửi giữ có thể đối chiếu với mã băm "
+                "SHA-256 bản gốc ở trên.")
+    if "not sealed yet" in note:
+        return (f"{note.split()[0]} sự kiện chưa được niêm phong; hãy trích xuất lại sau "
+                "ít phút để có bằng chứng cho mọi sự kiện.")
+    return note
+
+
 def summary_html(detail: DocumentDetail, events: Sequence[dict[str, Any]],
                  seals: Sequence[dict[str, Any]], top: dict[str, Any] | None,
-                 notes: Sequence[str], *, zone: str) -> str:
+                 notes: Sequence[str], *, zone: str, digests: dict[str, str | None]) -> str:
     clock = _Clock(zone)
     facts = [("Mã văn bản (DocumentId)", _e(detail.document_id)),
              ("Số, ký hiệu", _e(detail.code)), ("Trích yếu", _e(detail.subject)),
              ("Đơn vị gửi", _e(detail.sender)), ("Hệ thống gửi", _e(detail.system)),
              ("Trục nhận lúc", _e(clock.at(detail.received_at))),
-             ("Mã trên trục", f"<code>{_e(detail.id)}</code>")]
+             ("Mã trên trục", f"<code>{_e(detail.id)}</code>"),
+             ("Mã băm SHA-256 bản gốc bên gửi", f"<code>{_e(digests.get('sender'))}</code>"),
+             ("Mã băm SHA-256 bản trục đã chuyển",
+              f"<code>{_e(digests.get('forwarded'))}</code>")]
     recipients = [[_e(d.effective_recipient) + ("" if d.recipient == d.effective_recipient
                                                 else f" (gửi tới {_e(d.recipient)})"),
                    _e(d.destination), _e(STATES.get(d.state, d.state)),
@@ -111,7 +127,8 @@ def summary_html(detail: DocumentDetail, events: Sequence[dict[str, Any]],
         parts.append(f"<p>Đầu chuỗi khi trích xuất: dấu số {top['number']}, mã băm "
                      f"<code>{_e(top['hash'])}</code>.</p>")
     if notes:
-        parts.append("<h2>Ghi chú</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes)
+        parts.append("<h2>Ghi chú</h2><ul>" + "".join(f"<li>{_e(_vietnamese(n))}</li>"
+                                                        for n in notes)
                      + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)

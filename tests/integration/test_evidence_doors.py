@@ -203,3 +203,21 @@ def rewrite(bundle: bytes, name: str, change: object, *, manifest: bool = False)
         for n, data in files.items():
             target.writestr(n, data)
     return out.getvalue()
+
+
+def gauge(server: ApiServer, name: str) -> float:
+    text = httpx.get(server.url + "/metrics").text
+    return float(next(line.split()[1] for line in text.splitlines()
+                      if line.startswith(name + " ")))
+
+
+def test_metrics_show_how_far_the_sealer_is_behind(server: ApiServer) -> None:
+    for _ in range(3):
+        httpx.post(server.url + "/api/v1/edocs", content=b"<x/>")
+    server.bus.evidence.refusals.flush(server.bus.store.engine)
+    assert gauge(server, "lgsp_audit_unsealed_events") == 3
+    assert gauge(server, "lgsp_audit_oldest_unsealed_age_seconds") > 0
+    server.bus.evidence.tick()
+    assert gauge(server, "lgsp_audit_unsealed_events") == 0
+    assert gauge(server, "lgsp_audit_oldest_unsealed_age_seconds") == 0
+    assert gauge(server, "lgsp_audit_head_seal") == 1
