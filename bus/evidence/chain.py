@@ -98,40 +98,61 @@ class Sealer:
         return total
 
     def seal_once(self) -> int:
+        """One seal. On PostgreSQL the whole of it runs under the lease (an advisory
+        transaction lock, so a second process does not repeat the work; reading in a
+        transaction blocks no writer there); on SQLite it is planned on a reader and
+        written in a short write transaction, since any write transaction there holds
+        the database's one write lock and would stall ingest while it hashed."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
+                if not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                    {"k": LOCK_KEY}).scalar():
+                    return 0
+                plan = self._plan(conn)
+                return self._write(conn, plan) if plan is not None else 0
         with self.engine.connect() as conn:
-            last = head(conn)
-            base = last["last_id"] if last else 0
-            rows = event_rows(conn, events.c.id > base, self.batch)
-            late = self._late(conn, base)
+            plan = self._plan(conn)
+        if plan is None:
+            return 0
+        with self.engine.begin() as conn:
+            return self._write(conn, plan)
+
+    def _plan(self, conn: Connection) -> tuple[dict[str, Any], list[str]] | None:
+        """The next seal's header (without its hash) and leaves, or None if none is due."""
+        last = head(conn)
+        base = last["last_id"] if last else 0
+        rows = event_rows(conn, events.c.id > base, self.batch)
+        late = self._late(conn, base)
         taken, absent = self._contiguous(base, rows)
         if not taken and not late:
-            return 0
-        first = base + 1
-        last_id = taken[-1]["id"] if taken else base
+            return None
         covered = sorted([*late, *taken], key=lambda r: int(r["id"]))
         leaves = [leaf(r) for r in covered]
-        number = (last["number"] if last else 0) + 1
         header: dict[str, Any] = {
-            "number": number, "first_id": first, "last_id": int(last_id), "absent": absent,
+            "number": (last["number"] if last else 0) + 1, "first_id": base + 1,
+            "last_id": int(taken[-1]["id"]) if taken else base, "absent": absent,
             "late": [int(r["id"]) for r in late], "count": len(leaves),
             "events_hash": events_hash(leaves), "prev_hash": last["hash"] if last else GENESIS,
             "skip_hash": "", "sealed_at": time.time()}
         assert covered_ids(header) == [int(r["id"]) for r in covered]
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql" and not conn.execute(
-                    sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}).scalar():
-                return 0
-            now = head(conn)
-            if (now["number"] if now else 0) != number - 1:
-                return 0
-            if number % SKIP == 0 and number > SKIP:
-                header["skip_hash"] = conn.execute(sa.select(audit_seals.c.hash).where(
-                    audit_seals.c.number == number - SKIP)).scalar() or ""
-            header["hash"] = seal_hash(header)
-            conn.execute(audit_seals.insert().values(
-                {**header, "absent": json.dumps(absent), "late": json.dumps(header["late"]),
-                 "leaves": "".join(leaves)}))
-        for gap in [g for g in self._gaps if g <= last_id]:
+        return header, leaves
+
+    def _write(self, conn: Connection, plan: tuple[dict[str, Any], list[str]]) -> int:
+        """Appends the planned seal unless another sealer appended one since."""
+        header, leaves = plan
+        number = header["number"]
+        now = head(conn)
+        if (now["number"] if now else 0) != number - 1 or (now and now["hash"]
+                                                           != header["prev_hash"]):
+            return 0
+        if number % SKIP == 0 and number > SKIP:
+            header["skip_hash"] = conn.execute(sa.select(audit_seals.c.hash).where(
+                audit_seals.c.number == number - SKIP)).scalar() or ""
+        header["hash"] = seal_hash(header)
+        conn.execute(audit_seals.insert().values(
+            {**header, "absent": json.dumps(header["absent"]),
+             "late": json.dumps(header["late"]), "leaves": "".join(leaves)}))
+        for gap in [g for g in self._gaps if g <= header["last_id"]]:
             del self._gaps[gap]
         return len(leaves)
 
