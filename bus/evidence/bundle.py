@@ -161,8 +161,8 @@ def _covering(conn: sa.Connection, ids: list[int], top: dict[str, Any] | None
     for i in ids:
         if i > top["last_id"]:
             continue
-        row = conn.execute(sa.select(audit_seals).where(s.first_id <= i, s.last_id >= i)
-                           ).mappings().first()
+        row = conn.execute(sa.select(audit_seals).where(s.last_id >= i, s.first_id <= i)
+                           .order_by(s.last_id).limit(1)).mappings().first()
         if row is not None:
             seal = seal_row(row)
             if i in covered_ids(seal):

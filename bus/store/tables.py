@@ -184,7 +184,7 @@ audit_seals = sa.Table(
     metadata,
     sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("first_id", sa.BigInteger, nullable=False),
-    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("last_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("absent", sa.Text, nullable=False),
     sa.Column("late", sa.Text, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
