@@ -214,3 +214,14 @@ def test_refusals_are_bounded_per_minute_with_a_count(store: Store) -> None:
     assert rows[0].digest == hashlib.sha256(b"<x").hexdigest()
     assert json.loads(rows[-1].detail)["count"] == 15
     assert verify(store.engine).ok
+
+
+def test_the_commands_say_one_line_when_there_is_no_database(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bus.cli import main
+
+    assert main(["audit", "verify", "--data-dir", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err.startswith("NotFound: no bus database at ")
+    assert not (tmp_path / "nowhere" / "lgsp.db").exists()
+    assert main(["evidence", "verify", str(tmp_path / "missing.zip")]) == 1
+    assert "No such file" in capsys.readouterr().err
