@@ -25,6 +25,8 @@ from bus.evidence.bundle import FORWARDED, ORIGINAL, check
 from bus.runtime import running
 from bus.store.tables import deliveries, events
 from tests.api_server import ApiServer, api_key, running_bus
+from tests.fixtures_services import postgres  # noqa: F401 - fixture
+from tests.unit.test_evidence_chain import pg_url
 
 EOFFICE = api_key("eoffice")
 IOFFICE = api_key("vnpt_ioffice")
@@ -100,8 +102,22 @@ def wait_for(predicate: object, seconds: float = 20.0) -> None:
         time.sleep(0.1)
 
 
-def test_the_bundle_round_trip(server: ApiServer, tmp_path: Path,
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """A bus on SQLite, or on PostgreSQL (the commands then find it through
+    LGSP_DATABASE_URL, as an operator's shell would)."""
+    settings: dict[str, str] = {}
+    if request.param == "postgresql":
+        settings["database_url"] = pg_url(request.getfixturevalue("postgres"))
+        monkeypatch.setenv("LGSP_DATABASE_URL", settings["database_url"])
+    with running_bus(tmp_path / "bus", **settings) as running_server:
+        yield running_server
+
+
+def test_the_bundle_round_trip(backend: ApiServer, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
+    server = backend
     packet = (EdocBuilder("000.00.12.H37").to("000.00.00.H37")
               .subject("Kế hoạch chuyển đổi số năm 2026 – Lạng Sơn")
               .signer("Nguyễn Văn A", "Giám đốc").code("12", "KH-STTTT").build())
