@@ -33,7 +33,9 @@ def evidence_router(bus: Bus, api_key: APIKeyHeader) -> APIRouter:
         """Check it offline with ``lgsp evidence verify FILE``."""
         structlog.contextvars.bind_contextvars(document=id)
         viewer = viewer_for(bus, admit(bus, request, key))
-        data = bundle.build(bus.store.engine, id, viewer, zone=bus.settings.timezone)
+        agencies = bus.reloader.current().directory.agencies
+        data = bundle.build(bus.store.engine, id, viewer, zone=bus.settings.timezone,
+                            names={code: a.name for code, a in agencies.items()})
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", id)[:64]
         return Response(data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="evidence-{name}.zip"'})

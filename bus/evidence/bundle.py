@@ -22,6 +22,7 @@ import json
 import re
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -85,8 +86,9 @@ def _json(value: Any) -> bytes:
 
 
 def build(engine: Engine, doc_id: str, viewer: queries.Viewer, *,
-          zone: str = "Asia/Ho_Chi_Minh") -> bytes:
-    """The bundle of ``doc_id``; NotFound when the viewer may not read it."""
+          zone: str = "Asia/Ho_Chi_Minh", names: Mapping[str, str] | None = None) -> bytes:
+    """The bundle of ``doc_id``; NotFound when the viewer may not read it. ``names``:
+    organisation code → name (the directory's), for the summary."""
     detail = queries.document_detail(engine, doc_id, viewer)
     with engine.connect() as conn:
         doc = conn.execute(sa.select(documents).where(documents.c.id == doc_id)).mappings().one()
@@ -132,7 +134,8 @@ def build(engine: Engine, doc_id: str, viewer: queries.Viewer, *,
                                  "head": _header(top) if top else None})
     files["summary.html"] = summary_html(
         detail, rows, seals, top, notes, zone=zone,
-        digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]}).encode()
+        digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]},
+        names=names or {}).encode()
     manifest = {"format": FORMAT, "document": doc_id, "exported_at": time.time(),
                 "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
                 "notes": notes, "unsealed_events": unsealed,

@@ -18,6 +18,21 @@ from sqlalchemy.engine import Engine
 from bus import errors
 
 
+def _names(args: argparse.Namespace) -> dict[str, str]:
+    """The directory's organisation names, or none if it cannot be read (the bundle is
+    still whole without them)."""
+    from bus.directory import load_directory
+    from bus.settings import load_settings
+
+    settings = load_settings(getattr(args, "config", None),
+                             data_dir=getattr(args, "data_dir", None))
+    try:
+        agencies = load_directory(settings.directory).agencies
+    except (errors.LgspError, OSError):
+        return {}
+    return {code: agency.name for code, agency in agencies.items()}
+
+
 def _engine(args: argparse.Namespace) -> tuple[Engine, str]:
     from bus.settings import load_settings
     from bus.store import Store
@@ -101,7 +116,8 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
     from bus.store.queries import Viewer
 
     engine, zone = _engine(args)
-    data = build(engine, args.id, Viewer(system="lgsp-cli", operator=True), zone=zone)
+    data = build(engine, args.id, Viewer(system="lgsp-cli", operator=True), zone=zone,
+                 names=_names(args))
     Path(args.output).write_bytes(data)
     print(f"{args.output}: {len(data)} bytes")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -76,22 +76,28 @@ def _vietnamese(note: str) -> str:
 
 def summary_html(detail: DocumentDetail, events: Sequence[dict[str, Any]],
                  seals: Sequence[dict[str, Any]], top: dict[str, Any] | None,
-                 notes: Sequence[str], *, zone: str, digests: dict[str, str | None]) -> str:
+                 notes: Sequence[str], *, zone: str, digests: dict[str, str | None],
+                 names: Mapping[str, str]) -> str:
+    """``names`` are the directory's organisation names, shown beside their codes."""
     clock = _Clock(zone)
+
+    def organ(code: str | None) -> str:
+        name = names.get(code or "")
+        return _e(f"{code} – {name}" if name else code)
     facts = [("Mã văn bản (DocumentId)", _e(detail.document_id)),
              ("Số, ký hiệu", _e(detail.code)), ("Trích yếu", _e(detail.subject)),
-             ("Đơn vị gửi", _e(detail.sender)), ("Hệ thống gửi", _e(detail.system)),
+             ("Đơn vị gửi", organ(detail.sender)), ("Hệ thống gửi", _e(detail.system)),
              ("Trục nhận lúc", _e(clock.at(detail.received_at))),
              ("Mã trên trục", f"<code>{_e(detail.id)}</code>"),
              ("Mã băm SHA-256 bản gốc bên gửi", f"<code>{_e(digests.get('sender'))}</code>"),
              ("Mã băm SHA-256 bản trục đã chuyển",
               f"<code>{_e(digests.get('forwarded'))}</code>")]
-    recipients = [[_e(d.effective_recipient) + ("" if d.recipient == d.effective_recipient
-                                                else f" (gửi tới {_e(d.recipient)})"),
+    recipients = [[organ(d.effective_recipient) + ("" if d.recipient == d.effective_recipient
+                                                   else f" (gửi tới {_e(d.recipient)})"),
                    _e(d.destination), _e(STATES.get(d.state, d.state)),
                    _e(clock.at(d.delivered_at)), f"<code>{_e(d.receipt_reference)}</code>",
                    _e(d.last_error)] for d in detail.deliveries]
-    statuses = [[_e(s.organ_id), _e(f"{s.code} – {STATUSES.get(s.code, s.meaning)}"),
+    statuses = [[organ(s.organ_id), _e(f"{s.code} – {STATUSES.get(s.code, s.meaning)}"),
                  _e(clock.at(s.received_at))] for s in detail.business_statuses]
     journey = []
     for row in events:

@@ -153,7 +153,8 @@ def test_the_bundle_round_trip(backend: ApiServer, tmp_path: Path,
     assert forwarded != sent and b"TraceHeader" in forwarded
     summary = files.read("summary.html").decode()
     for text in ("Hồ sơ chứng cứ văn bản điện tử", packet.document_id or "",
-                 "Chờ đơn vị nhận lấy về", "03 – Đã tiếp nhận", "000.00.12.H37",
+                 "Chờ đơn vị nhận lấy về", "03 – Đã tiếp nhận",
+                 "000.00.12.H37 – Sở Thông tin và Truyền thông tỉnh Lạng Sơn",
                  "Kế hoạch chuyển đổi số năm 2026 – Lạng Sơn"):
         assert text in summary
     report = check(bundle)
