@@ -82,21 +82,50 @@ def _purges(conn: Connection, report: AuditReport) -> _Purges:
     return found
 
 
+@dataclass
+class _Gone:
+    """What is missing, judged only at the end against the purge records, which are read
+    last: a purge record commits with its deletions, so one whose deletions were seen is
+    seen too, even if it committed while verify was running."""
+
+    events: list[tuple[int, int, str | None]] = field(default_factory=list)
+    documents: list[tuple[str, int]] = field(default_factory=list)
+    payloads: list[tuple[str, str]] = field(default_factory=list)
+
+    def judge(self, report: AuditReport, purges: _Purges) -> None:
+        for i, number, sealed in self.events:
+            if i not in purges.leaves:
+                report.add("removed", f"event {i} (sealed by seal {number}) was removed")
+                continue
+            report.purged_events += 1
+            if purges.leaves[i] != sealed:
+                report.add("changed", f"event {i} was changed before the purge that "
+                           "removed it (its recorded digest is not the sealed one)")
+        for doc, event in self.documents:
+            if doc not in purges.documents:
+                report.add("document", f"document {doc} was removed (its acceptance is "
+                           f"event {event})")
+        for doc, digest in self.payloads:
+            if digest not in purges.payloads:
+                report.add("payload", f"payload {digest} of document {doc} was removed")
+
+
 def verify(engine: Engine, *, check_payloads: bool = True) -> AuditReport:
     report = AuditReport()
+    gone = _Gone()
     with engine.connect() as conn:
-        purges = _purges(conn, report)
         adopted = {int(i) for (late,) in conn.execute(sa.select(audit_seals.c.late).where(
             audit_seals.c.late != "[]")) for i in json.loads(late)}
-        _seals(conn, report, purges, adopted)
+        _seals(conn, report, gone, adopted)
         _unsealed(conn, report)
-        _documents(conn, report, purges)
+        _documents(conn, report, gone)
         if check_payloads:
-            _payloads(conn, report, purges)
+            _payloads(conn, report, gone)
+        gone.judge(report, _purges(conn, report))
     return report
 
 
-def _seals(conn: Connection, report: AuditReport, purges: _Purges, adopted: set[int]) -> None:
+def _seals(conn: Connection, report: AuditReport, gone: _Gone, adopted: set[int]) -> None:
     previous: dict[str, Any] | None = None
     checkpoints: dict[int, str] = {}
     after = 0
@@ -108,7 +137,7 @@ def _seals(conn: Connection, report: AuditReport, purges: _Purges, adopted: set[
             break
         rows = _rows_of(conn, batch)
         for seal in batch:
-            _seal(rows, report, purges, adopted, seal, previous, checkpoints)
+            _seal(rows, report, gone, adopted, seal, previous, checkpoints)
             previous = seal
         after = batch[-1]["number"]
     report.head = previous and {k: previous[k] for k in ("number", "last_id", "hash",
@@ -136,7 +165,7 @@ def _rows_of(conn: Connection, batch: list[dict[str, Any]]) -> dict[int, dict[st
     return rows
 
 
-def _seal(all_rows: dict[int, dict[str, Any]], report: AuditReport, purges: _Purges,
+def _seal(all_rows: dict[int, dict[str, Any]], report: AuditReport, gone: _Gone,
           adopted: set[int],
           seal: dict[str, Any], previous: dict[str, Any] | None,
           checkpoints: dict[int, str]) -> None:
@@ -162,13 +191,7 @@ def _seal(all_rows: dict[int, dict[str, Any]], report: AuditReport, purges: _Pur
     for i in ids:
         row = rows.get(i)
         if row is None:
-            if i in purges.leaves:
-                report.purged_events += 1
-                if purges.leaves[i] != sealed.get(i):
-                    report.add("changed", f"event {i} was changed before the purge that "
-                               "removed it (its recorded digest is not the sealed one)")
-            else:
-                report.add("removed", f"event {i} (sealed by seal {number}) was removed")
+            gone.events.append((i, number, sealed.get(i)))
             continue
         report.events += 1
         if leaf(row) != sealed.get(i):
@@ -192,7 +215,7 @@ _CHECKED: Final = (("sha256", None), ("sender", "sender"), ("document_id", "docu
                    ("payload_sha256", "payload_sha256"), ("original_sha256", "original_sha256"))
 
 
-def _documents(conn: Connection, report: AuditReport, purges: _Purges) -> None:
+def _documents(conn: Connection, report: AuditReport, gone: _Gone) -> None:
     d, e = documents.c, events.c
     accepted = (sa.select(e.id.label("event"), e.document.label("doc"), e.digest,
                           e.detail, documents)
@@ -200,9 +223,7 @@ def _documents(conn: Connection, report: AuditReport, purges: _Purges) -> None:
                 .where(e.action == "accepted").order_by(e.id))
     for row in conn.execute(accepted).mappings():
         if row["id"] is None:
-            if row["doc"] not in purges.documents:
-                report.add("document", f"document {row['doc']} was removed (its acceptance "
-                           f"is event {row['event']})")
+            gone.documents.append((row["doc"], row["event"]))
             continue
         try:
             detail = json.loads(row["detail"] or "{}")
@@ -224,14 +245,12 @@ def _documents(conn: Connection, report: AuditReport, purges: _Purges) -> None:
                    "the bus, or its event was removed)")
 
 
-def _payloads(conn: Connection, report: AuditReport, purges: _Purges) -> None:
+def _payloads(conn: Connection, report: AuditReport, gone: _Gone) -> None:
     d, p = documents.c, payloads.c
     for column in (d.payload_sha256, d.original_sha256):
         missing = (sa.select(d.id, column).where(column.is_not(None), ~sa.exists().where(
             p.sha256 == column)))
-        for doc, digest in conn.execute(missing):
-            if digest not in purges.payloads:
-                report.add("payload", f"payload {digest} of document {doc} was removed")
+        gone.payloads.extend((doc, digest) for doc, digest in conn.execute(missing))
     result = conn.execution_options(yield_per=50).execute(sa.select(p.sha256, p.data))
     for digest, data in result:
         if hashlib.sha256(bytes(data)).hexdigest() != digest:
