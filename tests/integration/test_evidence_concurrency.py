@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 
+from bus.edxml import EdocBuilder, packet_bytes
 from bus.evidence.chain import Sealer
 from bus.evidence.verify import verify
 from bus.store import Store
 from bus.store.tables import audit_seals, create_engine, events
-from tests.fixtures_services import postgres  # noqa: F401 - fixture
-from tests.servers import PostgresServer
+from tests.cluster import Cluster, fresh_database, fresh_vhost, routes_document, wait_until
+from tests.fixtures_services import postgres, rabbitmq  # noqa: F401 - fixture
+from tests.http_sink import HttpSink
+from tests.servers import PostgresServer, RabbitMQServer
 from tests.unit.test_evidence_chain import accept, pg_url
 
 
@@ -99,3 +104,36 @@ def test_two_writers_and_two_sealers_leave_no_gap_and_skip_nothing(
             store.engine.dispose()
         for sealer in sealers:
             sealer.engine.dispose()
+
+
+def test_a_scaled_out_bus_seals_everything_once_across_its_processes(
+        tmp_path: Path, postgres: PostgresServer,  # noqa: F811 - fixture
+        rabbitmq: RabbitMQServer) -> None:  # noqa: F811 - fixture
+    """Two ``lgsp serve --no-workers`` and two ``lgsp worker`` processes, each running
+    the keeper: one seals at a time, none forks the chain, every event ends sealed."""
+    with HttpSink() as sink, Cluster(tmp_path / "cluster", routes=routes_document(sink),
+                                     database_url=fresh_database(postgres),
+                                     broker_url=fresh_vhost(rabbitmq),
+                                     reload_check_s=3600.0) as cluster:
+        cluster.launch("ingress", 2)
+        cluster.launch("worker", 2)
+        ingress = cluster.by_role("ingress")
+        for i in range(12):
+            packet = (EdocBuilder("000.00.12.H37").to("000.00.31.H37")
+                      .code(str(i), "E2E").subject(f"Công văn số {i}", "Nội dung")
+                      .signer("Nguyễn Văn An", "Chánh Văn phòng").build())
+            answer = httpx.post(ingress[i % 2].url + "/api/v1/edocs",
+                                content=packet_bytes(packet),
+                                headers={"X-API-Key": "dev-eoffice-key"}, timeout=30)
+            assert answer.status_code == 202, answer.text
+        wait_until(lambda: sink.effects >= 12, 60, what="twelve deliveries")
+
+        def all_sealed() -> bool:
+            with cluster.engine.connect() as conn:
+                last = conn.execute(sa.select(sa.func.max(audit_seals.c.last_id))).scalar()
+                newest = conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
+            return last is not None and last == newest
+        wait_until(all_sealed, 30, what="every event sealed")
+        report = verify(cluster.engine)
+        assert report.ok, report.findings
+        assert report.unsealed == 0 and report.events >= 12 * 4
