@@ -184,7 +184,7 @@ class Sealer:
         s = audit_seals.c
         recent = conn.execute(sa.select(s.absent, s.late).where(
             s.sealed_at > time.time() - LATE_WINDOW_S,
-            sa.or_(s.absent != "[]", s.late != "[]"))).all()
+            sa.or_(s.absent != "[]", s.late != "[]")).order_by(s.number)).all()
         ranges: Ranges = []
         adopted: set[int] = set()
         for absent, late in recent:
