@@ -33,8 +33,8 @@ import sqlalchemy as sa
 
 from bus import errors
 from bus.store import Store
-from bus.store.queries import Viewer, visible_to
-from bus.store.tables import console_switches, deliveries, documents
+from bus.store.queries import Viewer, readable
+from bus.store.tables import console_switches, deliveries
 
 Action = Literal["resend", "park", "cancel"]
 ACTIONS: Final[tuple[Action, ...]] = ("resend", "park", "cancel")
@@ -109,11 +109,10 @@ def act(store: Store, action: str, delivery: str, *, actor: str, reason: str | N
     d = deliveries.c
     now = time.time()
     with store.begin() as conn:
-        query = (sa.select(d.document, d.state).join(documents, documents.c.id == d.document)
-                 .where(d.id == delivery))
-        if viewer is not None:
-            query = query.where(visible_to(viewer))
-        row = conn.execute(query).first()
+        row = conn.execute(sa.select(d.document, d.state).where(d.id == delivery)).first()
+        if row is not None and viewer is not None \
+                and row.document not in readable(conn, [row.document], viewer):
+            row = None
         if row is None:
             raise errors.NotFound(f"no delivery {delivery!r}; `lgsp deliveries list` shows "
                                   "the ids")
