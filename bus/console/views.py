@@ -224,7 +224,12 @@ def failure_code(last_error: str) -> str:
     found = _CODE.match(last_error)
     if found:
         return found.group(1)
-    text = last_error.removeprefix("gave up after ").split(": ", 1)[-1]
+    text = last_error
+    if text.startswith("gave up after "):
+        text = text.split(": ", 1)[-1]
+    head = text.split(":", 1)[0].strip()
+    if 0 < len(head) <= 40:
+        return head
     return " ".join(text.split()[:4])[:60]
 
 

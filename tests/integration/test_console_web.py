@@ -340,3 +340,18 @@ def test_bulk_api_and_its_stop_switch(bus: Province) -> None:
     assert [d["delivery"] for d in body["done"]] == [first["delivery"], second["delivery"]]
     assert [(r["delivery"], r["code"]) for r in body["refused"]] == [("0" * 32, "NotFound")]
     assert bus.state(first["delivery"]) == bus.state(second["delivery"]) == "cancelled"
+
+
+def test_a_refused_reload_and_its_problems_show_on_the_state_page(tmp_path: Path) -> None:
+    with province(tmp_path) as running:
+        running.user("op", "operator")
+        routes = running.server.bus.settings.routes
+        good = routes.read_text(encoding="utf-8")
+        assert "outside: outside" in good
+        routes.write_text(good.replace("outside: outside", "outside: no_such_destination"),
+                          encoding="utf-8")
+        assert not running.server.bus.reload()
+        page = login(running, "op").get("/console/state").text
+        refusal = page[page.index('id="last-refusal"'):]
+        assert "no_such_destination" in refusal[:2000]
+        assert "Số lần nạp lại bị từ chối</dt><dd>1</dd>" in page
