@@ -77,6 +77,22 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _fold(value: str | None) -> str | None:
+    return None if value is None else value.casefold()
+
+
+def _contains(column: sa.ColumnElement[str | None], text: str,
+              sqlite: bool) -> sa.ColumnElement[bool]:
+    """Case-insensitive for Vietnamese too: SQLite's LIKE folds ASCII only ("CHUYỂN" would
+    not find "chuyển"), so there both sides are folded by Python's casefold; PostgreSQL
+    lowers through ICU's root collation, whatever locale the database was created with
+    (``--locale=C`` folds ASCII only, as SQLite does)."""
+    if sqlite:
+        return sa.func.lgsp_fold(column).like(_like(text.casefold()), escape="\\")
+    return sa.func.lower(sa.collate(column, "und-x-icu")).like(_like(text.lower()),
+                                                                 escape="\\")
+
+
 def _day(value: str, name: str, zone: ZoneInfo) -> float:
     try:
         day = date.fromisoformat(value.strip())
@@ -90,11 +106,12 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
            limit: int = PAGE) -> Page:
     """Newest first, paged by (received_at, id) as the REST API pages."""
     d, dl = documents.c, deliveries.c
+    sqlite = engine.dialect.name == "sqlite"
     where: list[sa.ColumnElement[bool]] = [visible_to(viewer)]
     if query.document_id:
         where.append(d.document_id == query.document_id.strip())
     if query.code:
-        where.append(d.code.ilike(_like(query.code.strip()), escape="\\"))
+        where.append(_contains(d.code, query.code.strip(), sqlite))
     if query.sender:
         where.append(d.sender == query.sender.strip())
     if query.recipient:
@@ -102,7 +119,7 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         where.append(sa.exists().where(dl.document == d.id, sa.or_(
             dl.recipient == who, dl.effective_recipient == who)))
     for word in query.words.split()[:_WORDS]:
-        where.append(d.subject.ilike(_like(word), escape="\\"))
+        where.append(_contains(d.subject, word, sqlite))
     if query.since:
         where.append(d.received_at >= _day(query.since, "from", zone))
     if query.until:
@@ -120,6 +137,9 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
                         d.received_at)
               .where(*where).order_by(d.received_at.desc(), d.id.desc()).limit(limit + 1))
     with engine.connect() as conn:
+        if sqlite:
+            conn.connection.driver_connection.create_function(  # type: ignore[union-attr]
+                "lgsp_fold", 1, _fold, deterministic=True)
         found = conn.execute(select).all()
         more = len(found) > limit
         found = found[:limit]

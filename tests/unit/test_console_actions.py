@@ -23,13 +23,28 @@ from bus.edxml import EdocBuilder, packet_bytes
 from bus.store import NewDelivery, Store
 from bus.store.queries import Viewer, document_detail
 from bus.store.tables import create_engine, deliveries, events
+from tests.fixtures_services import postgres  # noqa: F401 - fixture
+from tests.unit.test_store import _pg_url as pg_url
 
 SENDER = "000.00.12.H37"
 RECIPIENT = "000.00.31.H37"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lgsp.db'}"
+    else:
+        url = pg_url(request.getfixturevalue("postgres"))
+    result = Store(create_engine(url))
+    result.create_schema()
+    yield result
+    result.engine.dispose()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """The store ``lgsp --data-dir`` opens: the embedded default's database file."""
     result = Store(create_engine(f"sqlite:///{tmp_path / 'lgsp.db'}"))
     result.create_schema()
     yield result
@@ -199,17 +214,17 @@ def test_bulk_refuses_an_empty_or_oversized_selection(store: Store) -> None:
 
 
 def test_cli_resend_park_cancel_and_the_requeue_alias(
-        store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    first, second = _delivery(store), _delivery(store, "pending")
+        sqlite_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = _delivery(sqlite_store), _delivery(sqlite_store, "pending")
     data = ["--data-dir", str(tmp_path)]
     assert main(["deliveries", "requeue", first, "--reason", "đích đã chạy lại", *data]) == 0
-    assert _row(store, first).state == "pending"
+    assert _row(sqlite_store, first).state == "pending"
     assert f"{first}: parked -> pending" in capsys.readouterr().out
-    actor, action, detail = _last_event(store, first)
+    actor, action, detail = _last_event(sqlite_store, first)
     assert actor.startswith("cli:") and action == "resend" and detail["via"] == "cli"
     assert main(["deliveries", "park", first, second, "--reason", "bảo trì", "--rate",
                  "100", *data]) == 0
-    assert {_row(store, first).state, _row(store, second).state} == {"parked"}
+    assert {_row(sqlite_store, first).state, _row(sqlite_store, second).state} == {"parked"}
     assert main(["deliveries", "cancel", first, "--reason", "gửi nhầm", *data]) == 0
     assert main(["deliveries", "cancel", first, "--reason", "gửi nhầm", *data]) == 1
     err = capsys.readouterr().err
@@ -219,13 +234,13 @@ def test_cli_resend_park_cancel_and_the_requeue_alias(
     assert usage.value.code == 2
 
 
-def test_cli_bulk_stop_switch(store: Store, tmp_path: Path,
+def test_cli_bulk_stop_switch(sqlite_store: Store, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     data = ["--data-dir", str(tmp_path)]
     assert main(["deliveries", "bulk-stop", "on", *data]) == 0
-    assert actions.stop_switch(store)
+    assert actions.stop_switch(sqlite_store)
     assert "STOPPED" in capsys.readouterr().out
-    ids = [_delivery(store), _delivery(store)]
+    ids = [_delivery(sqlite_store), _delivery(sqlite_store)]
     assert main(["deliveries", "resend", *ids, "--reason", "x", *data]) == 1
     assert "stop switch" in capsys.readouterr().err
     assert main(["deliveries", "bulk-stop", "off", *data]) == 0

@@ -14,12 +14,27 @@ from bus.cli import main
 from bus.console import users
 from bus.store import Store
 from bus.store.tables import console_sessions, console_users, create_engine, events
+from tests.fixtures_services import postgres  # noqa: F401 - fixture
+from tests.unit.test_store import _pg_url as pg_url
 
 PASSWORD = "một-mật-khẩu-dài"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lgsp.db'}"
+    else:
+        url = pg_url(request.getfixturevalue("postgres"))
+    result = Store(create_engine(url))
+    result.create_schema()
+    yield result
+    result.engine.dispose()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """The store ``lgsp --data-dir`` opens: the embedded default's database file."""
     result = Store(create_engine(f"sqlite:///{tmp_path / 'lgsp.db'}"))
     result.create_schema()
     yield result
@@ -93,14 +108,14 @@ def test_the_login_throttle_counts_failures_per_key() -> None:
     throttle.check("user:binh", "ip:10.0.0.9")
 
 
-def test_lgsp_users_add_list_passwd_remove(store: Store, tmp_path: Path,
+def test_lgsp_users_add_list_passwd_remove(sqlite_store: Store, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     data = ["--data-dir", str(tmp_path)]
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert main(["users", "add", "thu", "--role", "officer", "--system", "hcm_egov",
                  "--password-stdin", *data]) == 0
-    assert users.login(store, "thu", PASSWORD).user.system == "hcm_egov"
+    assert users.login(sqlite_store, "thu", PASSWORD).user.system == "hcm_egov"
     assert main(["users", "list", *data]) == 0
     assert "thu" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO("ngắn\n"))
@@ -109,7 +124,7 @@ def test_lgsp_users_add_list_passwd_remove(store: Store, tmp_path: Path,
     assert main(["users", "remove", "thu", *data]) == 0
     assert main(["users", "remove", "thu", *data]) == 1
     assert capsys.readouterr().err.startswith("NotFound: ")
-    with store.engine.connect() as conn:
+    with sqlite_store.engine.connect() as conn:
         trail = conn.execute(sa.select(events.c.action).where(
             events.c.action.like("user_%")).order_by(events.c.id)).scalars().all()
     assert trail == ["user_added", "user_removed"]
