@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -20,6 +21,7 @@ import yaml
 from bus.console import users
 from bus.delivery.embedded import EmbeddedDispatcher
 from bus.edxml import EdocBuilder, packet_bytes
+from bus.runtime import delivery_loops
 from bus.store.tables import deliveries
 from tests.api_server import ApiServer, api_key, running_bus
 from tests.http_sink import HttpSink
@@ -34,7 +36,6 @@ PASSWORD = "mật-khẩu-đủ-dài-1"
 class Province:
     server: ApiServer
     sink: HttpSink
-    dispatcher: EmbeddedDispatcher
 
     @property
     def url(self) -> str:
@@ -94,13 +95,23 @@ def _routes(folder: Path, sink: HttpSink) -> Path:
 
 @contextlib.contextmanager
 def province(tmp_path: Path, **settings: object) -> Iterator[Province]:
+    """Embedded by default; with ``database_url`` and ``broker_url`` in ``settings`` the
+    bus runs on PostgreSQL and RabbitMQ with the worker pool ``lgsp serve`` would run."""
     with HttpSink() as sink:
         routes = _routes(tmp_path, sink)
-        with running_bus(tmp_path / "bus", routes=routes, **settings) as server:
-            dispatcher = EmbeddedDispatcher.from_bus(server.bus)
-            server.bus.dispatcher = dispatcher
-            dispatcher.start()
+        with running_bus(tmp_path / "bus", routes=routes, poll_interval_s=0.1,
+                         sweep_interval_s=1.0, **settings) as server:
+            loops: list[Any]
+            if server.bus.settings.embedded:
+                dispatcher = EmbeddedDispatcher.from_bus(server.bus)
+                server.bus.dispatcher = dispatcher
+                loops = [dispatcher]
+            else:
+                loops = delivery_loops(server.bus, deliver=True)[:1]
+            for loop in loops:
+                loop.start()
             try:
-                yield Province(server, sink, dispatcher)
+                yield Province(server, sink)
             finally:
-                dispatcher.stop(timeout=10)
+                for loop in loops:
+                    loop.stop(timeout=10)
