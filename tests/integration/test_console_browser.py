@@ -45,6 +45,7 @@ def browser() -> Iterator[WebDriver]:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(5)
     try:
         yield driver
     finally:
@@ -64,7 +65,16 @@ def log_in(driver: WebDriver, bus: Province, name: str) -> None:
     driver.find_element(By.ID, "user").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.ID, "login").click()
+    wait_url(driver, "/console/documents")
     assert driver.find_element(By.CSS_SELECTOR, "header .user").text.startswith(name)
+
+
+def wait_url(driver: WebDriver, fragment: str, timeout_s: float = 15.0) -> None:
+    """A click returns before the next page is there: wait for its address."""
+    deadline = time.monotonic() + timeout_s
+    while fragment not in driver.current_url:
+        assert time.monotonic() < deadline, f"{driver.current_url} never showed {fragment}"
+        time.sleep(0.1)
 
 
 def wait_for(driver: WebDriver, check: object, timeout_s: float = 15.0) -> None:
@@ -94,10 +104,12 @@ def test_operator_resends_a_parked_document_and_an_officer_cannot_see_others(
         log_in(browser, bus, "lan.nguyen")
         Select(browser.find_element(By.ID, "state")).select_by_value("parked")
         browser.find_element(By.ID, "search").click()
+        wait_url(browser, "state=parked")
         rows = browser.find_elements(By.CSS_SELECTOR, "#documents tbody tr")
         assert len(rows) == 1 and "chữ ký số" in rows[0].text
         shot(browser, "01-search-parked")
         rows[0].find_element(By.CSS_SELECTOR, "a.subject").click()
+        wait_url(browser, f"/console/documents/{parked['document']}")
 
         assert "chữ ký số" in browser.find_element(By.ID, "subject").text
         state = browser.find_element(By.CSS_SELECTOR, "#recipients .delivery-state")
@@ -112,8 +124,10 @@ def test_operator_resends_a_parked_document_and_an_officer_cannot_see_others(
         Select(browser.find_element(By.ID, "action")).select_by_value("resend")
         browser.find_element(By.ID, "reason").send_keys("Hệ thống của xã đã hoạt động lại")
         browser.find_element(By.ID, "apply").click()
+        wait_url(browser, "/console/actions")
         assert "tạm giữ → chờ gửi" in browser.find_element(By.ID, "results").text
         browser.find_element(By.CSS_SELECTOR, "#results a").click()
+        wait_url(browser, f"/console/documents/{parked['document']}")
 
         wait_for(browser, lambda: browser.find_element(
             By.CSS_SELECTOR, "#recipients .delivery-state").text == "đã chuyển")
@@ -160,6 +174,9 @@ def test_operator_resends_a_parked_document_and_an_officer_cannot_see_others(
                 i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i);
             }
             document.body.appendChild(f); f.submit();""", parked["delivery"])
-        time.sleep(1)
+        deadline = time.monotonic() + 15
+        while not browser.find_elements(By.ID, "error"):
+            assert time.monotonic() < deadline, "the forged POST got no answer page"
+            time.sleep(0.2)
         assert "Biểu mẫu đã hết hạn" in browser.find_element(By.ID, "error").text
         assert bus.state(parked["delivery"]) == "delivered"
