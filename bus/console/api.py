@@ -9,14 +9,14 @@ stop switch. Only systems with ``role: operator`` in credentials.yaml may call t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from bus import errors
-from bus.api import admit, operators
+from bus.api import admit, operators, read_capped
 from bus.api.rest import api_key
 from bus.app import Bus
 from bus.console import actions
@@ -49,6 +49,29 @@ class ActionResult(BaseModel):
     after: str
 
 
+_BODY_CAP = 256 * 1024
+"""A selection of MAX_SELECTION ids and a reason fit in well under this."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+async def _body(request: Request, model: type[ModelT]) -> ModelT:
+    """The JSON body, read only after the caller was admitted (FastAPI would read a
+    declared body parameter before the handler could check the key)."""
+    data = await read_capped(request, _BODY_CAP)
+    try:
+        return model.model_validate_json(data or b"{}")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                             for e in exc.errors())
+        raise errors.InvalidRequest(problems) from None
+
+
+def _doc(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
 def _operator(bus: Bus, request: Request, key: str | None) -> str:
     system = admit(bus, request, key)
     if system not in operators(bus):
@@ -66,31 +89,36 @@ def actions_router(bus: Bus) -> APIRouter:
         _operator(bus, request, key)
         return SwitchBody(on=actions.stop_switch(bus.store))
 
-    @router.put("/api/v1/deliveries/bulk/stop",
+    @router.put("/api/v1/deliveries/bulk/stop", openapi_extra=_doc(SwitchBody),
                 summary="Stop running bulk actions and refuse new ones (on), or allow them")
-    def put_stop(body: SwitchBody, request: Request,
-                 key: str | None = Security(api_key)) -> SwitchBody:
+    async def put_stop(request: Request, key: str | None = Security(api_key)) -> SwitchBody:
         system = _operator(bus, request, key)
-        actions.set_stop_switch(bus.store, body.on, actor=f"api:{system}")
+        body = await _body(request, SwitchBody)
+        await run_in_threadpool(actions.set_stop_switch, bus.store, body.on,
+                                actor=f"api:{system}")
         return SwitchBody(on=body.on)
 
-    @router.post("/api/v1/deliveries/bulk/{action}",
+    @router.post("/api/v1/deliveries/bulk/{action}", openapi_extra=_doc(BulkBody),
                  summary="Resend, park or cancel a selection of deliveries, rate-limited")
-    async def bulk(action: str, body: BulkBody, request: Request,
+    async def bulk(action: str, request: Request,
                    key: str | None = Security(api_key)) -> dict[str, Any]:
         system = _operator(bus, request, key)
+        body = await _body(request, BulkBody)
         result = await run_in_threadpool(
             actions.act_many, bus.store, action, body.ids, actor=f"api:{system}",
             reason=body.reason, via="api")
         return result.to_dict()
 
     @router.post("/api/v1/deliveries/{id}/{action}", response_model=ActionResult,
+                 openapi_extra=_doc(ActionBody),
                  summary="Resend, park or cancel one delivery, with a reason")
-    def one(id: str, action: str, body: ActionBody, request: Request,
-            key: str | None = Security(api_key)) -> ActionResult:
+    async def one(id: str, action: str, request: Request,
+                  key: str | None = Security(api_key)) -> ActionResult:
         system = _operator(bus, request, key)
-        outcome = actions.act(bus.store, action, id, actor=f"api:{system}",
-                              reason=body.reason, via="api")
+        body = await _body(request, ActionBody)
+        outcome = await run_in_threadpool(actions.act, bus.store, action, id,
+                                          actor=f"api:{system}", reason=body.reason,
+                                          via="api")
         return ActionResult(delivery=outcome.delivery, document=outcome.document,
                             action=outcome.action, before=outcome.before, after=outcome.after)
 

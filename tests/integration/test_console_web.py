@@ -355,3 +355,16 @@ def test_a_refused_reload_and_its_problems_show_on_the_state_page(tmp_path: Path
         refusal = page[page.index('id="last-refusal"'):]
         assert "no_such_destination" in refusal[:2000]
         assert "Số lần nạp lại bị từ chối</dt><dd>1</dd>" in page
+
+
+def test_the_action_api_checks_the_key_before_reading_the_body(bus: Province) -> None:
+    from tests.api_server import raw_http
+
+    # Headers promise a body that never comes: a door that read the body before the key
+    # would wait for it; this one answers 401 at once.
+    request = (b"POST /api/v1/deliveries/" + b"0" * 32 + b"/resend HTTP/1.1\r\n"
+               b"Host: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    answer = raw_http(bus.url, request, timeout_s=5)
+    assert answer.status == 401
+    request = request.replace(b"Host: x", b"Host: x\r\nX-API-Key: dev-eoffice-key")
+    assert raw_http(bus.url, request, timeout_s=5).status == 403
