@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import jinja2
 from fastapi import APIRouter, Request
@@ -31,6 +31,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.staticfiles import StaticFiles
 
 from bus import errors
+from bus.api import read_capped
 from bus.app import Bus
 from bus.console import actions, i18n, users, views
 from bus.store.queries import Viewer, list_deliveries
@@ -41,6 +42,8 @@ COOKIE: Final = "lgsp_console"
 LOGIN_COOKIE: Final = "lgsp_login"
 LANG_COOKIE: Final = "lgsp_lang"
 EXPLAIN_MAX: Final = 20 * 1024 * 1024
+LOGIN_BODY_CAP: Final = 8 * 1024
+"""Before a login nobody is known: the form is read only up to this."""
 _HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -222,11 +225,15 @@ def console_router(bus: Bus) -> APIRouter:
 
     @router.post("/console/login")
     async def login(request: Request) -> Response:
-        form = await request.form()
-        name, password = str(form.get("user") or ""), str(form.get("password") or "")
-        target = safe_next(str(form.get("next") or ""))
+        try:
+            raw = await read_capped(request, LOGIN_BODY_CAP)
+        except errors.LgspError as exc:
+            return console.error(request, exc, None)
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        name, password = form.get("user", ""), form.get("password", "")
+        target = safe_next(form.get("next"))
         cookie_token = request.cookies.get(LOGIN_COOKIE) or ""
-        given = str(form.get("csrf") or "")
+        given = form.get("csrf", "")
         if not cookie_token or not hmac.compare_digest(cookie_token, given):
             return console.render(request, "error.html", 403, None, key="csrf", message=None)
         client = request.client.host if request.client else "?"

@@ -368,3 +368,9 @@ def test_the_action_api_checks_the_key_before_reading_the_body(bus: Province) ->
     assert answer.status == 401
     request = request.replace(b"Host: x", b"Host: x\r\nX-API-Key: dev-eoffice-key")
     assert raw_http(bus.url, request, timeout_s=5).status == 403
+
+
+def test_an_oversized_login_form_is_refused_before_it_is_read(bus: Province) -> None:
+    answer = httpx.post(bus.url + "/console/login", content=b"user=" + b"a" * 100_000,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413 and "PayloadTooLarge" in answer.text
