@@ -8,9 +8,10 @@ console (:mod:`bus.console.web`, pages read through :mod:`bus.console.views`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bus.app import Bus
+if TYPE_CHECKING:
+    from bus.app import Bus
 
 
 def mount_console(app: Any, bus: Bus) -> None:

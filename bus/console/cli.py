@@ -18,15 +18,34 @@ from bus import errors
 Common = Callable[[argparse.ArgumentParser], None]
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The bus's store as ``lgsp serve`` with the same options would open it.
+
+    Only ``lgsp users`` may start an embedded database (the first user is made before the
+    first start); acting on deliveries in a database that does not exist is a mistake in
+    ``--data-dir`` or ``--config``, told in one line instead of an empty new database.
+    """
     from bus.settings import load_settings
-    from bus.store import Store
+    from bus.store import Store, outage
     from bus.store.tables import create_engine
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
+    if not settings.database_url:
+        database = (settings.data_dir / "lgsp.db").resolve()
+        if create:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        elif not database.exists():
+            raise errors.NotFound(f"no bus database at {database}; pass the --data-dir "
+                                  "(or --config) that `lgsp serve` uses")
     store = Store(create_engine(settings.effective_database_url))
-    store.create_schema()
+    try:
+        store.create_schema()
+    except Exception as exc:
+        refusal = outage(exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
     return store
 
 
@@ -42,8 +61,8 @@ def _fail(exc: errors.LgspError) -> int:
 def cmd_act(args: argparse.Namespace) -> int:
     from bus.console import actions
 
-    store = _store(args)
     try:
+        store = _store(args)
         if len(args.ids) == 1:
             outcome = actions.act(store, args.action, args.ids[0], actor=_actor(),
                                   reason=args.reason, via="cli")
@@ -66,7 +85,10 @@ def cmd_act(args: argparse.Namespace) -> int:
 def cmd_bulk_stop(args: argparse.Namespace) -> int:
     from bus.console import actions
 
-    store = _store(args)
+    try:
+        store = _store(args)
+    except errors.LgspError as exc:
+        return _fail(exc)
     if args.state is not None:
         actions.set_stop_switch(store, args.state == "on", actor=_actor())
     on = actions.stop_switch(store)
@@ -86,8 +108,8 @@ def _password(args: argparse.Namespace) -> str:
 def cmd_users(args: argparse.Namespace) -> int:
     from bus.console import users
 
-    store = _store(args)
     try:
+        store = _store(args, create=args.users_command == "add")
         if args.users_command == "list":
             for user in users.list_users(store):
                 print(f"{user.name:24s} {user.role:9s} {user.system or ''}")

@@ -245,3 +245,14 @@ def test_cli_bulk_stop_switch(sqlite_store: Store, tmp_path: Path,
     assert "stop switch" in capsys.readouterr().err
     assert main(["deliveries", "bulk-stop", "off", *data]) == 0
     assert main(["deliveries", "resend", *ids, "--reason", "x", "--rate", "50", *data]) == 0
+
+
+def test_cli_names_a_missing_database_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nowhere = tmp_path / "typo"
+    assert main(["deliveries", "resend", "x", "--reason", "x", "--data-dir", str(nowhere)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("NotFound: no bus database at ") and err.count("\n") == 1
+    assert not nowhere.exists()
+    assert main(["deliveries", "bulk-stop", "--data-dir", str(nowhere)]) == 1
+    assert not nowhere.exists()
