@@ -35,6 +35,9 @@ from bus.store.queries import (
 from bus.store.tables import STATES, business_statuses, deliveries, documents, events
 
 PAGE: Final = 25
+ATTACHMENTS_READ_MAX: Final = 32 * 1024 * 1024
+"""Attachments are listed by reading the stored packet; past this size a page view would
+cost the server too much, and the page says so instead."""
 _WORDS: Final = 8
 _CODE = re.compile(r"^\[([A-Za-z][A-Za-z0-9_.-]{0,40})\]")
 
@@ -208,8 +211,8 @@ def journey(store: Store, doc_id: str, viewer: Viewer) -> Journey:
         related = conn.execute(sa.select(d.id, d.kind, d.document_id)
                                .where(d.refers_to == doc_id, visible_to(viewer))
                                .order_by(d.received_at)).all()
-        payload_sha = conn.execute(sa.select(d.payload_sha256)
-                                   .where(d.id == doc_id)).scalar()
+        payload_sha, size = conn.execute(sa.select(d.payload_sha256, d.size)
+                                         .where(d.id == doc_id)).one()
     steps = [Step(r.at, r.action, r.actor, r.delivery, recipient_of.get(r.delivery or ""),
                   _detail(r.detail)) for r in trail]
     steps += [Step(s.received_at, "business_status", s.organ_id, None, s.organ_id,
@@ -218,7 +221,9 @@ def journey(store: Store, doc_id: str, viewer: Viewer) -> Journey:
                     else None}) for s in statuses]
     steps.sort(key=lambda s: s.at)
     result = Journey(detail, steps, [(r.id, r.kind, r.document_id) for r in related])
-    if payload_sha:
+    if size > ATTACHMENTS_READ_MAX:
+        result.attachments_error = f"> {ATTACHMENTS_READ_MAX // (1024 * 1024)} MiB"
+    elif payload_sha:
         try:
             packet = read_packet(store.payload(payload_sha)).packet
         except errors.LgspError as exc:
