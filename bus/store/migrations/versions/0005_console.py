@@ -26,7 +26,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('token_sha256')
     )
     with op.batch_alter_table('console_sessions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_console_sessions_user_name'), ['user_name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_console_sessions_user_name'), ['user_name'],
+                              unique=False)
 
     op.create_table('console_switches',
     sa.Column('name', sa.String(length=32), nullable=False),
