@@ -15,8 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
-           "deliveries", "documents", "events", "inbound_sources", "metadata", "new_id",
-           "payloads"]
+           "deliveries", "document_links", "documents", "events", "inbound_sources", "metadata",
+           "new_id", "payloads"]
 
 metadata = sa.MetaData()
 
@@ -132,8 +132,29 @@ agency_requests = sa.Table(
     sa.Index("ix_agency_requests_state", "state", "created_at"),
 )
 
-TERMINAL = frozenset({"delivered", "refused", "parked"})
-STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked")
+TERMINAL = frozenset({"delivered", "refused", "parked", "withdrawn"})
+STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked",
+          "withdrawn")
+
+
+# Document lifecycle (bus.lifecycle): a revoke/update/replace edoc linked to the original
+# it names. ``unnamed`` is the JSON list of the original's recipients the superseding
+# document does not address; ``added`` those a route's recall_follows_original added to it.
+document_links = sa.Table(
+    "document_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("original", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("superseding", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("withdrawn", sa.Integer, nullable=False, default=0),
+    sa.Column("unnamed", sa.Text),
+    sa.Column("added", sa.Text),
+    sa.UniqueConstraint("original", "superseding", name="uq_document_link"),
+)
 
 
 def new_id() -> str:
