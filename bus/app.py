@@ -16,6 +16,7 @@ from bus import errors
 from bus.auth import Credentials, CredentialsFile
 from bus.edxml import Limits
 from bus.ingress import Ingress, IngressSettings
+from bus.lifecycle import metrics as lifecycle_metrics
 from bus.metrics import Metrics
 from bus.ratelimit import RateLimiter
 from bus.reloader import Reloader, RoutingConfig
@@ -60,6 +61,7 @@ class Bus:
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
+        lifecycle_metrics.watch(self.metrics.registry, self.store.engine)
         self.credentials_file = CredentialsFile(settings.credentials)
         self.rate_limiter = RateLimiter()
         self.reloader = Reloader(settings.routes, settings.directory,

@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.directory.requests import add_cli
 
     add_cli(sub, common)
+    from bus.lifecycle.cli import add_cli as add_lifecycle_cli
+
+    add_lifecycle_cli(sub, common)
     return parser
 
 

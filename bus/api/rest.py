@@ -35,6 +35,7 @@ from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, read_c
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
+from bus.lifecycle.api import feedback_router
 from bus.store import outage, queries
 from bus.store.tables import documents
 
@@ -319,4 +320,5 @@ def create_app(bus: Bus) -> FastAPI:
     app.include_router(rest_router(bus))
     app.include_router(soap_router(bus))
     app.include_router(vxp_router(bus, readiness=True))
+    app.include_router(feedback_router(bus))
     return app

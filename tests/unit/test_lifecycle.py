@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 
 from bus import errors
 from bus.app import Bus
@@ -105,6 +106,9 @@ def test_a_revoke_links_and_withdraws_in_the_same_transaction(bus: Bus, via: str
     assert {d.state for d in view.deliveries if not d.is_copy} == {"withdrawn"}
     assert [s.document for s in document_detail(bus.store.engine, recall,
                                                 OPERATOR).supersedes] == [doc]
+    scrape = generate_latest(bus.metrics.registry).decode()
+    assert 'lgsp_recalls_total{kind="revoke"} 1.0' in scrape
+    assert "lgsp_deliveries_withdrawn_total 2.0" in scrape
 
 
 def test_a_withdrawn_delivery_is_never_claimed(bus: Bus) -> None:

@@ -1,0 +1,56 @@
+"""``GET /api/v1/reports/feedback``: the status-feedback report over HTTP.
+
+Visibility follows the read side (:mod:`bus.store.queries`): an operator system sees
+every agency; any other system sees only the agencies the directory says it hosts, so a
+commune's system can follow its own answers and nobody else's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Security
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from bus.api import admit, viewer_for
+from bus.lifecycle.feedback import agency_names, feedback, period, render
+
+if TYPE_CHECKING:
+    from bus.app import Bus
+
+
+def feedback_router(bus: Bus) -> APIRouter:
+    from bus.api.rest import _refusals, api_key
+
+    router = APIRouter()
+
+    @router.get("/api/v1/reports/feedback", tags=["reports"],
+                responses=_refusals(400, 401, 429, 500),
+                summary="Status feedback per recipient agency: received, answered with "
+                        "01/03/06, median times, never answered")
+    def report_feedback(
+        request: Request,
+        key: Annotated[str | None, Security(api_key)] = None,
+        start: Annotated[str | None, Query(
+            alias="from", max_length=40,
+            description="first day YYYY-MM-DD (province time), ISO 8601 or epoch")] = None,
+        end: Annotated[str | None, Query(
+            alias="to", max_length=40,
+            description="last day YYYY-MM-DD (inclusive), ISO 8601 or epoch (exclusive)")
+        ] = None,
+        format: Annotated[Literal["json", "csv", "table"], Query()] = "json",
+        agency: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=0, le=1000, description="never-answered documents "
+                                    "listed per agency")] = 100,
+    ) -> Response:
+        viewer = viewer_for(bus, admit(bus, request, key))
+        span = period(start, end, bus.settings.zone)
+        directory = bus.reloader.current().directory
+        report = feedback(bus.store.engine, span, viewer, agency=agency,
+                          names=agency_names(directory.agencies), unanswered_limit=limit)
+        if format == "json":
+            return JSONResponse(report)
+        media = "text/csv; charset=utf-8" if format == "csv" else "text/plain; charset=utf-8"
+        return PlainTextResponse(render(report, format), media_type=media)
+
+    return router
