@@ -7,25 +7,32 @@ commune's system can follow its own answers and nobody else's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyHeader
 
-from bus.api import admit, viewer_for
+from bus.api import API_KEY_HEADER, admit, viewer_for
 from bus.lifecycle.feedback import agency_names, feedback, period, render
 
 if TYPE_CHECKING:
     from bus.app import Bus
 
 
-def feedback_router(bus: Bus) -> APIRouter:
-    from bus.api.rest import _refusals, api_key
+api_key = APIKeyHeader(name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False,
+                       description="The connected system's own key.")
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "InvalidRequest: a period that is not a day, an ISO time or epoch"},
+    401: {"description": "Unauthenticated"},
+    429: {"description": "TooManyRequests"},
+}
 
+
+def feedback_router(bus: Bus) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/api/v1/reports/feedback", tags=["reports"],
-                responses=_refusals(400, 401, 429, 500),
+    @router.get("/api/v1/reports/feedback", tags=["reports"], responses=_REFUSALS,
                 summary="Status feedback per recipient agency: received, answered with "
                         "01/03/06, median times, never answered")
     def report_feedback(
