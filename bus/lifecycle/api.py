@@ -58,6 +58,7 @@ def feedback_router(bus: Bus) -> APIRouter:
         if format == "json":
             return JSONResponse(report)
         media = "text/csv; charset=utf-8" if format == "csv" else "text/plain; charset=utf-8"
-        return PlainTextResponse(render(report, format), media_type=media)
+        return PlainTextResponse(render(report, format, bus.settings.zone),
+                                 media_type=media)
 
     return router

@@ -37,7 +37,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
                           names=names, unanswered_limit=args.limit)
     finally:
         engine.dispose()
-    sys.stdout.write(render(report, args.format))
+    sys.stdout.write(render(report, args.format, settings.zone))
     return 0
 
 

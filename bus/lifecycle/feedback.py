@@ -206,9 +206,16 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def as_table(report: Mapping[str, Any]) -> str:
+def _local(stamp: str, zone: tzinfo | None) -> str:
+    moment = datetime.fromisoformat(stamp)
+    return (moment.astimezone(zone) if zone else moment).strftime("%Y-%m-%d %H:%M")
+
+
+def as_table(report: Mapping[str, Any], zone: tzinfo | None = None) -> str:
+    """For a reader: times in the province's ``zone`` (UTC when None)."""
     s, p = report["summary"], report["period"]
-    lines = [f"Status feedback {p['from']} .. {p['to']}",
+    where = f" ({zone})" if zone else " (UTC)"
+    lines = [f"Status feedback {_local(p['from'], zone)} .. {_local(p['to'], zone)}{where}",
              f"{s['reporting']} of {s['agencies']} agencies reported processing status, "
              f"{s['not_reporting']} did not; {s['never_answered']} of {s['documents']} "
              "documents never answered", ""]
@@ -225,18 +232,19 @@ def as_table(report: Mapping[str, Any]) -> str:
         if a["unanswered_documents"]:
             lines += ["", f"never answered by {a['agency']}"
                       + (f" ({a['name']})" if a["name"] else "") + ":"]
-            lines += [f"  {d['received_at'][:16]}  {d['document_id']}  {d['subject'] or ''}"
+            lines += [f"  {_local(d['received_at'], zone)}  {d['document_id']}  "
+                      f"{d['subject'] or ''}"
                       .rstrip() for d in a["unanswered_documents"]]
     return "\n".join(lines) + "\n"
 
 
-def render(report: Mapping[str, Any], fmt: str) -> str:
+def render(report: Mapping[str, Any], fmt: str, zone: tzinfo | None = None) -> str:
     import json
 
     if fmt == "csv":
         return as_csv(report)
     if fmt == "table":
-        return as_table(report)
+        return as_table(report, zone)
     return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
