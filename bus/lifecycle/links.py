@@ -18,6 +18,10 @@ original's sender, because the standard's own revocation sample puts another
 organisation there. A name that matches nothing the bus holds is accepted with a notice
 (``lifecycle.unlinked`` in the history): the original may have travelled by another
 route, and refusing would stop the recall from reaching recipients who do hold it.
+
+History events name no other document's internal id (a recipient of the original may
+not be one of the recall's): the ids travel only in ``document_links``, which the read
+side shows to a caller who may read both documents.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ class Plan:
                     "document": self.recall_of, "organ_id": organ, "code": code,
                     "reported_at": reported, "received_at": now, "status_document": doc})
             out.append(event_row("lifecycle", "recall_requested", now, document=self.recall_of,
-                                 detail={"request": doc, "recipients": list(self.recall_targets)}))
+                                 detail={"recipients": list(self.recall_targets)}))
         if self.ack_status is not None:
             organ, code, reported = self.ack_status
             for original in self.acknowledged:
@@ -94,7 +98,7 @@ class Plan:
                     "document": original, "organ_id": organ, "code": code,
                     "reported_at": reported, "received_at": now, "status_document": doc})
                 out.append(event_row("lifecycle", "recall_acknowledged", now, document=original,
-                                     detail={"organ_id": organ, "code": code, "status": doc}))
+                                     detail={"organ_id": organ, "code": code}))
         return out
 
     def _supersede(self, tx: Transaction, doc: str, now: float) -> list[dict[str, Any]]:
@@ -109,7 +113,8 @@ class Plan:
             if self.kind in WITHDRAWING:
                 withdrawn = tx.all("lifecycle_withdraw", _withdraw, {
                     "original": original.id, "now": now,
-                    "reason": f"withdrawn: {self.kind} {doc} accepted"})
+                    "reason": f"withdrawn: the sender's {self.kind} document was accepted "
+                              "before this delivery was made"})
                 in_flight = tx.all("lifecycle_in_flight", _in_flight, {"original": original.id})
             unnamed = self.unnamed.get(original.id, [])
             tx.execute("lifecycle_link", _insert_link, {
@@ -118,15 +123,15 @@ class Plan:
                 "unnamed": json.dumps(unnamed, ensure_ascii=False) if unnamed else None,
                 "added": json.dumps(self.added, ensure_ascii=False) if self.added else None})
             out.append(event_row("lifecycle", "superseded", now, document=original.id, detail={
-                "kind": self.kind, "by": doc, "withdrawn": len(withdrawn),
+                "kind": self.kind, "withdrawn": len(withdrawn),
                 "in_flight": [r[1] for r in in_flight], "unnamed_recipients": unnamed,
                 "added_recipients": self.added}))
             out += [event_row("lifecycle", "withdrawn", now, document=original.id,
                               delivery=str(r[0]),
-                              detail={"recipient": r[1], "by": doc, "kind": self.kind})
+                              detail={"recipient": r[1], "kind": self.kind})
                     for r in withdrawn]
             out.append(event_row("lifecycle", "supersedes", now, document=doc,
-                                 detail={"kind": self.kind, "original": original.id,
+                                 detail={"kind": self.kind,
                                          "document_id": original.document_id}))
         return out
 

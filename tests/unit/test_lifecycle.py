@@ -161,6 +161,11 @@ def test_recipients_left_out_are_flagged_and_not_added_by_default(bus: Bus) -> N
     flags = {r.effective_recipient: r.recall
              for r in document_detail(bus.store.engine, doc, OPERATOR).recipients}
     assert flags == {VP_UBND: None, XA_31: "flagged"}
+    commune = Viewer("hcm_egov", frozenset({XA_31, XA_32}))
+    [hidden] = document_detail(bus.store.engine, doc, commune).superseded_by
+    assert (hidden.kind, hidden.document) == ("revoke", None)   # it may not read the recall
+    shown = document_detail(bus.store.engine, doc, commune).model_dump_json()
+    assert recall not in shown
 
 
 def test_a_route_makes_the_recall_follow_the_original(tmp_path: Path) -> None:
