@@ -13,6 +13,8 @@ machine below until it reaches a terminal state, and every step is an audit even
                                                          (in a mailbox   └─fail──► refused
                                                           the system polls)
 
+    pending, queued, awaiting ──recall accepted──► withdrawn   (terminal; bus.lifecycle)
+
 Transitions are conditional ``UPDATE … WHERE state = …`` statements, so two workers (or
 a worker and a sweeper) racing on the same delivery cannot both win: broker duplicates
 and crashes are absorbed here. Business statuses (01…16) are a separate table: they
