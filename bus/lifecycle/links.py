@@ -73,16 +73,22 @@ class Plan:
     recall_status: tuple[str, str | None] | None = None
     acknowledged: list[str] = field(default_factory=list)
     ack_status: tuple[str, str, str | None] | None = None
+    answered: tuple[str, str, str] | None = None
+    """(document, organ, code) of a business status, for the document's history."""
 
     @property
     def empty(self) -> bool:
-        return not (self.kind or self.recall_of or self.acknowledged)
+        return not (self.kind or self.recall_of or self.acknowledged or self.answered)
 
     def apply(self, tx: Transaction, doc: str, now: float) -> list[dict[str, Any]]:
         """Writes the lifecycle rows of ``doc`` in its accepting transaction; the events."""
         out: list[dict[str, Any]] = []
         if self.kind is not None:
             out += self._supersede(tx, doc, now)
+        if self.answered is not None:
+            target, organ, code = self.answered
+            out.append(event_row("lifecycle", "business_status", now, document=target,
+                                 detail={"organ_id": organ, "code": code}))
         if self.recall_of is not None and self.recall_status is not None:
             code, reported = self.recall_status
             for organ in self.recall_targets:
@@ -169,6 +175,8 @@ def plan_for(engine: Engine, packet: Packet, canon: Canon, *,
         return plan
     if refers_to is None:
         return plan
+    if packet.status_code != RECALL_REQUEST:
+        plan.answered = (refers_to, packet.sender, packet.status_code)
     if packet.status_code == RECALL_REQUEST:
         plan.recall_of = refers_to
         plan.recall_targets = tuple(recipients_of(engine, refers_to, received=True)[0])

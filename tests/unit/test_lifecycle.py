@@ -254,3 +254,7 @@ def test_business_status_per_recipient_and_never_answered(bus: Bus) -> None:
     assert [s.code for s in view[VP_UBND].timeline] == ["01", "03", "06"]
     assert (view[VP_UBND].business_status, view[VP_UBND].never_answered) == ("06", False)
     assert (view[XA_31].business_status, view[XA_31].never_answered) == (None, True)
+    history = [(h.action, h.detail) for h in document_detail(bus.store.engine, doc,
+                                                             mine).history]
+    assert [d for a, d in history if a == "business_status"] == [
+        {"organ_id": VP_UBND, "code": c} for c in ("01", "03", "06")]
