@@ -72,7 +72,7 @@ def period(start: str | None, end: str | None, zone: tzinfo, *,
     return Period(low, high)
 
 
-def _received(span: Period, viewer: Viewer, agency: str | None) -> sa.Subquery:
+def _received(span: Period, viewer: Viewer, agency: str | None) -> sa.CTE:
     """One row per (agency, document) received in the period, with the first time of
     each tracked code and whether the agency answered at all."""
     d, dl, bs = documents.c, deliveries.c, business_statuses.c
@@ -96,10 +96,11 @@ def _received(span: Period, viewer: Viewer, agency: str | None) -> sa.Subquery:
     return (sa.select(dl.effective_recipient.label("agency"), dl.document,
                       d.document_id, d.sender, d.subject, d.received_at, *firsts,
                       sa.exists().where(by_agency(*ANSWERS)).label("answered"))
-            .join(documents, d.id == dl.document).where(*where).subquery("received"))
+            .join(documents, d.id == dl.document).where(*where)
+            .cte("received"))
 
 
-def _median(received: sa.Subquery, code: str) -> sa.Subquery:
+def _median(received: sa.CTE, code: str) -> sa.Subquery:
     """The median of (first ``code`` − acceptance) per agency: rows numbered by duration;
     the middle one (odd count) or the mean of the two middle ones (even count) is where
     2·rank is count, count+1 or count+2 — integer arithmetic both databases agree on."""
