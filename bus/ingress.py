@@ -163,16 +163,13 @@ class Ingress:
             extra = [c for c in plan.recall_targets
                      if c not in own and canon(c) != canon(packet.sender)]
             for code in extra:
-                more = route(replace(facts, response_for=code), cfg.table, cfg.directory,
-                             on=today)
-                targets.extend(_targets(more))
+                targets.extend(_also(replace(facts, response_for=code), cfg, today))
         elif plan.kind is not None and cfg.table.defaults.recall_follows_original:
-            extra = sorted({c for codes in plan.unnamed.values() for c in codes})
-            if extra:
-                more = route(replace(facts, recipients=tuple(extra)), cfg.table,
-                             cfg.directory, on=today)
-                targets.extend(_targets(more))
-                plan.added = extra
+            for code in sorted({c for codes in plan.unnamed.values() for c in codes}):
+                more = _also(replace(facts, recipients=(code,)), cfg, today)
+                if more:
+                    targets.extend(more)
+                    plan.added.append(code)
         return plan
 
     def _check_sender(self, cfg: RoutingConfig, system: str, sender: str) -> None:
@@ -257,6 +254,18 @@ def match_status(status: StatusPacket, held: Sequence[Original],
         f"{rf.document_id} from {rf.organ_id}, which was not sent to it; a status may come "
         "only from an organisation the document was addressed to",
         details={"sender": status.sender, "document_id": rf.document_id})
+
+
+def _also(facts: RoutingFacts, cfg: RoutingConfig, on: date) -> list[NewDelivery]:
+    """Deliveries for a recipient the lifecycle adds (a 13's fan-out, a recall following
+    the original). One that can no longer be routed (a rule refuses it, the directory
+    dropped it) is left out and logged: it must not cost the packet its other recipients."""
+    try:
+        return _targets(route(facts, cfg.table, cfg.directory, on=on))
+    except errors.LgspError as exc:
+        log.warning("lifecycle.recipient_skipped", code=exc.code, reason=exc.message,
+                    recipients=facts.recipients or facts.response_for)
+        return []
 
 
 def _targets(decision: RoutingDecision) -> list[NewDelivery]:

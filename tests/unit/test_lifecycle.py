@@ -258,3 +258,23 @@ def test_business_status_per_recipient_and_never_answered(bus: Bus) -> None:
                                                              mine).history]
     assert [d for a, d in history if a == "business_status"] == [
         {"organ_id": VP_UBND, "code": c} for c in ("01", "03", "06")]
+
+
+def test_a_recipient_the_fan_out_cannot_reach_does_not_cost_the_others(tmp_path: Path) -> None:
+    routes = (Path(__file__).parents[2] / "routes.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "routes.yaml"
+    path.write_text(routes.replace("rules:\n", (
+        "rules:\n  - name: no-recalls-to-32\n"
+        f"    match: {{kind: status, status_code: '13', recipient: '{XA_32}'}}\n"
+        "    refuse: {code: RouteNotAllowed, message: closed for recalls}\n"), 1),
+        encoding="utf-8")
+    bus = Bus(load_settings(environ={}, data_dir=tmp_path / "bus", routes=path))
+    try:
+        first = original(VP_UBND, XA_31, XA_32)
+        send(bus, first)
+        request = bus.submit(packet_bytes(status_for(first, "13")), system="eoffice",
+                             channel="rest")
+        assert sorted(r["delivered_to"] for r in request.receipt["recipients"]) == \
+            [VP_UBND, XA_31]
+    finally:
+        bus.close()
