@@ -181,7 +181,8 @@ def test_a_forged_recall_is_refused_and_the_real_one_attached(bus: Bus) -> None:
     with pytest.raises(errors.StatusNotAllowed):
         bus.submit(packet_bytes(forged), system="vnpt_ioffice", channel="rest")
     bus.submit(packet_bytes(status_for(original, "13")), system="eoffice", channel="rest")
-    assert _statuses_of(bus, sent.document) == [("13", SO_TTTT)]
+    # recorded under the recipient asked to give the document back, not the requester
+    assert _statuses_of(bus, sent.document) == [("13", XA_31)]
 
 
 def test_a_route_copy_grants_nothing_beyond_the_addressee(bus: Bus) -> None:
