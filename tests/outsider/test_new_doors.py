@@ -115,11 +115,12 @@ def login(bus: Bus, user: str, password: str, *, next_: str = "/console/document
 
 
 @pytest.fixture(scope="module")
-def bus():  # noqa: C901 - set-up of one real bus
+def bus():
     tmp = Path(tempfile.mkdtemp(prefix="lgsp-outsider-doors-"))
     data = tmp / "data"
     data.mkdir()
     env = _env()
+
     def add_cmd(name: str) -> list[str]:
         role, system = USERS[name]
         cmd = [sys.executable, "-m", "bus.cli", "users", "add", "--data-dir", str(data),
@@ -130,30 +131,30 @@ def bus():  # noqa: C901 - set-up of one real bus
     # the first creates the database; the others in parallel, any that lost a race again
     subprocess.run(add_cmd(names[0]), input=_pw(names[0]) + "\n", text=True, cwd=REPO,
                    env=env, check=True, capture_output=True, timeout=30)
-    procs = {}
-    for name in names[1:]:
-        p = subprocess.Popen(add_cmd(name), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
-        p.stdin.write(_pw(name) + "\n")
-        p.stdin.close()
-        procs[name] = p
-    for name, p in procs.items():
-        try:
-            rc = p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = p.wait()
-        if rc != 0:
-            subprocess.run(add_cmd(name), input=_pw(name) + "\n", text=True, cwd=REPO,
-                           env=env, check=True, capture_output=True, timeout=30)
     port = _free_port()
+    b = Bus(f"http://127.0.0.1:{port}")
+    b.data = data
     log = open(tmp / "serve.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--data-dir", str(data),
                              "--port", str(port)], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    b = Bus(f"http://127.0.0.1:{port}")
-    b.data = data
     try:
+        procs = {}
+        for name in names[1:]:
+            p = subprocess.Popen(add_cmd(name), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+            p.stdin.write(_pw(name) + "\n")
+            p.stdin.close()
+            procs[name] = p
+        for name, p in procs.items():
+            try:
+                rc = p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = p.wait()
+            if rc != 0:
+                subprocess.run(add_cmd(name), input=_pw(name) + "\n", text=True, cwd=REPO,
+                               env=env, check=True, capture_output=True, timeout=30)
         deadline = time.monotonic() + 40
         while True:
             assert proc.poll() is None, (tmp / "serve.log").read_text(errors="replace")
@@ -619,7 +620,8 @@ def test_redirect_target_has_no_header_injection(bus: Bus) -> None:
     for nxt in ("/console/documents\r\nSet-Cookie: evil=1", "/console/documents\nX-Evil: 1"):
         r, dt = timed(c.get, "/console/lang/vi", params={"next": nxt})
         assert dt < BOUND_S and r.status_code in (302, 303, 400)
-        assert "\r" not in r.headers.get("location", "") and "\n" not in r.headers.get("location", "")
+        loc = r.headers.get("location", "")
+        assert "\r" not in loc and "\n" not in loc
         assert not any(v.startswith("evil=") for v in r.headers.get_list("set-cookie"))
         assert "x-evil" not in r.headers
 
