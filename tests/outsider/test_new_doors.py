@@ -510,6 +510,39 @@ def test_bulk_stop_switch_stops_bulk_actions(bus: Bus) -> None:
     assert "s-cancelled" not in bus.sessions["op"].get(f"/console/documents/{bus.doc}").text
 
 
+def test_console_cookie_is_no_credential_for_the_api(bus: Bus) -> None:
+    """A browser's session cookie must not authorise the JSON API (CSRF by form post)."""
+    op = bus.sessions["op"]
+    r, dt = timed(op.post, f"/api/v1/deliveries/{bus.deliveries[0]}/cancel",
+                  json={"reason": "cookie only"})
+    assert_coded(r, 401, dt)
+    r, dt = timed(op.post, f"/api/v1/deliveries/{bus.deliveries[0]}/cancel",
+                  content=b'{"reason": "text/plain form"}', headers={"Content-Type": "text/plain"})
+    assert_coded(r, 401, dt)
+    r, dt = timed(op.get, f"/api/v1/edocs/{bus.doc}/evidence")
+    assert_coded(r, 401, dt)
+
+
+def test_bulk_ids_are_capped(bus: Bus) -> None:
+    r, dt = _post(bus, "/api/v1/deliveries/bulk/resend", OPERATOR_KEY,
+                  json={"reason": "x", "ids": [f"id{i}" for i in range(20_000)]})
+    assert_coded(r, (400, 413, 422), dt)
+
+
+def test_console_bulk_stop_needs_csrf_and_operator(bus: Bus) -> None:
+    op = bus.sessions["op"]
+    r, dt = timed(op.post, "/console/bulk-stop", data={"on": "1", "next": "/console/queues"})
+    assert r.status_code in (400, 403) and dt < BOUND_S
+    for name in ("aud", "nax"):
+        c = bus.sessions[name]
+        token = csrf_of(c.get("/console/documents").text)
+        r = c.post("/console/bulk-stop", data={"csrf": token, "on": "1", "next": "/"})
+        assert r.status_code in (403, 404), (name, r.status_code)
+    r = httpx.get(bus.base + "/api/v1/deliveries/bulk/stop",
+                  headers={"X-API-Key": OPERATOR_KEY}, timeout=10)
+    assert r.json()["on"] is False
+
+
 # --------------------------------------------------- evidence, deadlines, overdue, reconciliations
 
 
