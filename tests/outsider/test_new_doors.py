@@ -563,9 +563,16 @@ def test_evidence_and_deadlines_hidden_from_unrelated_systems(bus: Bus) -> None:
 
 
 def test_overdue_shows_unrelated_system_nothing_of_others(bus: Bus) -> None:
-    r, dt = _get(bus, "/api/v1/overdue", AXIS_KEY)
+    later = {"at": "2030-01-02T09:00:00+07:00"}  # every stage of the document is late by then
+    r, dt = _get(bus, "/api/v1/overdue", OPERATOR_KEY, params=later)
     assert r.status_code == 200 and dt < BOUND_S
-    assert bus.doc not in r.text and "XSSSUBJ" not in r.text
+    assert bus.doc in r.text  # so the check below is not vacuous
+    for params in ({}, later, {**later, "destination": "hcm_egov"}):
+        r, dt = _get(bus, "/api/v1/overdue", AXIS_KEY, params=params)
+        assert r.status_code == 200 and dt < BOUND_S
+        assert bus.doc not in r.text and r.json()["count"] == 0
+        for d in bus.deliveries:
+            assert d not in r.text
 
 
 def test_reconciliations_only_for_operator_systems(bus: Bus) -> None:
