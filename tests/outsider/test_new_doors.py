@@ -712,6 +712,41 @@ def test_brute_force_is_throttled_even_for_the_right_password(bus: Bus) -> None:
     assert time.monotonic() - t0 < 15
 
 
+def _attempt_from(bus: Bus, src: str, user: str, password: str) -> str:
+    """One login from a chosen loopback source address: OK, LOCKED or WRONG."""
+    with httpx.Client(base_url=bus.base, follow_redirects=False, timeout=10,
+                      transport=httpx.HTTPTransport(local_address=src)) as c:
+        page = c.get("/console/login")
+        r = c.post("/console/login", data={"csrf": csrf_of(page.text), "next": "/",
+                                           "user": user, "password": password})
+    if r.status_code == 303:
+        return "OK"
+    assert r.status_code in (401, 429)
+    return "LOCKED" if ("quá nhiều" in r.text or r.status_code == 429) else "WRONG"
+
+
+def test_own_good_login_does_not_reset_the_address_throttle(bus: Bus) -> None:
+    """Spraying: wrong guesses at one user, a good login as one's own, guesses at the next."""
+    t0 = time.monotonic()
+    src = "127.0.0.9"
+    seen = [_attempt_from(bus, src, "spare", f"g{i}") for i in range(4)]
+    seen.append(_attempt_from(bus, src, "nax", _pw("nax")))
+    seen += [_attempt_from(bus, src, "spare2", f"g{i}") for i in range(4)]
+    assert "LOCKED" in seen[5:], seen
+    assert time.monotonic() - t0 < 15
+
+
+def test_lockout_does_not_enumerate_users(bus: Bus) -> None:
+    """Per-user lock-out looks the same for a user that does not exist."""
+    t0 = time.monotonic()
+    out = {}
+    for j, user in enumerate(("aud", "no-such-user-zz")):
+        out[user] = [_attempt_from(bus, f"127.0.{10 + j}.{i + 1}", user, f"g{i}")
+                     for i in range(6)]
+    assert out["aud"] == out["no-such-user-zz"], out
+    assert time.monotonic() - t0 < 20
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "FOUND: the login throttle keys on X-Forwarded-For sent by a loopback peer although "
     "trusted_proxies is unset; a client on 127.0.0.1 sheds its lock-out by naming any "
