@@ -354,6 +354,26 @@ def test_language_switch_next_is_no_open_redirect(bus: Bus) -> None:
         assert loc.startswith("/") and not loc.startswith("//") and "evil" not in loc
 
 
+def test_post_forms_next_is_no_open_redirect(bus: Bus) -> None:
+    op = bus.sessions["op"]
+    token = csrf_of(op.get("/console/queues").text)
+    for nxt in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        for path, form in (("/console/actions", {"action": "resend", "reason": "redirect probe",
+                                                  "ids": "no-such-delivery"}),
+                           ("/console/bulk-stop", {"on": "0"})):
+            r, dt = timed(op.post, path, data={"csrf": token, "next": nxt, **form})
+            assert dt < BOUND_S and r.status_code < 500, (path, r.status_code)
+            loc = r.headers.get("location", "/")
+            assert loc.startswith("/") and not loc.startswith("//") and "evil" not in loc
+    c, r = login(bus, "off", _pw("off"))
+    assert r.status_code == 303
+    token = csrf_of(c.get("/console/documents").text)
+    r = c.post("/console/logout", data={"csrf": token, "next": "https://evil.example/"})
+    loc = r.headers.get("location", "/")
+    assert loc.startswith("/") and not loc.startswith("//") and "evil" not in loc
+    c.close()
+
+
 def test_static_files_no_path_traversal(bus: Bus) -> None:
     c = bus.client()
     for path in ("/console/static/../../../../etc/passwd",
