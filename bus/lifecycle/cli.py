@@ -15,23 +15,19 @@ from bus import errors
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
+    from bus.clierrors import existing_engine
     from bus.directory import load_directory
     from bus.lifecycle.feedback import agency_names, feedback, period, render
     from bus.settings import load_settings
     from bus.store.queries import Viewer
-    from bus.store.tables import create_engine
 
     settings = load_settings(args.config, data_dir=args.data_dir)
-    try:
-        span = period(args.start, args.end, settings.zone)
-    except errors.LgspError as exc:
-        print(f"lgsp report feedback: {exc.message}", file=sys.stderr)
-        return 2
+    span = period(args.start, args.end, settings.zone)  # a bad date: main()'s one line
     try:
         names = agency_names(load_directory(settings.directory).agencies)
     except errors.LgspError:
         names = {}
-    engine = create_engine(settings.effective_database_url)
+    engine = existing_engine(settings)  # the bus's database, never a new one
     try:
         report = feedback(engine, span, Viewer("cli", operator=True), agency=args.agency,
                           names=names, unanswered_limit=args.limit)
