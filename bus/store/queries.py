@@ -152,7 +152,7 @@ def parse_time(value: str, name: str) -> float:
         pass
     else:
         if math.isfinite(number):
-            return number
+            return _in_range(number, value, name)
         raise errors.InvalidRequest(f"{name}: {value!r} is not a finite number of seconds")
     try:
         moment = datetime.fromisoformat(text)
@@ -163,7 +163,20 @@ def parse_time(value: str, name: str) -> float:
     if moment.tzinfo is None:
         raise errors.InvalidRequest(
             f"{name}: {value!r} has no time zone; add an offset such as +07:00 or Z")
-    return moment.timestamp()
+    return _in_range(moment.timestamp(), value, name)
+
+
+# 1970-01-01 to 9999-12-30 UTC: every instant a date, a calendar and a time zone can
+# still convert (the year 10000 does not exist for them).
+_EARLIEST: Final = 0.0
+_LATEST: Final = 253_402_128_000.0
+
+
+def _in_range(epoch: float, value: str, name: str) -> float:
+    if not _EARLIEST <= epoch <= _LATEST:
+        raise errors.InvalidRequest(
+            f"{name}: {value!r} is outside 1970-01-01 to 9999-12-30; give a real time")
+    return epoch
 
 
 def encode_cursor(received_at: float, doc_id: str) -> str:
