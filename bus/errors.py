@@ -22,6 +22,7 @@ names equal codes so that ``except SchemaInvalid`` reads like the documentation:
     │   ├── RouteNotAllowed            403
     │   └── StatusNotAllowed           403  a status from an organisation not entitled to it
     ├── UnknownRecipient               422  no directory entry and no route
+    │   └── AmbiguousSuccessor         422  the code was split; the message names the candidates
     ├── DuplicateDocumentId            409  same id, different content
     ├── NotFound                       404  no such document (or not yours)
     ├── InvalidRequest                 400  a request parameter (not the packet) is wrong
@@ -184,6 +185,13 @@ class UnknownRecipient(LgspError):
     http_status = 422
 
 
+class AmbiguousSuccessor(UnknownRecipient):
+    """The recipient's code was split between several new ones and the directory names no
+    split_route: the sender must address the one that now handles the matter."""
+
+    code = "AmbiguousSuccessor"
+
+
 class DuplicateDocumentId(LgspError):
     code = "DuplicateDocumentId"
     http_status = 409
@@ -288,6 +296,7 @@ ALL_CODES: tuple[type[LgspError], ...] = (
     StatusNotAllowed,
     Replayed,
     UnknownRecipient,
+    AmbiguousSuccessor,
     DuplicateDocumentId,
     NotFound,
     InvalidRequest,
