@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -55,14 +56,16 @@ def axis_layer_path(directory_path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.axis.csv")
 
 
+_ORGAN_ID: Final = re.compile(r"[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*")
+Row = tuple[str, str, str, str, str]
+
+
 def _id_ok(value: str) -> bool:
-    if not value or len(value) > _MAX_ID:
-        return False
-    return all(part.isascii() and part.isalnum() for part in value.split("."))
+    return len(value) <= _MAX_ID and _ORGAN_ID.fullmatch(value) is not None
 
 
-def read_units(path: Path) -> tuple[list[tuple[AxisUnit, int]], list[Problem]]:
-    """Every row with its line; a missing file is an empty layer, not a problem."""
+def read_rows(path: Path) -> tuple[list[tuple[Row, int]], list[Problem]]:
+    """Every well-formed row with its line; a missing file is an empty layer."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -78,7 +81,7 @@ def read_units(path: Path) -> tuple[list[tuple[AxisUnit, int]], list[Problem]]:
         return [], [Problem(f"the first row must be {','.join(COLUMNS)} (found "
                             f"{','.join(header)[:80]}); the file is written by "
                             "`lgsp directory sync --apply`", file=file, line=1)]
-    units: list[tuple[AxisUnit, int]] = []
+    rows: list[tuple[Row, int]] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     intern = sys.intern
@@ -106,16 +109,44 @@ def read_units(path: Path) -> tuple[list[tuple[AxisUnit, int]], list[Problem]]:
                                     f"{seen[code]})", file=file, line=line))
             continue
         seen[code] = line
-        units.append((AxisUnit(code, name, intern(parent), intern(center), mail), line))
-    return units, problems
+        rows.append(((code, name, intern(parent), intern(center), mail), line))
+    return rows, problems
+
+
+def read_units(path: Path) -> tuple[list[tuple[AxisUnit, int]], list[Problem]]:
+    """The layer as the sync command compares it: every column, with its line."""
+    rows, problems = read_rows(path)
+    return [(AxisUnit(*row), line) for row, line in rows], problems
 
 
 def read_axis_layer(path: Path) -> tuple[dict[str, Agency], list[Problem]]:
-    """The layer as directory agencies (no system): code → Agency."""
-    units, problems = read_units(path)
+    """The layer as directory agencies (no system): code → Agency.
+
+    Well-formed rows take one tight loop; any other row sends the whole file through
+    :func:`read_rows`, which says what is wrong with each.
+    """
     file = str(path)
-    return ({u.code: Agency(u.code, u.name, None, u.parent or None, line, file)
-             for u, line in units}, problems)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, UnicodeDecodeError):
+        return {}, read_rows(path)[1]
+    reader = csv.reader(io.StringIO(text))
+    if next(reader, None) not in (None, list(COLUMNS)):
+        return {}, read_rows(path)[1]
+    agencies: dict[str, Agency] = {}
+    intern, ok = sys.intern, _ORGAN_ID.fullmatch
+    for row in reader:
+        if len(row) != len(COLUMNS):
+            return {}, read_rows(path)[1]
+        code, name, parent = row[0], row[1], row[2]
+        if (len(code) > _MAX_ID or ok(code) is None or not name or code in agencies
+                or (parent and (len(parent) > _MAX_ID or ok(parent) is None))):
+            return {}, read_rows(path)[1]
+        agencies[code] = Agency(code, name, None, intern(parent) if parent else None,
+                                reader.line_num, file)
+    return agencies, []
 
 
 def write_units(path: Path, units: Iterable[AxisUnit]) -> int:

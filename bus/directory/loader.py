@@ -46,7 +46,7 @@ def agency_entry_ok(code: object, body: object) -> bool:
     name, system, parent = body.get("name"), body.get("system"), body.get("parent")
     return (isinstance(name, str) and 1 <= len(name) <= 200
             and isinstance(system, str) and NAME.fullmatch(system) is not None
-            and (parent is None and "parent" not in body or is_organ_id(parent)))
+            and ((parent is None and "parent" not in body) or is_organ_id(parent)))
 
 
 def _schema_problems(doc: YamlDocument) -> list[Problem]:

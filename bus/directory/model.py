@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
+from typing import NamedTuple
 
 from bus.directory.yamlfile import did_you_mean
 from bus.edxml.dialects import DIALECTS
@@ -30,16 +31,19 @@ class System:
     """The edXML dialect its client writes, translated at the door (bus.edxml.dialects)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Agency:
-    """An organisation identifier; ``system`` is None for one only the axis lists."""
+class Agency(NamedTuple):
+    """An organisation identifier; ``system`` is None for one only the axis lists.
+
+    A named tuple rather than a dataclass: a national directory makes 100,000 of them per
+    load, and a frozen dataclass's ``__init__`` was most of that load's time.
+    """
 
     code: str
     name: str
     system: str | None
     parent: str | None = None
-    line: int | None = field(default=None, compare=False)
-    file: str | None = field(default=None, compare=False)
+    line: int | None = None
+    file: str | None = None
     """Set for the axis layer's entries, so a problem names the file it is in."""
 
 
