@@ -76,7 +76,8 @@ def _successor(doc: YamlDocument, old: str, body: dict[str, Any], line: int | No
                problems: list[Problem]) -> Successor | None:
     new, when = body.get("replaced_by"), _text(body.get("effective"))
     codes = [new] if isinstance(new, str) else new if isinstance(new, list) else None
-    if not codes or not all(isinstance(c, str) for c in codes) or when is None:
+    if (not codes or not all(isinstance(c, str) for c in codes) or when is None
+            or (isinstance(new, list) and len(set(codes)) < 2)):
         return None
     try:
         effective = date.fromisoformat(when)
