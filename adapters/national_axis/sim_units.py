@@ -29,11 +29,12 @@ class UnitFacts:
 
 
 def national_agencies(count: int, *, province: str = "H37") -> list[vxp.Agency]:
-    """``count`` agencies shaped like the national list: provinces, then communes under them."""
+    """``count`` agencies shaped like the national list, parents first; the third group is
+    50 or more so that none collides with the sample province's codes."""
     out: list[vxp.Agency] = []
     for i in range(count):
         area = f"H{i % 63 + 1:02d}" if i % 7 else province
-        code = f"{i % 1000:03d}.{(i // 1000) % 100:02d}.{(i // 100000) % 100:02d}.{area}"
+        code = f"{i % 1000:03d}.{(i // 1000) % 100:02d}.{50 + (i // 100000) % 50:02d}.{area}"
         parent = f"{i // 50:d}" if i >= 50 else ""
         out.append(vxp.Agency(code, f"Ủy ban nhân dân xã mẫu {i}, {area}", str(i), parent,
                               f"vanthu{i}@{area.lower()}.gov.vn"))

@@ -145,7 +145,8 @@ def axis_adapter(settings: Settings, name: str | None) -> Any:
 
 def prepare(settings: Settings, *, axis: str | None = None,
             file: Path | None = None) -> ChangeSet | None:
-    """Fetch and save a change set; None when the layer already says what the axis says."""
+    """Fetch and save a change set; None when the layer already says what the axis says
+    (conflicts alone change nothing to apply: each change set lists those in force)."""
     if file is not None:
         fetched, source = fetch_from_file(file), f"file:{file}"
     else:
@@ -160,7 +161,7 @@ def prepare(settings: Settings, *, axis: str | None = None,
     sets = ChangeSets(settings.data_dir, settings.directory)
     change_set = sets.prepare(fetched.units, source=source, province=province,
                               deleted=fetched.deleted, notes=fetched.notes)
-    if not change_set.changes and not change_set.conflicts:
+    if not change_set.changes:
         sets.discard(change_set.id)
         return None
     return change_set
