@@ -16,7 +16,7 @@ from bus.app import Bus
 from bus.cli import main
 from bus.directory import load_directory
 from bus.directory.layer import axis_layer_path, read_units
-from bus.directory.sync import ChangeSets
+from bus.directory.sync import ChangeSet, ChangeSets
 from bus.directory.sync_cli import SyncSchedule, apply, prepare
 from bus.settings import Settings, load_settings
 
@@ -52,8 +52,8 @@ def settings(axis: AxisSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return load_settings(file, environ={})
 
 
-def codes(kind: str, change_set: object) -> list[str]:
-    return [c.code for c in getattr(change_set, "changes") if c.kind == kind]
+def codes(kind: str, change_set: ChangeSet) -> list[str]:
+    return [c.code for c in change_set.changes if c.kind == kind]
 
 
 def test_a_first_sync_fills_the_layer_and_province_entries_win(settings: Settings) -> None:
