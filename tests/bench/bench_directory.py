@@ -11,7 +11,8 @@ process (so one case's memory never hides another's), printing:
   ``lgsp directory sync`` writes; plus the reloader's reload after an edit of
   directory.yaml (the layer is unchanged and kept) and after a new axis layer.
 
-Time is the median of ``--rounds`` loads without tracing; memory is measured in a second
+Time is the median of ``--rounds`` loads without tracing, wall clock and the process's
+CPU time (on a shared machine the second is the steadier figure); memory is measured in a second
 child: tracemalloc's peak (Python allocations during the load) and the rise of the
 resident set (ru_maxrss after minus the resident size just before). ``--before REV`` loads
 the same YAML with the tree at git revision REV (exported with ``git archive``), which is
@@ -83,11 +84,14 @@ def rss_kb():
     return 0
 out = {}
 if mode == "time":
-    times = []
+    times, cpu = [], []
     for _ in range(rounds):
-        t = time.perf_counter(); d = load_directory(path); times.append(time.perf_counter() - t)
+        t, c = time.perf_counter(), time.process_time()
+        d = load_directory(path)
+        times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
         n = len(d); del d
     out["load_s"] = statistics.median(times); out["agencies"] = n
+    out["cpu_s"] = statistics.median(cpu)
 elif mode == "reload":
     from bus.directory.layer import axis_layer_path
     from bus.reloader import Reloader
@@ -149,7 +153,7 @@ def main() -> int:
         if args.before:
             (work / "before").mkdir()
             old = export(args.before, work / "before")
-        print(f"{'case':32s} {'agencies':>9s} {'load s':>8s} {'traced MB':>10s} "
+        print(f"{'case':32s} {'agencies':>9s} {'load s':>8s} {'CPU s':>7s} {'traced MB':>10s} "
               f"{'RSS rise MB':>12s} {'reload s':>9s}")
         for n in sizes:
             yaml_dir = work / f"yaml-{n}"
@@ -170,6 +174,7 @@ def main() -> int:
                 reloads = (f"{again['reload_yaml_s']:.2f}/{again['reload_layer_s']:.2f}"
                            if again else "-")
                 print(f"{label:32s} {int(timed['agencies']):9d} {timed['load_s']:8.2f} "
+                      f"{timed['cpu_s']:7.2f} "
                       f"{mem['traced_peak_mb']:10.0f} {mem['rss_rise_mb']:12.0f} {reloads:>9s}",
                       flush=True)
         print("reload s: after an edit of directory.yaml / after a new axis layer")
