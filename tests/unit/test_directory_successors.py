@@ -139,3 +139,14 @@ def test_file_problems_are_on_their_lines(tmp_path: Path, before: str, after: st
     [problem] = caught.value.problems
     assert words in problem.message, str(problem)
     assert problem.file == str(path) and problem.line in (8, 9, 11), str(problem)
+
+
+def test_a_status_to_a_split_code_goes_to_its_own_system_while_it_is_listed() -> None:
+    split = directory(Successor(A, [B, C], DAY))
+    facts = RoutingFacts("status", D, status_code="06", response_for=A)
+    [delivery] = route(facts, TABLE, split, on=AFTER).deliveries
+    assert (delivery.effective_recipient, delivery.destination) == (A, "hcm_egov")
+    assert any("a status answers a document" in note for note in delivery.notes)
+    unlisted = Directory(SYSTEMS, HOSTED[1:], [Successor(A, [B, C], DAY)])
+    with pytest.raises(AmbiguousSuccessor):
+        route(facts, TABLE, unlisted, on=AFTER)
