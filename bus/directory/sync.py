@@ -101,7 +101,7 @@ def diff(current: Mapping[str, AxisUnit], fetched: Mapping[str, AxisUnit]) -> li
                 changes.append(Change("moved", code, f"{code}: parent {old.parent or '(none)'}"
                                       f" -> {new.parent or '(none)'}"))
             if old.center != new.center:
-                changes.append(Change("moved", code, f"{code}: system {old.center or '(none)'}"
+                changes.append(Change("moved", code, f"{code}: centerCode {old.center or '(none)'}"
                                       f" -> {new.center or '(none)'}"))
             if old.mail != new.mail:
                 changes.append(Change("mail", code, f"{code}: mail {old.mail or '(none)'} ->"

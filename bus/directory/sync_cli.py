@@ -81,7 +81,8 @@ class Fetched:
             self.units[code] = unit
         if skipped:
             self.notes.append(f"{operation}: {skipped} row(s) without a valid code left out")
-        self.notes.append(f"{operation}: {len(rows)} row(s), {added} not listed before")
+        self.notes.append(f"{operation}: {len(rows)} row(s), {added} not in the operations"
+                          " before it")
 
 
 def fetch_from_axis(adapter: Any) -> Fetched:

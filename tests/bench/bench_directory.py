@@ -122,8 +122,10 @@ print(json.dumps(out))
 
 def child(tree: Path, path: Path, mode: str, rounds: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    # cwd=tree: ``python -c`` puts the current directory first on sys.path.
     done = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, str(rounds)],
-                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+                          env=env, cwd=tree, capture_output=True, text=True, timeout=1800,
+                          check=False)
     if done.returncode != 0:
         raise SystemExit(f"child failed ({mode}, {path}):\n{done.stderr[-2000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
