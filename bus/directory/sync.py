@@ -187,6 +187,17 @@ class ChangeSets:
         pending = [c for c in self.list() if c.state == "pending"]
         return pending[-1] if pending else None
 
+    def reject(self, set_id: str, *, actor: str, note: str = "") -> ChangeSet:
+        """Close a pending set unapplied, saying why; it stays listed for the record."""
+        change_set = self.get(set_id)
+        if change_set.state != "pending":
+            raise errors.InvalidRequest(f"change set {set_id} is {change_set.state}, not pending")
+        change_set.state, change_set.applied_by = "rejected", actor
+        if note:
+            change_set.notes.append(f"rejected: {note}")
+        self._save(change_set)
+        return change_set
+
     def apply(self, set_id: str, *, actor: str,
               check: Any = None) -> ChangeSet:
         """Replace the layer with the change set's, once; ``check(layer_path)`` may refuse

@@ -192,8 +192,8 @@ def summary(change_set: ChangeSet) -> str:
 
 def show(change_set: ChangeSet, *, everything: bool = False) -> str:
     lines = [summary(change_set)]
-    if change_set.applied_at:
-        lines.append(f"  applied by {change_set.applied_by}")
+    if change_set.applied_by:
+        lines.append(f"  {change_set.state} by {change_set.applied_by}")
     lines += [f"  note: {n}" for n in change_set.notes]
     if change_set.conflicts:
         lines.append("conflicts (directory.yaml wins; edit it if the axis is right):")
@@ -299,6 +299,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reject(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        change_set = ChangeSets(settings.data_dir, settings.directory).reject(
+            args.id, actor=f"operator:{getpass.getuser()}", note=args.note or "")
+    except errors.LgspError as exc:
+        print(f"{exc.code}: {exc.message}")
+        return 1
+    print(summary(change_set))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     sets = ChangeSets(settings.data_dir, settings.directory).list()
@@ -309,7 +321,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def add_cli(dsub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """``lgsp directory sync [--from-axis [DEST] | --file F] [--apply ID]``, ``sync show|list``."""
+    """``lgsp directory sync [--from-axis [DEST] | --file F] [--apply ID]``,
+    ``sync show|reject|list``."""
     sync = dsub.add_parser("sync", help="bring the axis layer in step with the national axis:"
                            " prepare a change set, review it, apply it")
     common(sync)
@@ -325,6 +338,11 @@ def add_cli(dsub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     showing.add_argument("id")
     showing.add_argument("--all", action="store_true", help="every change, not the first 40")
     showing.set_defaults(func=cmd_show)
+    rejecting = ssub.add_parser("reject", help="close a change set without applying it")
+    common(rejecting)
+    rejecting.add_argument("id")
+    rejecting.add_argument("--note", help="why (kept with the change set)")
+    rejecting.set_defaults(func=cmd_reject)
     listing = ssub.add_parser("list", help="change sets, oldest first")
     common(listing)
     listing.set_defaults(func=cmd_list)

@@ -178,5 +178,22 @@ def test_the_command_line(settings: Settings, tmp_path: Path,
     assert "applied:" in capsys.readouterr().out
     assert main(["directory", "sync", "--apply", set_id, *config]) == 1
     assert "InvalidRequest" in capsys.readouterr().out
+    assert main(["directory", "sync", "--from-axis", *config]) == 0
+    assert "already matches" in capsys.readouterr().out
     assert main(["directory", "sync", "list", *config]) == 0
     assert "1 change set(s)" in capsys.readouterr().out
+
+
+def test_a_rejected_set_cannot_be_applied(settings: Settings, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    change_set = prepare(settings)
+    assert change_set is not None
+    config = ["--config", str(tmp_path / "settings.yaml")]
+    assert main(["directory", "sync", "reject", change_set.id, "--note", "wait for the"
+                 " Government Office's corrected list", *config]) == 0
+    assert "rejected" in capsys.readouterr().out
+    with pytest.raises(errors.InvalidRequest, match="rejected, not pending"):
+        apply(settings, change_set.id, "operator:test")
+    assert not axis_layer_path(settings.directory).exists()
+    assert main(["directory", "sync", "show", change_set.id, *config]) == 0
+    assert "rejected: wait for the Government Office" in capsys.readouterr().out

@@ -12,7 +12,7 @@ default and on PostgreSQL with RabbitMQ.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 
+import bus.ingress
 from bus.edxml import EdocBuilder, packet_bytes
 from tests.api_server import ApiServer, api_key, running_bus
 from tests.servers import PostgresServer
@@ -49,8 +50,9 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer
         yield running
 
 
-def send(server: ApiServer, day: date, *to: str, number: str) -> httpx.Response:
-    server.bus.ingress.today = lambda: day
+def send(server: ApiServer, day: date | None, *to: str, number: str) -> httpx.Response:
+    if day is not None:
+        server.bus.ingress.today = lambda: day
     packet = (EdocBuilder(SO_TTTT).to(*to).subject("Kế hoạch bàn giao hồ sơ sau sắp xếp")
               .code(number, "KH-STTTT").build())
     return httpx.post(server.url + "/api/v1/edocs", content=packet_bytes(packet),
@@ -88,3 +90,29 @@ def test_from_the_day_the_split_code_is_refused_naming_both_successors(
     assert "2025-07-01" in body["message"]
     assert deliveries(server, send(server, DAY, NEW_62, number="5")) == \
         [(NEW_62, NEW_62, "eoffice")]
+
+
+class _EveningInHanoi(datetime):
+    """18:00 UTC on 30 June 2025: already 1 July in Vietnam."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _EveningInHanoi:
+        moment = datetime(2025, 6, 30, 18, 0, tzinfo=UTC).astimezone(tz)
+        return cls.fromtimestamp(moment.timestamp(), tz)
+
+
+class _HostOnUtc(date):
+    """The host's calendar at that moment (a container on UTC): still 30 June."""
+
+    @classmethod
+    def today(cls) -> _HostOnUtc:
+        return cls(2025, 6, 30)
+
+
+def test_the_day_is_the_day_in_vietnam_not_on_the_host(
+        server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bus.ingress, "datetime", _EveningInHanoi)
+    monkeypatch.setattr(bus.ingress, "date", _HostOnUtc)
+    assert server.bus.ingress.today() == DAY
+    assert deliveries(server, send(server, None, OLD_35, number="6")) == \
+        [(OLD_35, NEW_61, "hcm_egov")]
