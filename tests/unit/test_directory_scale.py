@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 from bus.directory import load_directory, schema_validator
 from bus.directory.layer import axis_layer_path
 from bus.directory.loader import DIRECTORY_SCHEMA, agency_entry_ok
+from bus.errors import ConfigInvalid
 from bus.reloader import Reloader
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,3 +114,20 @@ def test_fast_check_agrees_with_the_schema(code: str, body: Any) -> None:
         {**_ROOT, "$ref": "#/$defs/organId"}).is_valid(code)
     assert agency_entry_ok(code, body) == (key_ok and validator.is_valid(body)), (code, body)
     assert _AGENCY["additionalProperties"] is False
+
+
+def test_bad_layer_rows_are_reported_with_file_and_line(tmp_path: Path) -> None:
+    bench.write_layer(tmp_path, 1_200)
+    layer = axis_layer_path(tmp_path / "directory.yaml")
+    lines = layer.read_text(encoding="utf-8").splitlines()
+    lines[5] = "000..12.H37,Xã hỏng,,,"
+    lines[9] = lines[8]
+    lines[12] = "only,three,columns"
+    layer.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigInvalid) as caught:
+        load_directory(tmp_path / "directory.yaml")
+    found = [(p.file, p.line) for p in caught.value.problems]
+    assert found == [(str(layer), 6), (str(layer), 10), (str(layer), 13)], found
+    words = " ".join(p.message for p in caught.value.problems)
+    assert "not an organisation identifier" in words and "listed twice (first on line 9)" in words
+    assert "3 columns, expected 5" in words
