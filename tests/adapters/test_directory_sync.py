@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,3 +199,38 @@ def test_a_rejected_set_cannot_be_applied(settings: Settings, tmp_path: Path,
     assert not axis_layer_path(settings.directory).exists()
     assert main(["directory", "sync", "show", change_set.id, *config]) == 0
     assert "rejected: wait for the Government Office" in capsys.readouterr().out
+
+
+def test_a_saved_answer_or_a_layer_file_can_be_the_source(settings: Settings,
+                                                          axis: AxisSimulator,
+                                                          tmp_path: Path) -> None:
+    answer = tmp_path / "getAgenciesList.json"
+    answer.write_text(json.dumps(vxp.ok_answer(data=[a.to_json() for a in axis.agencies]),
+                                 ensure_ascii=False), encoding="utf-8")
+    from_file = prepare(settings, file=answer)
+    assert from_file is not None and from_file.source == f"file:{answer}"
+    assert from_file.counts()["new"] == NATIONAL + 1
+    apply(settings, from_file.id, "operator:test")
+    copy = tmp_path / "copy.csv"
+    shutil.copy(axis_layer_path(settings.directory), copy)
+    assert prepare(settings, file=copy) is None, "the layer read back changes nothing"
+    (tmp_path / "bad.json").write_text('{"data": 3}', encoding="utf-8")
+    with pytest.raises(errors.InvalidRequest, match="list of agencies"):
+        prepare(settings, file=tmp_path / "bad.json")
+
+
+def test_the_scheduled_loop_prepares_while_the_bus_runs(settings: Settings) -> None:
+    bus = Bus(settings.model_copy(update={"directory_sync_interval_s": 0.2}))
+    schedule = SyncSchedule(bus)
+    schedule.start()
+    try:
+        sets = ChangeSets(settings.data_dir, settings.directory)
+        deadline = time.monotonic() + 30
+        while not sets.list() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sets.list(), "no change set prepared within 30 s"
+    finally:
+        assert schedule.stop(30)
+        bus.close()
+    assert [c.state for c in sets.list()] == ["pending"], "one set, however many runs"
+    assert not axis_layer_path(settings.directory).exists()
