@@ -82,6 +82,8 @@ class Ingress:
         self.settings = settings or IngressSettings()
         self.on_accepted = on_accepted
         self.on_refused = on_refused
+        self.today: Callable[[], date] = lambda: datetime.now(self.settings.zone).date()
+        """The day successor codes are resolved for; a test of a reorganisation sets it."""
 
     def submit(self, data: bytes, *, system: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:
@@ -111,7 +113,7 @@ class Ingress:
                 f"this is a {packet.kind} packet but the endpoint takes {expect} packets; "
                 f"send it to {where} (SOAP: Send{'Status' if packet.kind == 'status' else 'Edoc'})")
         self._check_sender(cfg, system, packet.sender)
-        decision = route(facts_of(packet), cfg.table, cfg.directory, on=date.today())
+        decision = route(facts_of(packet), cfg.table, cfg.directory, on=self.today())
         digest = hashlib.sha256(data).hexdigest()
         # Receivers get the standard, normalised bytes; the sender's are kept as evidence.
         forwarded = forwarded_bytes(
@@ -205,9 +207,9 @@ class Ingress:
             found = held.setdefault(row.id, Original(row.id, row.sender, set()))
             found.recipients.update(code for code in (row.recipient, row.effective_recipient)
                                     if code)
-        today = date.today()
+        today = self.today()
         return match_status(status, list(held.values()),
-                            lambda code: directory.resolve(code, today)[0])
+                            lambda code: directory.canonical(code, today))
 
 
 @dataclass(frozen=True)
