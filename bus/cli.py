@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.directory.requests import add_cli
 
     add_cli(sub, common)
+    from bus.migrate.cli import add_cli as add_migrate_cli
+
+    add_migrate_cli(sub, common)
     return parser
 
 
