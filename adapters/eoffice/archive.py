@@ -131,8 +131,8 @@ class ArchiveService:
             parts: tuple[tuple[str, object], ...] = (
                 ("index", index), ("name", f.name), ("contentType", f.content_type),
                 ("size", len(f.data)))
-            for name, value in parts:
-                _add(item, name, value)
+            for part, content in parts:
+                _add(item, part, content)
 
     def _write_slice(self, response: etree._Element, request: etree._Element) -> None:
         record = self._record(request.findtext(_q("recordId")) or "")
