@@ -319,4 +319,7 @@ def create_app(bus: Bus) -> FastAPI:
     app.include_router(rest_router(bus))
     app.include_router(soap_router(bus))
     app.include_router(vxp_router(bus, readiness=True))
+    from bus.migrate.api import migrate_router
+
+    app.include_router(migrate_router(bus))
     return app
