@@ -23,8 +23,16 @@ from bus.migrate.verify import record_evidence, verify
 
 __all__ = ["add_cli"]
 
-ALIVE_S = 3.0
-"""A runner that wrote its heartbeat this recently is alive: resume only un-pauses it."""
+ALIVE_S = 1.5
+"""A runner writes its heartbeat every half second: one that has not moved in this long
+is gone (killed, or its machine down), and ``resume`` takes the job over."""
+
+
+def _alive(engine: Any, job: jobs.Job) -> bool:
+    if job.heartbeat_at is None or time.time() - job.heartbeat_at > 30:
+        return False
+    time.sleep(ALIVE_S)
+    return jobs.get_job(engine, job.id).heartbeat_at != job.heartbeat_at
 
 
 def _bus(args: argparse.Namespace) -> Bus:
@@ -151,7 +159,7 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> int:
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> int:
     engine = bus.store.engine
     job = jobs.get_job(engine, args.job)
-    alive = job.heartbeat_at is not None and time.time() - job.heartbeat_at < ALIVE_S
+    alive = job.state in ("running", "paused") and _alive(engine, job)
     if job.state == "finished":
         print(f"job {job.id} is finished; `lgsp migrate verify {job.id}`")
         return 0

@@ -96,7 +96,7 @@ def _plan_kill_resume(province: Province, target: str, *, pause: bool = False) -
     assert 3 <= at_kill < COUNT, at_kill
     resumed = subprocess.Popen(_lgsp(province, "resume", job, "--rate", "10"),
                                env=_env(province),
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if pause:
         assert _wait(lambda: _done(province) > at_kill, 30)
         assert _run(province, "pause", job).returncode == 0
@@ -106,8 +106,8 @@ def _plan_kill_resume(province: Province, target: str, *, pause: bool = False) -
         assert _done(province) == held < COUNT
         answer = _run(province, "resume", job)
         assert "resumed (its running process continues)" in answer.stdout, answer.stdout
-    out, _ = resumed.communicate(timeout=90)
-    assert resumed.returncode == 0
+    out, err = resumed.communicate(timeout=90)
+    assert resumed.returncode == 0, err
     assert f"job {job}: finished" in out
     assert _done(province) == COUNT
     return job
