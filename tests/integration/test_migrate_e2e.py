@@ -34,7 +34,7 @@ from bus.settings import REPO_ROOT
 from bus.store.tables import create_engine, events, migration_jobs, migration_records
 
 OWNER = "000.00.12.H37"
-COUNT = 28
+COUNT = 20
 
 
 def _lgsp(province: Province, *args: str) -> list[str]:
@@ -94,7 +94,7 @@ def _plan_kill_resume(province: Province, target: str, *, pause: bool = False) -
     run.wait(10)
     at_kill = _done(province)
     assert 3 <= at_kill < COUNT, at_kill
-    resumed = subprocess.Popen(_lgsp(province, "resume", job, "--rate", "10"),
+    resumed = subprocess.Popen(_lgsp(province, "resume", job, "--rate", "3" if pause else "10"),
                                env=_env(province),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if pause:
