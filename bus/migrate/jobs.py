@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from bus import errors
 from bus.migrate.source import Source
+from bus.store import Store
 from bus.store.tables import migration_jobs, migration_records, new_id
 
 __all__ = ["JOB_STATES", "Job", "create_job", "get_job", "list_jobs", "plan", "set_state"]
@@ -126,9 +127,14 @@ def plan(engine: Engine, job: Job, source: Source, *, page_size: int = 200,
             progress(seq)
     counts, digest = manifest_of(engine, job.id)
     with engine.begin() as conn:
-        conn.execute(migration_jobs.update().where(J.id == job.id, J.state == "planning")
-                     .values(state="planned", manifest=json.dumps(counts),
-                             manifest_sha256=digest, updated_at=time.time()))
+        sealed = conn.execute(migration_jobs.update().where(
+            J.id == job.id, J.state == "planning").values(
+            state="planned", manifest=json.dumps(counts), manifest_sha256=digest,
+            updated_at=time.time())).rowcount
+        if sealed:
+            Store.audit(conn, "migration", "migration_planned", detail={
+                "job": job.id, "source": source.label, "target": job.target,
+                "owner": job.owner, "manifest_sha256": digest, "manifest": counts})
     return get_job(engine, job.id)
 
 

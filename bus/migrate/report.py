@@ -55,8 +55,11 @@ def _html(verification: Verification) -> bytes:
     details = "".join(
         f"<tr><td>{e(o.record_id)}</td><td>{e(o.register)}</td><td>{o.year}</td>"
         f"<td>{e(LABELS[o.outcome])}</td><td>{e(o.reason)}</td></tr>" for o in listed)
-    summary = "".join(f"<tr><th>{e(LABELS[k])}</th><td>{counts.get(k, 0)}</td></tr>"
-                      for k in LABELS)
+    summary = "".join(f"<tr><th>{e(label)}</th><td>{counts.get(k, 0)}</td></tr>"
+                      for k, label in (("records", "Văn bản trong danh mục nguồn"),
+                                       ("converted", "Đã chuyển đổi sang edXML"),
+                                       ("handed_over", "Đã chuyển tới hệ thống đích"),
+                                       *LABELS.items()))
     when = time.strftime("%d/%m/%Y %H:%M", time.localtime())
     manifest = ("nguyên vẹn" if v.manifest_ok else "ĐÃ BỊ THAY ĐỔI sau khi lập")
     page = f"""<!DOCTYPE html>

@@ -122,6 +122,9 @@ def verify(engine: Engine, job_id: str) -> Verification:
         cell["manifest"] += 1
         cell[o.outcome] = cell.get(o.outcome, 0) + 1
     counts["records"] = len(outcomes)
+    # Cumulative, as the report states them: converted ⊇ handed to the target ⊇ acknowledged.
+    counts["converted"] = sum(1 for o in outcomes if o.document is not None)
+    counts["handed_over"] = counts["acknowledged"] + counts["delivered"]
     return Verification(job, digest == job.manifest_sha256, outcomes, counts, per)
 
 

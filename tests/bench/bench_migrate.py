@@ -35,7 +35,7 @@ import httpx
 from adapters.demo import COMMUNE_31, EOFFICE, Province
 from adapters.eoffice.archive import ArchiveService
 from bus.edxml import EdocBuilder, packet_bytes
-from bus.migrate.generate import KB, MB, GeneratedArchive
+from bus.migrate.generate import KB, GeneratedArchive
 from bus.settings import REPO_ROOT
 
 
@@ -108,7 +108,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
-            out: object = sys.stdout) -> Figures:
+            window: int = 8) -> Figures:
     with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
         work = Path(tmp)
         province = Province(work)
@@ -135,7 +135,7 @@ def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
             ids: list[str] = []
             poster = threading.Thread(target=lambda: ids.extend(live.run_for(stop)))
             started = time.monotonic()
-            run = subprocess.Popen([*cli, "run", job, *data], env=env,
+            run = subprocess.Popen([*cli, "run", job, "--window", str(window), *data], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             poster.start()
             peak = 0.0
@@ -161,13 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-rate", type=float, default=4.0)
     parser.add_argument("--baseline-s", type=float, default=10.0)
     parser.add_argument("--small", action="store_true")
+    parser.add_argument("--window", type=int, default=8,
+                        help="the lane's window (a large one shows live traffic without it)")
     args = parser.parse_args(argv)
     print("| records | plan rec/s | run rec/s | peak RSS MB | live p50/p99 ms without | "
           "live p50/p99 ms during | verify |")
     print("|---:|---:|---:|---:|---|---|---|")
     ok = True
     for n in args.records:
-        f = measure(n, live_rate=args.live_rate, small=args.small, baseline_s=args.baseline_s)
+        f = measure(n, live_rate=args.live_rate, small=args.small, baseline_s=args.baseline_s,
+                    window=args.window)
         ok = ok and f.verified
         print(f"| {n} | {n / f.plan_s:.1f} | {n / f.run_s:.1f} | {f.peak_rss_mb:.0f} | "
               f"{_p(f.live_without, 0.5):.0f} / {_p(f.live_without, 0.99):.0f} "

@@ -174,9 +174,12 @@ def _verify_and_report(province: Province, job: str) -> None:
         with engine.connect() as conn:
             detail = conn.execute(sa.select(events.c.detail).where(
                 events.c.action == "migration_verified")).scalar_one()
+            planned = conn.execute(sa.select(events.c.detail).where(
+                events.c.action == "migration_planned")).scalar_one()
     finally:
         engine.dispose()
     assert json.loads(detail)["verified"] is True
+    assert json.loads(planned)["manifest"]["records"] == COUNT
 
 
 def test_eoffice_archive_to_vnpt_ioffice_with_a_kill(province: Province) -> None:
