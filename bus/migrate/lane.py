@@ -53,6 +53,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     done_at_start: int = 0
     state: str = "running"
+    waiting: str = ""
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -60,7 +61,8 @@ class Progress:
         left = self.total - self.done
         eta = _duration(left / rate) if rate > 0 else "—"
         return (f"{self.done}/{self.total} records  {rate:.1f}/s  ETA {eta}  "
-                f"rejected {self.rejected}  [{self.state}]")
+                f"rejected {self.rejected}  [{self.state}]"
+                + (f"  {self.waiting}" if self.waiting else ""))
 
 
 def _duration(seconds: float) -> str:
@@ -128,9 +130,14 @@ class Lane:
             if self.rate > 0 and now < self._next_at:
                 self.sleep(min(self._next_at - now, 0.5))
                 continue
-            if self._busy() >= self.window:
+            busy = self._busy()
+            if busy >= self.window:
+                progress.waiting = (f"waiting: {busy} deliveries to {self.job.target} not yet "
+                                    "handed over (is `lgsp serve` or `lgsp worker` running?)")
+                self._show(progress)
                 self.sleep(0.02)
                 continue
+            progress.waiting = ""
             if self.rate > 0:
                 self._next_at = max(self._next_at, now) + 1.0 / self.rate
             return "running"
