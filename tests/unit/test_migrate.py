@@ -177,3 +177,16 @@ def test_verify_catches_a_changed_file_and_an_edited_manifest(bus: Bus) -> None:
     assert not result.ok and not result.manifest_ok
     bad = [o for o in result.outcomes if o.outcome == "mismatched"]
     assert [o.record_id for o in bad] == [first.record_id] and name
+
+
+def test_live_deliveries_go_before_what_the_feeder_found() -> None:
+    from bus.delivery.embedded import _Scheduler
+
+    scheduler = _Scheduler(1)
+    scheduler.offer([("migrated-1", "hcm_egov"), ("migrated-2", "hcm_egov")])
+    scheduler.offer([("live", "hcm_egov")], urgent=True)
+    assert scheduler.backlog("hcm_egov") == 3
+    first = scheduler.take(1.0)
+    assert first == ("live", "hcm_egov")
+    scheduler.done(*first)
+    assert scheduler.take(1.0) == ("migrated-1", "hcm_egov")
