@@ -108,7 +108,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
-            window: int = 8) -> Figures:
+            window: int = 8, rate: float = 0.0) -> Figures:
     with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
         work = Path(tmp)
         province = Province(work)
@@ -138,7 +138,8 @@ def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
             ids: list[str] = []
             poster = threading.Thread(target=lambda: ids.extend(live.run_for(stop)))
             started = time.monotonic()
-            run = subprocess.Popen([*cli, "run", job, "--window", str(window), *data], env=env,
+            run = subprocess.Popen([*cli, "run", job, "--window", str(window), "--rate", str(rate),
+                                    *data], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             poster.start()
             peak = 0.0
@@ -169,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--window", type=int, default=8,
                         help="the lane's window (a large one shows live traffic without it)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="the lane's rate limit, records/s (default none)")
     args = parser.parse_args(argv)
     print("| records | plan rec/s | run rec/s | peak RSS MB | live p50/p99 ms without | "
           "live p50/p99 ms during | verify |")
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for n in args.records:
         f = measure(n, live_rate=args.live_rate, small=args.small, baseline_s=args.baseline_s,
-                    window=args.window)
+                    window=args.window, rate=args.rate)
         ok = ok and f.verified
         print(f"| {n} | {n / f.plan_s:.1f} | {n / f.run_s:.1f} | {f.peak_rss_mb:.0f} | "
               f"{_p(f.live_without, 0.5):.0f} / {_p(f.live_without, 0.99):.0f} "
