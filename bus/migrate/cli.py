@@ -7,6 +7,7 @@ import contextlib
 import csv
 import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,8 @@ def _show(job: jobs.Job, out: Any) -> None:
 
 
 def _run(bus: Bus, job: jobs.Job, args: argparse.Namespace) -> int:
+    if args.nice:
+        os.nice(args.nice)  # the lane's CPU gives way to the bus's processes too
     source = open_source(job.source)
     try:
         if job.state == "planning":
@@ -236,6 +239,9 @@ def add_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None
         cmd.add_argument("--rate", type=float, help="records per second (default unlimited)")
         cmd.add_argument("--window", type=int, help="at most this many deliveries waiting "
                          "on the target before the next record (default 8)")
+        cmd.add_argument("--nice", type=int, default=10,
+                         help="lower this process's CPU priority by N (default 10; 0 keeps "
+                              "it) so live traffic keeps the processors")
         cmd.add_argument("--deliver", action="store_true",
                          help="deliver from this process too (when no `lgsp serve` runs)")
 
