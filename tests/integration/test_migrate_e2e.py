@@ -80,20 +80,26 @@ def _done(province: Province) -> int:
         engine.dispose()
 
 
-def _plan_kill_resume(province: Province, target: str, *, pause: bool = False) -> str:
+def _plan_kill_resume(province: Province, target: str, *, pause: bool = False,
+                      kills: int = 1) -> str:
     planned = _run(province, "plan", "--source-eoffice", province.eoffice.url,
                    "--target", target, "--owner", OWNER)
     assert planned.returncode == 0, planned.stderr
     job = _job_id(province)
     assert f"records {COUNT}" in planned.stdout
-    run = subprocess.Popen(_lgsp(province, "run", job, "--rate", "20"), env=_env(province),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert _wait(lambda: _done(province) >= 3, 30)
-    time.sleep(random.uniform(0.0, 0.4))
-    run.send_signal(signal.SIGKILL)
-    run.wait(10)
-    at_kill = _done(province)
-    assert 3 <= at_kill < COUNT, at_kill
+    at_kill = 0
+    for round_ in range(kills):
+        command = "run" if round_ == 0 else "resume"
+        run = subprocess.Popen(_lgsp(province, command, job, "--rate", "12"),
+                               env=_env(province), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        assert _wait(lambda floor=at_kill: _done(province) >= floor + 2, 30)
+        time.sleep(random.uniform(0.0, 0.3))
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        done = _done(province)
+        assert at_kill < done < COUNT, (at_kill, done)
+        at_kill = done
     resumed = subprocess.Popen(_lgsp(province, "resume", job, "--rate", "3" if pause else "10"),
                                env=_env(province),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -187,7 +193,7 @@ def test_eoffice_archive_to_vnpt_ioffice_with_a_kill(province: Province) -> None
     collector = threading.Thread(target=province.ioffice.run, args=(stop, 0.3), daemon=True)
     collector.start()
     try:
-        job = _plan_kill_resume(province, "vnpt_ioffice")
+        job = _plan_kill_resume(province, "vnpt_ioffice", kills=2)
         expected, statuses = _expected()
         assert _wait(lambda: len(province.ioffice.received) == len(expected) + statuses, 30)
         assert _wait(lambda: _run(province, "verify", job).returncode == 0, 20)
