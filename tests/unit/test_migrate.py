@@ -190,3 +190,27 @@ def test_live_deliveries_go_before_what_the_feeder_found() -> None:
     assert first == ("live", "hcm_egov")
     scheduler.done(*first)
     assert scheduler.take(1.0) == ("migrated-1", "hcm_egov")
+
+
+def test_planning_cut_short_continues_without_listing_a_record_twice(bus: Bus) -> None:
+    archive = GeneratedArchive(25, sizes=(1 * KB, 2 * KB))
+
+    class Dies(GeneratedArchive):
+        def pages(self, page_size: int):  # type: ignore[no-untyped-def]
+            for number, page in enumerate(super().pages(page_size)):
+                if number == 2:
+                    raise KeyboardInterrupt  # the process dies between two pages
+                yield page
+
+    job = jobs.create_job(bus.store.engine, archive, target="hcm_egov", owner=OWNER,
+                          options={})
+    with pytest.raises(KeyboardInterrupt):
+        jobs.plan(bus.store.engine, job, Dies(25, sizes=(1 * KB, 2 * KB)), page_size=10)
+    assert jobs.get_job(bus.store.engine, job.id).state == "planning"
+    sealed = jobs.plan(bus.store.engine, jobs.get_job(bus.store.engine, job.id), archive,
+                       page_size=10)
+    assert sealed.state == "planned" and sealed.manifest is not None
+    assert sealed.manifest["records"] == 25
+    rows = list(jobs.records(bus.store.engine, job.id))
+    assert [r.seq for r in rows] == list(range(25))
+    assert [r.record_id for r in rows] == [f"R{n:07d}" for n in range(25)]
