@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -32,6 +33,7 @@ from bus.edxml import Edoc, read_packet
 from bus.migrate.generate import KB, GeneratedArchive
 from bus.settings import REPO_ROOT
 from bus.store.tables import create_engine, events, migration_jobs, migration_records
+from tests.servers import PostgresServer, RabbitMQServer
 
 OWNER = "000.00.12.H37"
 COUNT = 20
@@ -43,8 +45,16 @@ def _lgsp(province: Province, *args: str) -> list[str]:
 
 
 def _env(province: Province) -> dict[str, str]:
+    scaled = {f"LGSP_{k.upper()}": str(v) for k, v in province.overrides.items()
+              if k in ("database_url", "broker_url")}
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT),
-            "LGSP_ROUTES": str(province.workdir / "routes.yaml")}
+            "LGSP_ROUTES": str(province.workdir / "routes.yaml"), **scaled}
+
+
+def _engine(province: Province) -> sa.Engine:
+    url = province.overrides.get("database_url") or \
+        f"sqlite:///{province.workdir / 'var' / 'lgsp.db'}"
+    return create_engine(str(url))
 
 
 def _run(province: Province, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -61,8 +71,22 @@ def province(tmp_path: Path) -> Iterator[Province]:
         yield province
 
 
+@pytest.fixture
+def scaled_province(tmp_path: Path, rabbitmq: RabbitMQServer,
+                    postgres: PostgresServer) -> Iterator[Province]:
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "migrate_e2e"')
+        conn.execute('CREATE DATABASE "migrate_e2e"')
+    province = Province(tmp_path, database_url=postgres.url.rsplit("/", 1)[0] + "/migrate_e2e",
+                        broker_url=rabbitmq.url)
+    archive = GeneratedArchive(COUNT, owner=OWNER, sizes=(2 * KB, 40 * KB), reject_every=9)
+    province.eoffice.archive = ArchiveService(archive)
+    with (tmp_path / "bus.log").open("a", encoding="utf-8") as log, province.started(log):
+        yield province
+
+
 def _job_id(province: Province) -> str:
-    engine = create_engine(f"sqlite:///{province.workdir / 'var' / 'lgsp.db'}")
+    engine = _engine(province)
     try:
         with engine.connect() as conn:
             return str(conn.execute(sa.select(migration_jobs.c.id)).scalar_one())
@@ -71,7 +95,7 @@ def _job_id(province: Province) -> str:
 
 
 def _done(province: Province) -> int:
-    engine = create_engine(f"sqlite:///{province.workdir / 'var' / 'lgsp.db'}")
+    engine = _engine(province)
     try:
         with engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(migration_records)
@@ -175,7 +199,7 @@ def _verify_and_report(province: Province, job: str) -> None:
     assert "<strong>ĐẠT:" in page and "CHƯA ĐẠT" not in page
     rows = (out / f"migration-{job}.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(rows) == COUNT + 1 and sum("rejected" in r for r in rows) == COUNT // 9
-    engine = create_engine(f"sqlite:///{province.workdir / 'var' / 'lgsp.db'}")
+    engine = _engine(province)
     try:
         with engine.connect() as conn:
             detail = conn.execute(sa.select(events.c.detail).where(
@@ -219,3 +243,19 @@ def test_eoffice_archive_to_hcm_egov_paused_and_killed(province: Province) -> No
     seen = httpx.get(f"{api}/{job}", headers={"X-API-Key": "dev-operator-key"}).json()
     assert seen["state"] == "finished" and seen["records"]["submitted"] == COUNT - COUNT // 9
     assert httpx.get(api, headers={"X-API-Key": "dev-eoffice-key"}).status_code == 404
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_eoffice_archive_to_hcm_egov_on_rabbitmq_and_postgresql(
+        scaled_province: Province) -> None:
+    """The scaled-out deployment: the migrated rows reach RabbitMQ through the workers'
+    relay, since the migration process publishes nothing itself."""
+    province = scaled_province
+    job = _plan_kill_resume(province, "hcm_egov")
+    expected, statuses = _expected()
+    assert province.egov.wait_for(
+        lambda: len(province.egov.received()) == len(expected) + statuses, 60)
+    _check_received([r.body for r in province.egov.documents], expected)
+    assert _wait(lambda: _run(province, "verify", job).returncode == 0, 30)
+    _verify_and_report(province, job)
