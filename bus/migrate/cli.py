@@ -138,6 +138,9 @@ def _command(body: Callable[[Bus, argparse.Namespace], int]
             print(f"the source is unreachable ({exc}); nothing is lost: "
                   f"`lgsp migrate resume JOB` continues where this stopped", file=sys.stderr)
             return 2
+        except (OSError, ValueError) as exc:
+            print(f"cannot continue: {exc}", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             print("\nstopped; `lgsp migrate resume JOB` continues", file=sys.stderr)
             return 130
