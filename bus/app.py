@@ -23,9 +23,16 @@ from bus.routing import RouteTable
 from bus.schemas import default_schemas
 from bus.settings import Settings
 from bus.store import Accepted, Store, outage_refused
+from bus.store.blobs import PayloadFiles
 from bus.store.tables import create_engine
 
 log = structlog.get_logger("lgsp.app")
+
+
+def payload_files(settings: Settings) -> PayloadFiles:
+    """The payload directory of ``settings``: every process reading payloads needs it."""
+    return PayloadFiles(settings.data_dir / "payloads",
+                        inline_below=settings.payload_inline_below)
 
 
 def _engine_bounds(url: str) -> dict[str, object]:
@@ -56,7 +63,8 @@ class Bus:
         self.metrics = metrics or Metrics()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(create_engine(settings.effective_database_url,
-                                         **_engine_bounds(settings.effective_database_url)))
+                                         **_engine_bounds(settings.effective_database_url)),
+                           payload_files(settings))
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
