@@ -23,7 +23,7 @@ from bus.routing import RouteTable
 from bus.schemas import default_schemas
 from bus.settings import Settings
 from bus.store import Accepted, Store, outage_refused
-from bus.store.blobs import PayloadFiles
+from bus.store.blobs import PayloadFiles, Spool
 from bus.store.tables import create_engine
 
 log = structlog.get_logger("lgsp.app")
@@ -130,7 +130,7 @@ class Bus:
         self._seen_fingerprint = fingerprint
         return self._reload_routes() or reloaded
 
-    def submit(self, data: bytes, *, system: str, channel: str, expect: str | None = None,
+    def submit(self, data: bytes | Spool, *, system: str, channel: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:
         """Ingress plus the door's metrics; every channel (REST, SOAP, pollers) calls this."""
         try:
