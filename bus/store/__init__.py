@@ -34,6 +34,7 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
@@ -52,6 +53,8 @@ from bus.store.tables import (
     payload_files,
     payloads,
 )
+
+log = structlog.get_logger("lgsp.store")
 
 _SCHEMA_LOCK_KEY = 0x4C475350
 
@@ -488,7 +491,10 @@ class Store:
         :meth:`sweep_payload_files`); their count is not part of the answer."""
         if self.files is not None and time.monotonic() >= self._next_file_sweep:
             self._next_file_sweep = time.monotonic() + 600.0
-            self.sweep_payload_files()
+            try:
+                self.sweep_payload_files()
+            except Exception:  # another node sweeping at once; the next round will do
+                log.warning("store.payload_sweep_failed", exc_info=True)
         now = now or time.time()
         with self.begin() as conn:
             expired = conn.execute(deliveries.update().where(

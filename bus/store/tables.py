@@ -231,3 +231,12 @@ payload_files = sa.Table(
     sa.Column("location", sa.String(255), nullable=False),
     sa.Column("stored_at", sa.Float, nullable=False),
 )
+
+# Large objects uploaded for payloads on PostgreSQL (bus.store.large_objects), each
+# recorded in its upload's transaction so one no payload_files row names is swept.
+payload_staging = sa.Table(
+    "payload_staging",
+    metadata,
+    sa.Column("oid", sa.BigInteger, primary_key=True),
+    sa.Column("staged_at", sa.Float, nullable=False, index=True),
+)

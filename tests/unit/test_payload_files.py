@@ -24,7 +24,11 @@ from bus import errors
 from bus.adapter import Delivery
 from bus.store import NewDelivery, Store
 from bus.store.blobs import PayloadBody, PayloadFiles
+from bus.store.large_objects import LargeObjects
 from bus.store.tables import create_engine, payload_files, payloads
+from tests.fixtures_services import postgres  # noqa: F401 - fixture
+from tests.servers import PostgresServer
+from tests.unit.test_store import _pg_url
 
 TARGET = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted")]
 
@@ -183,3 +187,56 @@ def test_a_killed_accept_never_leaves_a_row_without_its_file(tmp_path: Path) -> 
         data = (tmp_path / "payloads" / row.location).read_bytes()
         assert len(data) == row.size and hashlib.sha256(data).hexdigest() == row.sha256
     store.engine.dispose()
+
+
+# ---------------------------------------------------------------- PostgreSQL large objects
+
+
+@pytest.fixture
+def pg_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    server: PostgresServer = request.getfixturevalue("postgres")
+    engine = create_engine(_pg_url(server))
+    store = Store(engine, LargeObjects(tmp_path / "payloads", engine, inline_below=1024))
+    store.create_schema()
+    yield store
+    engine.dispose()
+
+
+def test_on_postgresql_a_large_payload_is_a_large_object_streamed_back(
+        pg_store: Store, tmp_path: Path) -> None:
+    big = os.urandom(3 * (1 << 20) + 17)
+    digest = hashlib.sha256(big).hexdigest()
+    _accept(pg_store, big)
+    with pg_store.engine.connect() as conn:
+        location = conn.execute(sa.select(payload_files.c.location)).scalar_one()
+    assert location.startswith("lo:")
+    assert list((tmp_path / "payloads").glob("??/*")) == []  # nothing on this node's disk
+    body = pg_store.body(digest)
+    assert body.size == len(big) and not body.in_memory
+    assert b"".join(body.chunks(100_000)) == big
+    assert pg_store.payload(digest) == big
+
+
+def test_on_postgresql_a_spooled_body_is_uploaded_when_kept(pg_store: Store) -> None:
+    assert pg_store.files is not None
+    spool = pg_store.files.spool()
+    data = os.urandom(5000)
+    spool.write(data)
+    staged = spool.keep()
+    assert not spool.path.exists()
+    assert staged.sha256 == hashlib.sha256(data).hexdigest() and staged.size == 5000
+    with pg_store.files.open(staged.location) as file:
+        assert file.read() == data
+
+
+def test_on_postgresql_unnamed_uploads_are_swept_once_old(pg_store: Store) -> None:
+    assert pg_store.files is not None
+    named = os.urandom(4096)
+    _accept(pg_store, named)
+    orphan = pg_store.files.stage((os.urandom(4096),))
+    assert pg_store.sweep_payload_files(older_than_s=3600) == 0
+    assert pg_store.files.sweep(lambda d: set(d), older_than_s=3600,
+                                now=time.time() + 7200) == 1
+    with pytest.raises(errors.NotFound, match="restore it from the backup"):
+        pg_store.files.open(orphan.location)
+    assert pg_store.payload(hashlib.sha256(named).hexdigest()) == named
