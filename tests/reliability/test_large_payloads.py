@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Final
 
 import httpx
+import pytest
+import sqlalchemy as sa
 
+from bus.store.tables import payload_files
 from tests.cluster import Cluster, routes_document
 from tests.http_sink import HttpSink
 from tests.large_packet import file_chunks, write_large_packet
 from tests.reliability.test_memory import resident
+from tests.unit.test_store import _pg_url
 
 MB: Final = 1024 * 1024
 KEY: Final = "dev-eoffice-key"
@@ -52,6 +56,19 @@ class PeakRss:
         self._thread.join(timeout=5)
 
 
+def _stored_sizes(engine: sa.Engine, folder: Path) -> set[int]:
+    """Sizes of the payloads kept outside rows, as files (SQLite) or large objects."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(payload_files.c.size, payload_files.c.location)).all()
+    sizes = set()
+    for size, location in rows:
+        if location.startswith("lo:"):
+            sizes.add(int(size))
+        else:
+            sizes.add((folder / location).stat().st_size)
+    return sizes
+
+
 def send_and_deliver(url: str, path: Path, size: int, sink: HttpSink, count: int,
                      timeout_s: float = 300.0) -> tuple[float, float]:
     """POSTs the packet at ``path`` streamed from disk, waits until the sink has its
@@ -69,8 +86,13 @@ def send_and_deliver(url: str, path: Path, size: int, sink: HttpSink, count: int
     return accepted, time.monotonic() - began
 
 
-def test_large_packets_are_accepted_and_delivered_in_bounded_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_large_packets_are_accepted_and_delivered_in_bounded_memory(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    """On SQLite the payloads are files under the data dir; on PostgreSQL, large objects."""
+    database_url = "" if backend == "sqlite" else _pg_url(request.getfixturevalue("postgres"))
     with HttpSink() as sink, Cluster(tmp_path, routes=routes_document(sink),
+                                     database_url=database_url,
                                      max_body_bytes=1024 * MB,
                                      max_attachment_bytes=1024 * MB) as cluster:
         bus = cluster.add("embedded")
@@ -98,8 +120,8 @@ def test_large_packets_are_accepted_and_delivered_in_bounded_memory(tmp_path: Pa
             assert delivered[len(delivered) - size + 40_000:][:1000] == \
                 original[40_000:41_000]
             del delivered, original
-            files = list((tmp_path / "var" / "payloads").glob("??/*"))
-            assert any(f.stat().st_size == len(sink.requests[number - 1].body) for f in files)
+            stored = _stored_sizes(cluster.engine, tmp_path / "var" / "payloads")
+            assert len(sink.requests[number - 1].body) in stored
     small, large = rises
     print(f"\n[large] RSS rise: {small // MB} MB at {SIZES[0] // MB} MB, "
           f"{large // MB} MB at {SIZES[1] // MB} MB")
