@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.server
+import os
 import shutil
 import socketserver
 import sys
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.cluster import Cluster, routes_document
 from tests.large_packet import file_chunks, write_large_packet
+from tests.servers import PostgresServer
 
 MB: Final = 1024 * 1024
 KEY: Final = "dev-eoffice-key"
@@ -110,12 +112,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run(folder: Path, content_mb: int, repeats: int) -> list[dict[str, float]]:
+def run(folder: Path, content_mb: int, repeats: int, database_url: str = ""
+        ) -> list[dict[str, float]]:
     sink = HashingSink()
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     rows = []
     try:
         with Cluster(folder / "bus", routes=routes_document(sink),  # type: ignore[arg-type]
+                     database_url=database_url,
                      max_body_bytes=1024 * MB, max_attachment_bytes=1024 * MB,
                      body_idle_timeout_s=120.0) as cluster:
             bus = cluster.add("embedded")
@@ -165,12 +169,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=int, default=500, help="attachment size in MiB")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--postgresql", action="store_true",
+                        help="on a private PostgreSQL (payloads as large objects)")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="lgsp-bench-large-"))
+    server = PostgresServer() if args.postgresql else None
     try:
-        rows = run(folder, args.mb, args.repeats)
+        if server is not None:
+            server.start()
+        rows = run(folder, args.mb, args.repeats, server.url if server else "")
     finally:
+        if server is not None:
+            server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+    print(f"embedded lgsp serve on {'PostgreSQL' if server else 'SQLite'}, "
+          f"{os.cpu_count()} CPUs\n")
     print("| body MB | delivered MB | RSS before MB | RSS rise MB | anon rise MB | "
           "202 after s | delivered after s | MB/s end to end | rise ≤ 256 MB |")
     print("|---|---|---|---|---|---|---|---|---|")
