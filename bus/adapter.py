@@ -52,6 +52,14 @@ makes a second submission of the same item a no-op. Catch :class:`bus.errors.Lgs
 around each ``submit``: a refused packet must be reported back to its system (or
 acknowledged as failed) and must not stop the rest of the round.
 
+**Can it work?** Two optional methods tell an operator before documents pile up.
+``missing_secrets()`` names a secret the adapter needs and cannot find (an unset
+environment variable), without I/O: ``lgsp routes check`` fails on it, /readyz lists it,
+and a poller skips its rounds with one warning instead of failing every round.
+``check()`` asks the system whether it answers (a HEAD, a WSDL fetch); the bus runs it in
+the background every 30 s, cuts it off after 3 s and publishes the verdict in /readyz
+(``destinations``) and as ``lgsp_destination_up`` (:mod:`bus.readiness`).
+
 **Registering**: declare an entry point in your distribution's ``pyproject.toml``::
 
     [project.entry-points."lgsp.adapters"]
@@ -190,8 +198,15 @@ class Adapter(Generic[ConfigT]):
     def close(self) -> None:
         """Release what open() acquired; must be safe to call twice."""
 
+    def missing_secrets(self) -> str | None:
+        """Which secret this destination needs and cannot find (an unset environment
+        variable), else None. No I/O: ``lgsp routes check`` calls it on an administrator's
+        machine and fails when it answers."""
+        return None
+
     def check(self) -> str | None:
-        """Returns None when the destination looks reachable, else a reason (for /readyz)."""
+        """Returns None when the destination looks reachable, else a reason (for /readyz,
+        ``lgsp routes check`` and the console; cached, and cut off after a few seconds)."""
         return None
 
     def deliver(self, delivery: Delivery) -> Receipt:

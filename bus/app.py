@@ -16,9 +16,13 @@ from sqlalchemy.engine import Engine
 from bus import errors
 from bus.auth import Credentials, CredentialsFile
 from bus.edxml import Limits
+from bus.evidence import Evidence
 from bus.ingress import Ingress, IngressSettings
+from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
 from bus.metrics import Metrics
 from bus.ratelimit import RateLimiter
+from bus.readiness import DestinationChecks
+from bus.readiness import watch as watch_destinations
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RouteTable
 from bus.schemas import default_schemas
@@ -79,13 +83,21 @@ class Bus:
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
+        self.evidence = Evidence(self.store.engine, registry=self.metrics.registry)
         self.credentials_file = CredentialsFile(settings.credentials)
         self.rate_limiter = RateLimiter()
         self.reloader = Reloader(settings.routes, settings.directory,
                                  known_adapters=known_adapters, on_change=self._reloaded,
-                                 validate=validate_routes)
+                                 validate=validate_routes,
+                                 lifecycle=settings.lifecycle_files(), zone=settings.zone)
+        self.deadlines = DeadlineBook(self.store.engine,
+                                      lambda: self.reloader.current().deadlines)
+        self.metrics.registry.register(OverdueCollector(
+            self.deadlines, lambda: self.reloader.current().table.destinations))
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
+        self.destinations = DestinationChecks(lambda: self.reloader.current().table)
+        watch_destinations(self.destinations, self.metrics.registry)
         self._seen_fingerprint = self.reloader.current().fingerprint
         self.change_listeners: list[Callable[[RoutingConfig], None]] = []
         self.ingress = Ingress(
@@ -96,7 +108,7 @@ class Bus:
                               max_attachment_bytes=settings.max_attachment_bytes,
                               max_elements=settings.max_elements),
             ),
-            on_accepted=self._accepted,
+            on_accepted=self._accepted, on_committed=self.deadlines.record,
         )
 
     @property
@@ -150,6 +162,11 @@ class Bus:
                                                source=source)
         except errors.LgspError as exc:
             self.metrics.refused.labels(exc.code, channel).inc()
+            if isinstance(data, bytes):
+                self.evidence.refused(exc, channel, system=system, body=data)
+            else:
+                self.evidence.refused(exc, channel, system=system,
+                                      spooled=(data.size, data.sha256))
             raise
         self.metrics.received.labels(accepted.receipt.get("kind", "edoc"), channel).inc()
         return accepted

@@ -75,6 +75,9 @@ def cmd_routes_check(args: argparse.Namespace) -> int:
     problems = check_routes(args.routes, args.directory, known_adapters=known)
     if not problems or all(isinstance(p, ConfigWarning) for p in problems):
         problems += _option_problems(args.routes, load_routes)
+    from bus.lifecycle.api import lifecycle_problems
+
+    problems += lifecycle_problems(args.directory)
     errors_found = [p for p in problems if not isinstance(p, ConfigWarning)]
     for problem in problems:
         print(problem)
@@ -83,6 +86,19 @@ def cmd_routes_check(args: argparse.Namespace) -> int:
         print(f"{len(errors_found)} error(s), {warnings} warning(s): the bus would refuse "
               "these files and keep its current configuration")
         return 1
+    if not args.files_only:
+        from bus.readiness import destination_problems
+
+        found = destination_problems(load_routes(args.routes), probe=not args.offline)
+        for problem in found:
+            print(problem)
+        cannot = [p for p in found if not isinstance(p, ConfigWarning)]
+        if cannot:
+            print(f"the files are valid, but {len(cannot)} destination(s) cannot work: set "
+                  "what is named above in the environment of `lgsp serve` and `lgsp worker`"
+                  " (--files-only checks the files alone)")
+            return 1
+        warnings += len(found)
     print(f"OK: {args.routes} and {args.directory} are valid ({warnings} warning(s))")
     return 0
 
@@ -132,6 +148,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     bus_logging.configure(json=settings.log_json, level=settings.log_level)
+    if args.with_simulators:
+        import importlib
+
+        # Like the demo, the sandbox drives the built-in adapters' simulators.
+        serve = importlib.import_module("adapters.sandbox").serve
     serve(settings, deliver=not args.no_workers)
     return 0
 
@@ -149,11 +170,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_deliveries_list(args: argparse.Namespace) -> int:
     import time
 
+    from bus.clierrors import existing_engine
     from bus.store.queries import list_deliveries
-    from bus.store.tables import create_engine
 
-    settings = _settings(args)
-    engine = create_engine(settings.effective_database_url)
+    engine = existing_engine(_settings(args))
     rows = list_deliveries(engine, state=args.state, destination=args.destination,
                            limit=args.limit)
     now = time.time()
@@ -169,11 +189,10 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
 def cmd_deliveries_requeue(args: argparse.Namespace) -> int:
     import getpass
 
+    from bus.clierrors import existing_engine
     from bus.store import Store
-    from bus.store.tables import create_engine
 
-    settings = _settings(args)
-    store = Store(create_engine(settings.effective_database_url))
+    store = Store(existing_engine(_settings(args)))
     failed = 0
     for delivery in args.ids:
         if store.requeue(delivery, actor=f"operator:{getpass.getuser()}"):
@@ -363,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = routes_sub.add_parser(name, help=helptext)
         cmd.add_argument("--routes", default=str(defaults.routes))
         cmd.add_argument("--directory", default=str(defaults.directory))
+        if name == "check":
+            cmd.add_argument("--offline", action="store_true",
+                             help="do not contact the destinations (secrets are still checked)")
+            cmd.add_argument("--files-only", action="store_true",
+                             help="check the files alone: no secrets, no destinations")
         if name == "explain":
             cmd.add_argument("files", nargs="+", metavar="FILE.edxml")
             cmd.set_defaults(func=cmd_routes_explain)
@@ -379,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-workers", action="store_true",
                        help="ingress only; delivery is left to 'lgsp worker' processes")
+    serve.add_argument("--with-simulators", action="store_true",
+                       help="development: start a simulator of each destination on the "
+                            "127.0.0.1 address routes.yaml gives it (the sample province)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="deliver queued documents (no HTTP)")
@@ -421,12 +448,28 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.reconcile.cli import add_cli as add_reconcile_cli
 
     add_reconcile_cli(sub, common)
+    from bus.lifecycle.api import add_cli as add_deadlines_cli
+
+    add_deadlines_cli(sub, common)
+    from bus.maintenance.cli import add_cli as add_maintenance_cli
+
+    add_maintenance_cli(sub, common)
+    from bus.evidence.cli import add_cli as add_evidence_cli
+
+    add_evidence_cli(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every failure of every sub-command becomes one line and an exit code here
+    (:mod:`bus.clierrors`): no traceback reaches an operator."""
+    from bus.clierrors import report
+
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BaseException as exc:
+        return report(exc)
     return code
 
 

@@ -76,7 +76,9 @@ def summary_of(packet: Packet) -> dict[str, str | None]:
 class Ingress:
     def __init__(self, store: Store, config: Reloader, settings: IngressSettings | None = None,
                  *, on_accepted: Callable[[Accepted], None] | None = None,
-                 on_refused: Callable[[errors.LgspError], None] | None = None) -> None:
+                 on_refused: Callable[[errors.LgspError], None] | None = None,
+                 on_committed: Callable[[Accepted, Packet], object] | None = None) -> None:
+        self.on_committed = on_committed
         self.store = store
         self.config = config
         self.settings = settings or IngressSettings()
@@ -162,6 +164,8 @@ class Ingress:
                  sender=packet.sender, system=system, existing=accepted.existing,
                  routes=[{"recipient": d.effective_recipient, "destination": d.destination,
                           "rule": d.rule} for d in decision.deliveries])
+        if self.on_committed:
+            self.on_committed(accepted, packet)
         return accepted
 
     def _check_sender(self, cfg: RoutingConfig, system: str, sender: str) -> None:

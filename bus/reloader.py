@@ -14,12 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from bus.directory import Directory, load_directory
 from bus.errors import ConfigInvalid
+from bus.lifecycle.deadlines import DeadlinePolicy, load_policy
 from bus.routing import RouteTable
 from bus.routing.routes import load_routes
 
@@ -32,6 +35,7 @@ class RoutingConfig:
     directory: Directory
     loaded_at: float
     fingerprint: tuple[int, ...]
+    deadlines: DeadlinePolicy | None = None
 
 
 class Reloader:
@@ -40,9 +44,13 @@ class Reloader:
     def __init__(self, routes_path: str | Path, directory_path: str | Path, *,
                  known_adapters: Iterable[str] | None = None,
                  on_change: Callable[[RoutingConfig], None] | None = None,
-                 validate: Callable[[RouteTable], object] | None = None) -> None:
+                 validate: Callable[[RouteTable], object] | None = None,
+                 lifecycle: tuple[Path, Path] | None = None,
+                 zone: tzinfo | None = None) -> None:
         self.routes_path = Path(routes_path)
         self.directory_path = Path(directory_path)
+        self.lifecycle = lifecycle
+        self.zone = zone or ZoneInfo("Asia/Ho_Chi_Minh")
         self.known_adapters = tuple(known_adapters) if known_adapters is not None else None
         self.on_change = on_change
         self.validate = validate
@@ -51,9 +59,9 @@ class Reloader:
         self.failures = 0
 
     def fingerprint(self) -> tuple[int, ...]:
-        """Modification time and size of both files: what a change of either alters."""
+        """Modification time and size of every file: what a change of any alters."""
         out: list[int] = []
-        for path in (self.routes_path, self.directory_path):
+        for path in (self.routes_path, self.directory_path, *(self.lifecycle or ())):
             st = os.stat(path)
             out += [st.st_mtime_ns, st.st_size]
         return tuple(out)
@@ -65,7 +73,8 @@ class Reloader:
                             known_adapters=self.known_adapters)
         if self.validate is not None:
             self.validate(table)
-        return RoutingConfig(table, directory, time.time(), fingerprint)
+        policy = load_policy(*self.lifecycle, self.zone) if self.lifecycle else None
+        return RoutingConfig(table, directory, time.time(), fingerprint, policy)
 
     def current(self) -> RoutingConfig:
         return self._current

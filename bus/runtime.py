@@ -22,6 +22,8 @@ import structlog
 from bus import memory, registry
 from bus.app import Bus
 from bus.delivery import broker
+from bus.evidence import Keeper
+from bus.maintenance import retention
 from bus.settings import Settings
 
 log = structlog.get_logger("lgsp.runtime")
@@ -95,12 +97,14 @@ def _on_sighup(bus: Bus) -> Callable[[int, object], None]:
 def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
     """Starts the delivery loops and the config watcher; stops them on exit."""
     memory.tune()
-    loops: list[_Stoppable] = [*delivery_loops(bus, deliver=deliver), _Watcher(bus),
-                               memory.Releaser()]
+    loops: list[_Stoppable] = [Keeper(bus.evidence), *delivery_loops(bus, deliver=deliver),
+                               _Watcher(bus), memory.Releaser(),
+                               *retention.scheduled(bus.settings, bus.store.engine)]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, _on_sighup(bus))
     for loop in loops:
         loop.start()
+    bus.destinations.results()  # the first round of destination checks, before /readyz asks
     log.info("bus.started", embedded=bus.settings.embedded, deliver=deliver,
              database=bus.settings.effective_database_url.split("@")[-1])
     try:

@@ -8,6 +8,7 @@ Secrets (database passwords, API keys) belong in the environment, not in the fil
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -34,6 +35,11 @@ class Settings(BaseModel):
     directory: Path = REPO_ROOT / "config" / "directory.yaml"
     credentials: Path = REPO_ROOT / "config" / "credentials.yaml"
     vxp_systems: Path | None = None
+    calendar: Path | None = None
+    """Working-day calendar (``calendar.yaml``); default: beside ``directory``."""
+    deadlines: Path | None = None
+    """SLA rules (``deadlines.yaml``); default: beside ``directory``. Without both files
+    the bus computes no deadlines."""
     """Systems registered at the provincial-axis facade; default: beside ``directory``."""
     host: str = "127.0.0.1"
     port: int = 8080
@@ -96,6 +102,21 @@ class Settings(BaseModel):
     reconcile_grace_s: float = 600.0
     """An item the axis listed less than this long ago is in flight, not missing."""
 
+    retention: dict[str, str] = {}
+    """How long documents are kept, by kind and business type: ``{edoc: 3650d, status:
+    1095d, edoc.revoke: 365d}`` (d, h, m, s; the most specific key wins). A kind with no
+    key is kept for ever; held documents (``lgsp hold``) and documents with a delivery
+    still under way are never purged."""
+    purge_interval_s: float = 0.0
+    """Run the retention purge in ``serve``/``worker`` this often; 0: only ``lgsp purge``."""
+    purge_batch: int = 50
+    """Documents removed per transaction at most; small, so ingest never waits long for
+    the write lock (SQLite) or the freed pages' I/O."""
+    purge_batch_bytes: int = 1024 * 1024
+    """...and payload bytes per transaction at most (at least one document per batch)."""
+    purge_pause_s: float = 0.1
+    """Pause between two purge batches, leaving the database to ingest."""
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -124,6 +145,16 @@ class Settings(BaseModel):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def lifecycle_files(self) -> tuple[Path, Path] | None:
+        """The calendar and SLA rule files, or None when the deployment has neither (one
+        without the other is a configuration error, reported when they load)."""
+        calendar = self.calendar or self.directory.parent / "calendar.yaml"
+        rules = self.deadlines or self.directory.parent / "deadlines.yaml"
+        if self.calendar is None and self.deadlines is None \
+                and not (calendar.exists() or rules.exists()):
+            return None
+        return calendar, rules
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lgsp.db').resolve()}"
@@ -136,28 +167,77 @@ class Settings(BaseModel):
 _FIELDS = set(Settings.model_fields)
 
 
+def _read_file(config_file: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The file's settings and the line of each top-level key; every way the file can be
+    wrong (missing, unreadable, not YAML, not a mapping) is a ConfigInvalid naming it."""
+    source = str(config_file)
+    try:
+        text = Path(config_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.ConfigInvalid([errors.Problem(
+            "settings file not found (--config names a YAML file of settings)",
+            file=source)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise errors.ConfigInvalid([errors.Problem(f"cannot read: {reason}",
+                                                   file=source)]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise errors.ConfigInvalid([errors.Problem(
+            f"not valid YAML: {problem}", file=source,
+            line=None if mark is None else mark.line + 1)]) from None
+    if not isinstance(raw, dict):
+        raise errors.ConfigInvalid([errors.Problem("expected a mapping of settings",
+                                                   file=source)])
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, _ in node.value:
+            lines[str(key.value)] = key.start_mark.line + 1
+    return raw, lines
+
+
+def _problem(error: Any, origin: dict[str, str], lines: dict[str, int]) -> errors.Problem:
+    key = str(error["loc"][0]) if error["loc"] else ""
+    dotted = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, _FIELDS, n=1)
+        message = f"{dotted}: unknown setting" + (f" (did you mean {close[0]!r}?)"
+                                                   if close else "")
+    else:
+        message = f"{dotted}: {error['msg']}"
+    source = origin.get(key, "defaults")
+    return errors.Problem(message, file=source,
+                          line=lines.get(key) if source not in ("argument",) and
+                          not source.startswith("LGSP_") else None)
+
+
 def load_settings(config_file: str | Path | None = None,
                   environ: Mapping[str, str] | None = None,
                   **overrides: Any) -> Settings:
-    """Merges the three layers; raises ConfigInvalid naming the bad key and its source."""
+    """Merges the three layers; raises ConfigInvalid naming the bad key and its source
+    (the file and line, the LGSP_* variable, or the command-line argument)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    source = "defaults"
+    origin: dict[str, str] = {}
+    lines: dict[str, int] = {}
     if config_file:
-        source = str(config_file)
-        raw = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise errors.ConfigInvalid([errors.Problem("expected a mapping of settings",
-                                                       file=source)])
+        raw, lines = _read_file(config_file)
         values.update(raw)
+        origin.update(dict.fromkeys(map(str, raw), str(config_file)))
     for key in _FIELDS:
         env_value = environ.get("LGSP_" + key.upper())
         if env_value is not None:
             values[key] = env_value
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            origin[key] = "LGSP_" + key.upper()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    origin.update(dict.fromkeys(given, "argument"))
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        problems = [errors.Problem(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-                                   file=source) for e in exc.errors()]
-        raise errors.ConfigInvalid(problems, file=source) from None
+        problems = [_problem(e, origin, lines) for e in exc.errors()]
+        raise errors.ConfigInvalid(problems, file=problems[0].file) from None

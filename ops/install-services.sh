@@ -79,8 +79,9 @@ fi
 if ! have_postgres; then
     packages+=(postgresql)
 fi
-# promtool checks and unit-tests the shipped alert rules (ops/prometheus).
-if ! command -v promtool >/dev/null 2>&1; then
+# promtool checks and unit-tests the shipped alert rules (ops/prometheus); prometheus
+# itself scrapes a test bus for the dashboard test (ops/grafana, tests/prometheus_server.py).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     packages+=(prometheus)
 fi
 # nginx runs ops/nginx/lgsp.conf privately in front of a test bus (mTLS, limits).
@@ -106,7 +107,7 @@ else
 fi
 
 if ! have_rabbitmq || ! have_epmd || ! have_postgres || ! command -v promtool >/dev/null \
-        || ! PATH="$PATH:/usr/sbin" command -v nginx >/dev/null; then
+        || ! command -v prometheus >/dev/null || ! PATH="$PATH:/usr/sbin" command -v nginx >/dev/null; then
     log "installation finished but the binaries are still missing"
     exit 1
 fi

@@ -234,6 +234,9 @@ class EofficeAdapter(Adapter[EofficeConfig]):
         return (f"destination {self.name!r} sends no credential; set username and "
                 "password_env")
 
+    def missing_secrets(self) -> str | None:
+        return self._missing_password()
+
     def check(self) -> str | None:
         missing = self._missing_password()
         if missing:

@@ -105,6 +105,13 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
     def _new_client(self) -> httpx.Client:
         return new_client(self.config.timeout_s, base_url=self.config.base_url)
 
+    def missing_secrets(self) -> str | None:
+        try:
+            self._credentials()
+        except Retry as exc:
+            return exc.reason
+        return None
+
     def check(self) -> str | None:
         try:
             self._envelope(self._call("GET", OUTBOX_PATH, params={"limit": "1"}))

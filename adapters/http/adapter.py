@@ -121,6 +121,13 @@ class HttpAdapter(HttpClientLifecycle, Adapter[HttpConfig]):
                     f" destination {self.name!r}) is not set")
         return None
 
+    def missing_secrets(self) -> str | None:
+        variable = self.config.api_key_env
+        if variable and not os.environ.get(variable):
+            return (f"environment variable {variable} (api_key_env of destination "
+                    f"{self.name!r}) is not set")
+        return None
+
     def check(self) -> str | None:
         self.open()
         assert self._client is not None

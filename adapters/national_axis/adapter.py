@@ -70,6 +70,13 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
     def _new_client(self) -> httpx.Client:
         return new_client(self.config.timeout_s)
 
+    def missing_secrets(self) -> str | None:
+        try:
+            self._credentials()
+        except Retry as exc:
+            return exc.reason
+        return None
+
     def check(self) -> str | None:
         """Reachability, the secret, and the clock — the three things operators get wrong."""
         try:

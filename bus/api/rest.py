@@ -36,12 +36,19 @@ from bus.api.bodies import read_spooled
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
+from bus.evidence.api import evidence_router
+from bus.lifecycle.api import deadlines_router
 from bus.store import outage, queries
 from bus.store.tables import documents
 
 UNAVAILABLE_RETRY_AFTER_S: Final = 5
 """What a 503/507 asks a sender to wait: an outage is seconds to minutes, never a reason
 to hammer the door."""
+
+READYZ_WAIT_S: Final = 4.0
+"""How long /readyz waits for the first round of destination checks on the routes in
+force (each check cut off at 3 s; ``lgsp serve`` starts that round at once); afterwards
+it answers from the cache at once, refreshed in the background every 30 s."""
 
 log = structlog.get_logger("lgsp.api.rest")
 
@@ -83,6 +90,10 @@ class Readiness(BaseModel):
     checks: dict[str, str]
     development: bool = False
     """True while credentials.yaml accepts the published keys dev-<system>-key."""
+    destinations: dict[str, str] = {}
+    """Each destination: "ok", or why it cannot work (secret missing, unreachable)."""
+    degraded: list[str] = []
+    """The destinations that cannot work; they do not make the bus not ready (bus/readiness.py)."""
 
 
 def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -287,10 +298,16 @@ def rest_router(bus: Bus) -> APIRouter:
     def readyz() -> Response:
         """Whether this process should get traffic: database, configuration, schemas.
         ``development`` is true while the published development keys are accepted: not a
-        reason to take traffic away, but a deployment must not stay so."""
+        reason to take traffic away, but a deployment must not stay so. ``destinations``
+        says which connected systems cannot work now (secret missing, unreachable): the
+        bus still queues for them, so they do not make it not ready."""
         ok, results = readiness(bus)
+        destinations = bus.destinations.results(wait_s=READYZ_WAIT_S)
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": results,
-                             "development": bus.credentials.development},
+                             "development": bus.credentials.development,
+                             "destinations": destinations,
+                             "degraded": sorted(n for n, v in destinations.items()
+                                                if v != "ok")},
                             status_code=200 if ok else 503)
 
     @router.get("/metrics", tags=["operations"], response_class=Response,
@@ -322,9 +339,11 @@ def create_app(bus: Bus) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_invalid)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.include_router(rest_router(bus))
+    app.include_router(deadlines_router(bus))
     app.include_router(soap_router(bus))
     app.include_router(vxp_router(bus, readiness=True))
     from bus.reconcile.api import reconcile_router
 
     app.include_router(reconcile_router(bus))
+    app.include_router(evidence_router(bus, api_key))
     return app

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bus import errors, registry
-from bus.adapter import Adapter
+from bus.adapter import Adapter, Retry
 from bus.routing import Destination
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ class Poller(threading.Thread):
         self.inbox = BusInbox(bus, destination.name)
         self.stopping = threading.Event()
         self.polls = 0
+        self.failing: str | None = None
+        """Why the last round could not poll, until one succeeds."""
 
     @property
     def interval_s(self) -> float:
@@ -66,22 +68,48 @@ class Poller(threading.Thread):
         opened = False
         while not self.stopping.is_set():
             try:
-                if not opened:
-                    self.adapter.open()
-                    opened = True
-                submitted = self.adapter.poll(self.inbox)
-                self.polls += 1
-                if submitted:
-                    log.info("poll.submitted", destination=self.destination.name,
-                             count=submitted)
+                missing = self.adapter.missing_secrets()
+                if missing:
+                    self._cannot_poll(missing)
+                else:
+                    if not opened:
+                        self.adapter.open()
+                        opened = True
+                    submitted = self.adapter.poll(self.inbox)
+                    self.polls += 1
+                    self._polling()
+                    if submitted:
+                        log.info("poll.submitted", destination=self.destination.name,
+                                 count=submitted)
             except errors.LgspError as exc:
                 log.warning("poll.refused", destination=self.destination.name, code=exc.code,
                             reason=exc.message)
-            except Exception:
-                log.exception("poll.failed", destination=self.destination.name)
+            except Retry as exc:
+                self._cannot_poll(exc.reason)
+            except Exception as exc:
+                self._cannot_poll(f"{type(exc).__name__}: {exc}", unexpected=True)
             self.stopping.wait(self.interval_s)
         if opened:
             self.adapter.close()
+
+    def _cannot_poll(self, reason: str, *, unexpected: bool = False) -> None:
+        """One warning per reason: a poller that cannot run says why once (with the
+        traceback if the adapter failed in a way it did not foresee), then again only when
+        the reason changes, instead of every round."""
+        if reason == self.failing:
+            return
+        self.failing = reason
+        if unexpected:
+            log.exception("poll.failed", destination=self.destination.name, reason=reason,
+                          repeats="not logged again until the reason changes")
+        else:
+            log.warning("poll.cannot_run", destination=self.destination.name, reason=reason,
+                        repeats="not logged again until the reason changes")
+
+    def _polling(self) -> None:
+        if self.failing is not None:
+            log.info("poll.resumed", destination=self.destination.name, after=self.failing)
+            self.failing = None
 
     def stop(self, timeout: float = 30.0) -> bool:
         self.stopping.set()

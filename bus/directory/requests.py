@@ -142,13 +142,14 @@ def directory_edit(request: AgencyRequest, source: str) -> str:
 # ---- the command line ------------------------------------------------------------------
 
 def _engine_and_directory(args: argparse.Namespace) -> tuple[Engine, Directory | None, str]:
+    from bus.clierrors import existing_engine
     from bus.directory import load_directory
     from bus.settings import load_settings
-    from bus.store.tables import create_engine, metadata
+    from bus.store.tables import metadata
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
-    engine = create_engine(settings.effective_database_url)
+    engine = existing_engine(settings)
     metadata.create_all(engine, tables=[agency_requests])
     try:
         directory: Directory | None = load_directory(settings.directory)

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from bus import errors
+from bus.clierrors import UNREACHABLE
 from bus.reconcile.model import COUNT_NAMES, MismatchView, RunDetail, RunSummary
 
 FORMATS = ("table", "json", "csv")
@@ -97,11 +98,13 @@ def _summary_line(run: RunSummary, zone: tzinfo) -> str:
 
 
 def _bus(args: argparse.Namespace) -> Any:
+    from bus.clierrors import existing_engine
     from bus.runtime import build_bus
     from bus.settings import load_settings
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
+    existing_engine(settings).dispose()  # the bus's database, never a new one
     return build_bus(settings)
 
 
@@ -134,11 +137,7 @@ def cmd_axis(args: argparse.Namespace) -> int:
 def _axis(args: argparse.Namespace) -> int:
     from bus.reconcile import engine
 
-    try:
-        bus = _bus(args)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}")
-        return 2
+    bus = _bus(args)  # a configuration mistake is main()'s one line, exit 1
     try:
         day = parse_day(args.date, datetime.now(bus.settings.zone).date())
         grace = bus.settings.reconcile_grace_s if args.grace is None else args.grace
@@ -146,29 +145,28 @@ def _axis(args: argparse.Namespace) -> int:
                          grace_s=grace, destination=args.destination)
     except errors.LgspError as exc:
         print(f"{exc.code}: {exc.message}")
-        return 2
+        return UNREACHABLE
     except Exception as exc:
         print(f"InternalError: the reconciliation stopped ({type(exc).__name__}); the run is "
               "kept as failed and the bus's log has the details")
-        return 2
+        return UNREACHABLE
     finally:
         bus.close()
     print(render(run, args.format, bus.settings.zone))
     if run.state != "finished":
-        return 2
+        return UNREACHABLE
     return 1 if run.items else 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from bus.clierrors import existing_engine
     from bus.reconcile import runs
     from bus.settings import load_settings
     from bus.store import Store
-    from bus.store.tables import create_engine
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
-    store = Store(create_engine(settings.effective_database_url))
-    store.create_schema()
+    store = Store(existing_engine(settings))
     try:
         if args.run:
             print(render(runs.get_run(store.engine, args.run), args.format, settings.zone))

@@ -55,7 +55,7 @@ class _ReconcileCollector(Collector):
         yield failed
         if last is not None:
             finished.add_metric([], float(last.finished_at))
-            yield finished
+        yield finished  # declared even before the first run, with no sample
 
 
 def watch(metrics: Metrics, engine: Engine) -> None:

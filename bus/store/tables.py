@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
-           "deliveries", "documents", "events", "inbound_sources", "metadata", "new_id",
-           "payloads", "reconcile_leases",
-           "reconcile_mismatches", "reconcile_runs"]
+__all__ = ["STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
+           "create_engine", "deliveries", "delivery_deadlines", "documents", "events",
+           "inbound_sources", "legal_holds", "metadata", "new_id", "payloads",
+           "reconcile_leases", "reconcile_mismatches", "reconcile_runs"]
 
 metadata = sa.MetaData()
 
@@ -239,4 +239,65 @@ payload_staging = sa.Table(
     metadata,
     sa.Column("oid", sa.BigInteger, primary_key=True),
     sa.Column("staged_at", sa.Float, nullable=False, index=True),
+)
+
+
+# Working-day deadlines (bus.lifecycle): each recipient delivery's three deadlines, fixed
+# when the document was accepted so that a later calendar or rule change never rewrites
+# what a recipient was held to. Copies a route adds (the archive) have none.
+delivery_deadlines = sa.Table(
+    "delivery_deadlines",
+    metadata,
+    sa.Column("delivery", sa.String(32), sa.ForeignKey("deliveries.id"), primary_key=True),
+    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("rule", sa.String(120)),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("arrival_due", sa.Float),
+    sa.Column("acceptance_due", sa.Float),
+    sa.Column("completion_due", sa.Float),
+    sa.Column("due_date", sa.String(10)),
+    sa.Column("computed_at", sa.Float, nullable=False),
+    # Set when the recipient's 06, 02 or 15 arrives: nothing more can fall due, so the
+    # overdue gauge skips the row and its cost follows open deliveries, not history.
+    sa.Column("settled_at", sa.Float),
+    sa.Index("ix_delivery_deadlines_open", "settled_at"),
+)
+
+
+# Retention (lgsp purge): documents an operator holds against purging, e.g. for a dispute
+# or an inspection (`lgsp hold add|remove|list`). No foreign key: a hold names documents
+# by id and outlives nothing, and the purge's generic delete of rows that reference a
+# document must never touch it.
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("document", sa.String(32), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_by", sa.String(64), nullable=False),
+    sa.Column("held_at", sa.Float, nullable=False),
+)
+
+
+# Evidence (bus.evidence): the seals that hash-chain the events table. A seal covers the
+# events with ids first_id..last_id except those listed absent (never committed, or
+# removed by a recorded purge before sealing), plus late ids (committed after their range
+# was sealed); ``leaves`` is the SHA-256 of each covered event's canonical bytes, in id
+# order, so a verifier can say which row changed and a bundle can prove one document's
+# events without revealing the others'.
+audit_seals = sa.Table(
+    "audit_seals",
+    metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("first_id", sa.BigInteger, nullable=False),
+    sa.Column("last_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("absent", sa.Text, nullable=False),
+    sa.Column("late", sa.Text, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("leaves", sa.Text, nullable=False),
+    sa.Column("events_hash", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("skip_hash", sa.String(64), nullable=False),
+    sa.Column("sealed_at", sa.Float, nullable=False, index=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
 )

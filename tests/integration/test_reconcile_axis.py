@@ -245,7 +245,7 @@ def test_an_unreachable_axis_is_a_failed_run_kept_with_its_reason(
     axis.down()
     code = lgsp(["reconcile", "axis", "--date", "yesterday"])
     out = capsys.readouterr().out
-    assert code == 2 and "FAILED: the axis could not be read" in out
+    assert code == 3 and "FAILED: the axis could not be read" in out
     assert "lgsp_reconcile_last_run_failed 1.0" in httpx.get(province.url + "/metrics").text
     assert lgsp(["reconcile", "show"]) == 0
     listing = capsys.readouterr().out

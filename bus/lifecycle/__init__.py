@@ -1,0 +1,1 @@
+"""What happens to a document after delivery: deadlines, recalls, business statuses."""

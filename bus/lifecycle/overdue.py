@@ -1,0 +1,343 @@
+"""Deadlines per recipient delivery: fixed at acceptance, judged against business statuses.
+
+Deadlines are computed once, when the bus accepts a document, and stored per delivery
+(``delivery_deadlines``): a recipient is held to the calendar and rules in force when the
+document reached the bus, and an administrator's later edit (a new day off, a stricter
+rule) never silently rewrites history. Whether a stage was met is read from
+``business_statuses`` each time, so nothing has to be updated when a status arrives.
+
+A stage is met by its own status or any later one (06 also means 03 and 01 happened);
+a refusal (02) or an accepted recall (15) closes every stage of that recipient. Statuses
+count when reported by the recipient as addressed or as resolved (a successor code).
+When 06, 02 or 15 arrives the row is marked settled: nothing more can fall due, so the
+gauge's query reads open deliveries only and its cost does not grow with history.
+Copies a route adds (the archive) and recalls (which ask for 15/16) get no deadlines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+import structlog
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection, Engine
+
+from bus.edxml import Edoc, Packet, StatusPacket, read_packet
+from bus.errors import LgspError
+from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, DocumentFacts
+from bus.store import Accepted
+from bus.store.queries import Viewer, iso, visible_to
+from bus.store.tables import (
+    business_statuses,
+    deliveries,
+    delivery_deadlines,
+    documents,
+    payloads,
+)
+
+log = structlog.get_logger("lgsp.deadlines")
+
+MET: Final = {"arrival": ("01", "03", "04", "05", "06"),
+              "acceptance": ("03", "04", "05", "06"), "completion": ("06",)}
+CLOSING: Final = ("02", "15")
+SETTLING: Final = ("06", *CLOSING)
+StageState = Literal["met", "late", "open", "overdue", "closed"]
+
+
+class StageView(BaseModel):
+    stage: str
+    code: str
+    due: str
+    state: StageState
+    answered_at: str | None = None
+    overdue_working_hours: float | None = None
+
+
+class DeliveryDeadlines(BaseModel):
+    delivery: str
+    document: str
+    recipient: str
+    effective_recipient: str
+    destination: str
+    rule: str | None = None
+    due_date: str | None = None
+    overdue: bool
+    stages: list[StageView]
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: str
+    at: float
+
+
+class DeadlineBook:
+    """Records deadlines at acceptance and answers what is overdue, for any clock."""
+
+    def __init__(self, engine: Engine, policy: Callable[[], DeadlinePolicy | None], *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.clock = clock
+
+    # ---- writing ---------------------------------------------------------------------
+
+    def record(self, accepted: Accepted, packet: Packet) -> int:
+        """Fixes the deadlines of a newly accepted document's recipient deliveries.
+
+        Runs after the document's commit: a failure here is logged and never turns an
+        accepted document into a refusal (the sender already owns a receipt).
+        """
+        if isinstance(packet, StatusPacket):
+            if not accepted.existing and packet.status_code in SETTLING:
+                self._settle(accepted.document, packet.sender)
+            return 0
+        if accepted.existing or packet.business_kind == "revoke":
+            # A recall asks for 15/16, not for processing: nothing to register or complete.
+            return 0
+        try:
+            policy = self.policy()
+            if policy is None:
+                return 0
+            return self._record(policy, accepted.document, packet)
+        except Exception as exc:  # the document is committed; never fail its sender
+            log.error("deadlines.not_recorded", document=accepted.document, error=repr(exc))
+            return 0
+
+    def _settle(self, status_document: str, organ: str) -> None:
+        """Marks the answered deliveries settled; only an optimisation of the gauge (the
+        statuses stay the truth), so a failure is logged and nothing else."""
+        dd, dl = delivery_deadlines.c, deliveries.c
+        try:
+            with self.engine.begin() as conn:
+                original = conn.execute(sa.select(documents.c.refers_to).where(
+                    documents.c.id == status_document)).scalar()
+                if original is None:
+                    return
+                answered = sa.select(dl.id).where(
+                    dl.document == original,
+                    sa.or_(dl.recipient == organ, dl.effective_recipient == organ))
+                conn.execute(delivery_deadlines.update()
+                             .where(dd.document == original, dd.settled_at.is_(None),
+                                    dd.delivery.in_(answered))
+                             .values(settled_at=self.clock()))
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("deadlines.not_settled", status=status_document, error=repr(exc))
+
+    def backfill(self, *, since: float, limit: int = 1000) -> int:
+        """Deadlines for recipient deliveries that have none: documents accepted before
+        the bus computed deadlines (an upgrade), or whose recording failed after commit.
+        The packet is read again from the stored bytes, and the clock starts when the bus
+        accepted the document, as it would have then."""
+        policy = self.policy()
+        if policy is None:
+            return 0
+        d, dl, dd = documents.c, deliveries.c, delivery_deadlines.c
+        missing = sa.exists().where(
+            dl.document == d.id, dl.is_copy.is_(False),
+            ~sa.exists().where(dd.delivery == dl.id))
+        with self.engine.connect() as conn:
+            todo = conn.execute(
+                sa.select(d.id, d.payload_sha256, d.received_at)
+                .where(d.kind == "edoc", d.received_at >= since,
+                       sa.or_(d.business.is_(None), d.business != "revoke"), missing)
+                .order_by(d.received_at, d.id).limit(limit)).all()
+        done = 0
+        for doc in todo:
+            with self.engine.connect() as conn:
+                data = conn.execute(sa.select(payloads.c.data).where(
+                    payloads.c.sha256 == doc.payload_sha256)).scalar()
+            try:
+                packet = read_packet(bytes(data)).packet if data is not None else None
+            except LgspError as exc:
+                log.warning("deadlines.backfill_unreadable", document=doc.id, code=exc.code)
+                continue
+            if isinstance(packet, Edoc):
+                done += self._record(policy, doc.id, packet, start=doc.received_at)
+        return done
+
+    def _record(self, policy: DeadlinePolicy, document: str, packet: Edoc, *,
+                start: float | None = None) -> int:
+        start = self.clock() if start is None else start
+        dl, dd = deliveries.c, delivery_deadlines.c
+        rows: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            targets = conn.execute(
+                sa.select(dl.id, dl.effective_recipient, dl.destination)
+                .outerjoin(delivery_deadlines, dd.delivery == dl.id)
+                .where(dl.document == document, dl.is_copy.is_(False), dd.delivery.is_(None))
+                .order_by(dl.effective_recipient)).all()
+            for target in targets:
+                facts = DocumentFacts(document_type=packet.document_type.type,
+                                      priority=packet.priority, due_date=packet.due_date,
+                                      destination=target.destination)
+                found = policy.deadlines(start, facts)
+                if found.rule is None and all(v is None for v in found.due.values()):
+                    continue
+                rows.append({"delivery": target.id, "document": document, "rule": found.rule,
+                             "started_at": start, "computed_at": time.time(),
+                             "due_date": found.due_date.isoformat() if found.due_date else None,
+                             **{f"{stage}_due": found.due[stage] for stage in STAGES}})
+            if rows:
+                conn.execute(delivery_deadlines.insert(), rows)
+        return len(rows)
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def for_document(self, conn: Connection, document: str, *,
+                     now: float | None = None) -> list[DeliveryDeadlines]:
+        return self._views(conn, [delivery_deadlines.c.document == document], now=now)
+
+    def overdue(self, viewer: Viewer, *, now: float | None = None, destination: str | None = None,
+                stage: str | None = None, limit: int = 500) -> list[DeliveryDeadlines]:
+        """Deliveries with at least one stage past due and unanswered, oldest deadline first."""
+        at = self.clock() if now is None else now
+        stages = [stage] if stage else list(STAGES)
+        where = [delivery_deadlines.c.settled_at.is_(None),
+                 sa.or_(*(_open_past(s, at) for s in stages))]
+        if not viewer.operator:
+            # The read side's own rule, as a subquery of its own: inlined, its EXISTS on
+            # deliveries would correlate with the deliveries joined here.
+            where.append(delivery_deadlines.c.document.in_(
+                sa.select(documents.c.id).where(visible_to(viewer)).correlate(None)))
+        if destination:
+            where.append(deliveries.c.destination == destination)
+        with self.engine.connect() as conn:
+            views = self._views(conn, where, now=at, limit=limit)
+        return [v for v in views if v.overdue]
+
+    def counts(self, *, now: float | None = None) -> list[tuple[str, str, int]]:
+        """(destination, stage, overdue deliveries) from one aggregate query: what the
+        gauge shows, cheap enough for every scrape (indexes on the due columns limit it to
+        deliveries past a deadline)."""
+        at = self.clock() if now is None else now
+        dl = deliveries.c
+        sums = [sa.func.sum(sa.case((_open_past(s, at), 1), else_=0)).label(s) for s in STAGES]
+        past = sa.and_(delivery_deadlines.c.settled_at.is_(None),
+                       sa.or_(*(delivery_deadlines.c[f"{s}_due"] < at for s in STAGES)))
+        query = (sa.select(dl.destination, *sums)
+                 .select_from(delivery_deadlines.join(deliveries,
+                                                      dl.id == delivery_deadlines.c.delivery))
+                 .where(past).group_by(dl.destination))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(row.destination, s, int(getattr(row, s) or 0)) for row in rows for s in STAGES]
+
+    def _views(self, conn: Connection, where: Sequence[sa.ColumnElement[bool]], *,
+               now: float | None, limit: int = 10_000) -> list[DeliveryDeadlines]:
+        at = self.clock() if now is None else now
+        dd, dl = delivery_deadlines.c, deliveries.c
+        query = (sa.select(dd.delivery, dd.document, dd.rule, dd.due_date, dd.arrival_due,
+                           dd.acceptance_due, dd.completion_due, dl.recipient,
+                           dl.effective_recipient, dl.destination)
+                 .select_from(delivery_deadlines.join(deliveries, dl.id == dd.delivery)
+                              .join(documents, documents.c.id == dd.document))
+                 .where(*where)
+                 .order_by(sa.func.coalesce(dd.arrival_due, dd.acceptance_due,
+                                            dd.completion_due), dd.delivery)
+                 .limit(limit))
+        rows = conn.execute(query).all()
+        answers = _answers(conn, {r.document for r in rows})
+        out = []
+        for row in rows:
+            said = [a for organ in {row.recipient, row.effective_recipient}
+                    for a in answers.get((row.document, organ), [])]
+            stages = list(_stages(row, said, at, self.policy()))
+            out.append(DeliveryDeadlines(
+                delivery=row.delivery, document=row.document, recipient=row.recipient,
+                effective_recipient=row.effective_recipient, destination=row.destination,
+                rule=row.rule, due_date=row.due_date, stages=stages,
+                overdue=any(s.state == "overdue" for s in stages)))
+        return out
+
+
+def _open_past(stage: str, at: float) -> sa.ColumnElement[bool]:
+    """SQL: ``stage`` is due before ``at`` and its recipient has not answered it."""
+    dd, bs, dl = delivery_deadlines.c, business_statuses.c, deliveries.c
+    due = dd[f"{stage}_due"]
+    answered = sa.exists().where(
+        bs.document == dd.document,
+        sa.or_(bs.organ_id == dl.recipient, bs.organ_id == dl.effective_recipient),
+        bs.code.in_(MET[stage] + CLOSING))
+    return sa.and_(due.is_not(None), due < at, ~answered)
+
+
+def _answers(conn: Connection, docs: set[str]) -> dict[tuple[str, str], list[Answer]]:
+    out: dict[tuple[str, str], list[Answer]] = {}
+    if not docs:
+        return out
+    bs = business_statuses.c
+    for chunk in _chunks(sorted(docs), 500):
+        for row in conn.execute(sa.select(bs.document, bs.organ_id, bs.code, bs.received_at)
+                                .where(bs.document.in_(chunk))
+                                .order_by(bs.received_at, bs.id)):
+            out.setdefault((row.document, row.organ_id), []).append(
+                Answer(row.code, row.received_at))
+    return out
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _stages(row: Any, said: list[Answer], at: float,
+            policy: DeadlinePolicy | None) -> Iterator[StageView]:
+    closed = min((a.at for a in said if a.code in CLOSING), default=None)
+    for stage in STAGES:
+        due: float | None = getattr(row, f"{stage}_due")
+        if due is None:
+            continue
+        met = min((a.at for a in said if a.code in MET[stage]), default=None)
+        state: StageState
+        late_by = None
+        if met is not None:
+            state = "met" if met <= due else "late"
+        elif closed is not None:
+            state = "closed"
+        elif at > due:
+            state = "overdue"
+            if policy is not None:
+                late_by = round(policy.calendar.working_seconds(due, at) / 3600.0, 2)
+        else:
+            state = "open"
+        yield StageView(stage=stage, code=STAGE_CODES[stage], due=iso(due) or "", state=state,
+                        answered_at=iso(met if met is not None else closed),
+                        overdue_working_hours=late_by)
+
+
+class OverdueCollector(Collector):
+    """``lgsp_deliveries_overdue{destination,stage}``, read from the database at scrape
+    time: overdue is a matter of the clock, so no event would ever update a gauge."""
+
+    def __init__(self, book: DeadlineBook,
+                 destinations: Callable[[], Iterable[str]] = tuple) -> None:
+        self.book = book
+        self.destinations = destinations
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "lgsp_deliveries_overdue",
+            "Recipient deliveries past a working-day deadline without the answering status "
+            "(stage arrival: 01, acceptance: 03, completion: 06)",
+            labels=["destination", "stage"])
+        try:
+            rows = self.book.counts()
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("deadlines.metric_unavailable", error=repr(exc))
+            rows = []
+        counted: dict[tuple[str, str], int] = {(d, s): n for d, s, n in rows}
+        # Every configured destination has its series, 0 until something falls due, so a
+        # dashboard panel and an alert see "none overdue" rather than "no data".
+        for destination in self.destinations() if self.book.policy() is not None else ():
+            for step in STAGES:
+                counted.setdefault((destination, step), 0)
+        for labels, count in sorted(counted.items()):
+            gauge.add_metric(list(labels), count)
+        yield gauge
