@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 import structlog
-from sqlalchemy.engine import Engine
 
 from bus import errors
 from bus.auth import Credentials, CredentialsFile
@@ -28,26 +27,11 @@ from bus.routing import RouteTable
 from bus.schemas import default_schemas
 from bus.settings import Settings
 from bus.store import Accepted, Store, outage_refused
-from bus.store.blobs import PayloadFiles, Spool
-from bus.store.large_objects import LargeObjects
+from bus.store.blobs import Spool
+from bus.store.large_objects import payload_store
 from bus.store.tables import create_engine
 
 log = structlog.get_logger("lgsp.app")
-
-
-def payload_files(settings: Settings, engine: Engine) -> PayloadFiles:
-    """Where ``settings`` keep large payloads: every process reading payloads needs it."""
-    root = settings.data_dir / "payloads"
-    wanted = settings.payload_store
-    if wanted == "auto":
-        wanted = "large_objects" if engine.dialect.name == "postgresql" else "files"
-    if wanted == "large_objects":
-        if engine.dialect.name != "postgresql":
-            raise errors.ConfigInvalid([errors.Problem(
-                "payload_store: large_objects needs PostgreSQL (database_url); use files "
-                "on SQLite")])
-        return LargeObjects(root, engine, inline_below=settings.payload_inline_below)
-    return PayloadFiles(root, inline_below=settings.payload_inline_below)
 
 
 def _engine_bounds(url: str) -> dict[str, object]:
@@ -79,7 +63,7 @@ class Bus:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.effective_database_url,
                                **_engine_bounds(settings.effective_database_url))
-        self.store = Store(engine, payload_files(settings, engine))
+        self.store = Store(engine, payload_store(settings, engine))
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)

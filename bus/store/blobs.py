@@ -170,7 +170,8 @@ class PayloadFiles:
         for batch in _batches(p for p in self.root.glob("??/*") if _mtime(p) < cutoff):
             kept = named([p.name for p in batch])
             for candidate in batch:
-                if candidate.name not in kept:
+                # Re-read the time: an accept of the same bytes refreshes it (adopt).
+                if candidate.name not in kept and _mtime(candidate) < cutoff:
                     with contextlib.suppress(FileNotFoundError):
                         candidate.unlink()
                         removed += 1

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bus import errors
+from bus.settings import Settings
 from bus.store.blobs import DEFAULT_INLINE_BELOW, PayloadFiles, Staged, read_chunks
 from bus.store.tables import payload_files, payload_staging
 
@@ -136,3 +137,19 @@ def _rechunked(pieces: Iterable[bytes | memoryview]) -> Iterable[bytes]:
             held, total = [], 0
     if held:
         yield b"".join(held)
+
+
+def payload_store(settings: Settings, engine: Engine) -> PayloadFiles:
+    """Where ``settings`` keep large payloads: every process reading payloads needs it
+    (serve, worker, backup, restore, evidence bundles)."""
+    root = settings.data_dir / "payloads"
+    wanted = settings.payload_store
+    if wanted == "auto":
+        wanted = "large_objects" if engine.dialect.name == "postgresql" else "files"
+    if wanted == "large_objects":
+        if engine.dialect.name != "postgresql":
+            raise errors.ConfigInvalid([errors.Problem(
+                "payload_store: large_objects needs PostgreSQL (database_url); use files "
+                "on SQLite")])
+        return LargeObjects(root, engine, inline_below=settings.payload_inline_below)
+    return PayloadFiles(root, inline_below=settings.payload_inline_below)
