@@ -9,7 +9,9 @@ a file with the next payload sweep), never a payload another document still uses
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,10 +20,13 @@ import sqlalchemy as sa
 from bus.app import Bus
 from bus.cli import main as lgsp
 from bus.edxml import EdocBuilder, packet_bytes
+from bus.evidence.bundle import FORWARDED, build
+from bus.evidence.verify import verify
 from bus.maintenance.retention import Policy, purge
 from bus.settings import load_settings
 from bus.store import Store
 from bus.store.large_objects import payload_store
+from bus.store.queries import Viewer
 from bus.store.tables import create_engine, documents, payload_files
 from tests.cluster import fresh_database
 from tests.servers import PostgresServer
@@ -132,5 +137,30 @@ def test_a_purge_drops_payloads_kept_outside_rows(tmp_path: Path, backend: str,
         if backend == "sqlite":
             assert bus.store.sweep_payload_files(older_than_s=-1) == 2
             assert list((tmp_path / "live" / "payloads").glob("??/*")) == []
+    finally:
+        bus.close()
+
+
+def test_evidence_reads_and_checks_payloads_kept_as_files(tmp_path: Path) -> None:
+    bus = Bus(load_settings(environ={}, data_dir=tmp_path / "live"))
+    try:
+        document = _submit(bus, 7)
+        bus.evidence.tick()
+        engine, files = bus.store.engine, bus.store.files
+        assert files is not None
+        # Without the payload directory the rows are enough to know nothing was removed.
+        assert verify(engine).ok, verify(engine).findings
+        assert verify(engine, files=files).ok
+        data = build(engine, document, Viewer(system="t", operator=True),
+                     payload_files=files)
+        with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+            forwarded = bundle.read(FORWARDED)
+        with engine.connect() as conn:
+            digest = conn.execute(sa.select(documents.c.payload_sha256)).scalar_one()
+        assert hashlib.sha256(forwarded).hexdigest() == digest
+        path = files.path(f"{digest[:2]}/{digest}")
+        path.write_bytes(path.read_bytes()[:-1] + b" ")
+        report = verify(engine, files=files)
+        assert not report.ok and "was changed" in report.findings[0].message
     finally:
         bus.close()
