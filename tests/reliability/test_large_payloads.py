@@ -11,6 +11,7 @@ runs the same path at 500 MB.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -21,7 +22,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bus.store.tables import payload_files
+from bus.store import Store
+from bus.store.blobs import PayloadFiles
+from bus.store.tables import documents, payload_files
 from tests.cluster import Cluster, routes_document
 from tests.http_sink import HttpSink
 from tests.large_packet import file_chunks, write_large_packet
@@ -128,3 +131,60 @@ def test_large_packets_are_accepted_and_delivered_in_bounded_memory(
     assert small <= BOUND and large <= BOUND
     # Not proportional: three times the packet adds less than a quarter of the difference.
     assert large - small < (SIZES[1] - SIZES[0]) // 4, rises
+
+
+def test_a_serve_killed_while_large_packets_arrive_never_names_a_missing_payload(
+        tmp_path: Path) -> None:
+    """SIGKILL at moments spread over the upload, the checks and the accept of 60 MB
+    packets: afterwards every payload row names a whole file with its digest, every
+    accepted document's payload reads back, and what a killed upload or accept left on
+    disk (a spool, a staged file no row names) is removed by the payload sweep."""
+    packet = tmp_path / "big.xml"
+    size, _ = write_large_packet(packet, 45 * MB)
+    with HttpSink() as sink, Cluster(tmp_path, routes=routes_document(sink),
+                                     max_body_bytes=1024 * MB,
+                                     max_attachment_bytes=1024 * MB) as cluster:
+        bus = cluster.add("embedded")
+        bus.start()
+        bus.wait_ready(60)
+        for delay in (0.05, 0.25, 0.45, 0.65, 0.85, 1.1):
+            sender = threading.Thread(target=_post_quietly, args=(bus.url, packet, size))
+            sender.start()
+            time.sleep(delay)
+            bus.kill9()
+            sender.join(timeout=60)
+            bus.start()
+            bus.wait_ready(60)
+        root = tmp_path / "var" / "payloads"
+        files = PayloadFiles(root)
+        store = Store(cluster.engine, files)
+        with cluster.engine.connect() as conn:
+            rows = conn.execute(sa.select(payload_files)).all()
+            digests = list(conn.execute(sa.select(documents.c.payload_sha256)).scalars())
+        for row in rows:
+            hashed = hashlib.sha256()
+            for chunk in store.body(row.sha256).chunks():
+                hashed.update(chunk)
+            assert hashed.hexdigest() == row.sha256
+            assert (root / row.location).stat().st_size == row.size
+        for digest in digests:
+            assert store.body(digest).size > 0
+        spooled = len(list(files.tmp.iterdir()))
+        assert spooled >= 1  # some kills did land during an upload
+        store.sweep_payload_files(older_than_s=-1)
+        left = {p.name for p in root.glob("??/*")}
+        assert left == {row.sha256 for row in rows}
+        assert list(files.tmp.iterdir()) == []
+        # The sender retries, as the contract says, and gets its receipt.
+        answer = httpx.post(bus.url + "/api/v1/edocs", content=file_chunks(packet),
+                            headers={"X-API-Key": KEY, "Content-Length": str(size)},
+                            timeout=120)
+        assert answer.status_code in (200, 202), answer.text
+    print(f"\n[large] after 6 kills: {len(rows)} payload file(s), {len(digests)} "
+          f"document(s), {spooled} abandoned upload(s) swept")
+
+
+def _post_quietly(url: str, path: Path, size: int) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(url + "/api/v1/edocs", content=file_chunks(path),
+                   headers={"X-API-Key": KEY, "Content-Length": str(size)}, timeout=60)
