@@ -75,7 +75,8 @@ class Bus:
                                  validate=validate_routes,
                                  lifecycle=settings.lifecycle_files(), zone=settings.zone)
         self.deadlines = DeadlineBook(self.store.engine,
-                                      lambda: self.reloader.current().deadlines)
+                                      lambda: self.reloader.current().deadlines,
+                                      payload_files=self.store.files)
         self.metrics.registry.register(OverdueCollector(
             self.deadlines, lambda: self.reloader.current().table.destinations))
         self.dispatcher: Dispatcher = _NoDispatch()

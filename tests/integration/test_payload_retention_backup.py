@@ -28,7 +28,9 @@ from bus.store import Store
 from bus.store.large_objects import payload_store
 from bus.store.queries import Viewer
 from bus.store.tables import create_engine, documents, payload_files
+from tests.api_server import running_bus
 from tests.cluster import fresh_database
+from tests.integration.test_deadlines import COMMUNE, EOFFICE, OFFICE, deadlines, send
 from tests.servers import PostgresServer
 
 BIG = 400 * 1024  # above the default payload_inline_below
@@ -164,3 +166,22 @@ def test_evidence_reads_and_checks_payloads_kept_as_files(tmp_path: Path) -> Non
         assert not report.ok and "was changed" in report.findings[0].message
     finally:
         bus.close()
+
+
+def test_deadlines_backfill_reads_a_packet_kept_as_a_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with running_bus(tmp_path / "bus") as server:
+        policy = server.bus.deadlines.policy
+        server.bus.deadlines.policy = lambda: None  # as before an upgrade
+        packet = (EdocBuilder("000.00.12.H37").to(OFFICE, COMMUNE).subject("Báo cáo quét")
+                  .signer("Nguyễn Văn A", "Giám đốc").code("7", "BC-STTTT").priority(1)
+                  .attach("scan.pdf", os.urandom(BIG)).build())
+        doc = send(server, packet)
+        server.bus.deadlines.policy = policy
+        with server.bus.store.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(payload_files)
+                                ).scalar_one() == 1
+        argv = ["deadlines", "backfill", "--data-dir", str(server.bus.settings.data_dir)]
+        assert lgsp(argv) == 0
+        assert "for 2 recipient deliveries" in capsys.readouterr().out
+        assert {d["rule"] for d in deadlines(server, doc, EOFFICE)["deliveries"]} == {"khan"}
