@@ -81,6 +81,28 @@ class Spool:
         if self._file is not None:
             self._file.flush()
 
+    def tail(self, size: int) -> bytes:
+        """The last ``size`` bytes written."""
+        if self._file is None:
+            raise ValueError("spool is closed")
+        self._file.flush()
+        with self.path.open("rb") as file:
+            file.seek(max(0, self.size - size))
+            return file.read()
+
+    def drop_tail(self, size: int) -> None:
+        """Cuts the last ``size`` bytes (a transport's trailing CRLF) and hashes again."""
+        if self._file is None:
+            raise ValueError("spool is closed")
+        self._file.flush()
+        self.size = max(0, self.size - size)
+        self._file.truncate(self.size)
+        self._file.seek(self.size)
+        self._hash = hashlib.sha256()
+        with self.path.open("rb") as file:
+            for chunk in read_chunks(file):
+                self._hash.update(chunk)
+
     def keep(self) -> Staged:
         """fsync, rename to the content's name, fsync the directory: durable from here."""
         if self._file is None:

@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bus import vxp
 from bus.api import check_rate, read_capped
+from bus.api.bodies import read_spooled
 from bus.api.vxp import agencies, mailbox
 from bus.api.vxp.facade import (
     Action,
@@ -52,9 +53,10 @@ from bus.api.vxp.facade import (
     UnknownOperation,
 )
 from bus.api.vxp.replay import ReplayGuard
+from bus.api.vxp.spooled import check_spooled
 from bus.api.vxp_systems import RegistryFile
 from bus.app import Bus
-from bus.store.blobs import PayloadBody
+from bus.store.blobs import PayloadBody, Spool
 
 __all__ = ["OFFERED", "Facade", "registry_path", "vxp_router"]
 
@@ -125,6 +127,7 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
         operation = operation_of(path)
         claimed = None
         ran = False
+        spooled: Spool | None = None
         try:
             if request.method not in (*_METHODS, "HEAD"):
                 raise MethodNotAllowed(f"method {request.method} is not used by the axis API: "
@@ -138,9 +141,16 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
                 claimed = facade.claim(operation, entry, verified)
             cap = bus.settings.max_body_bytes if operation == vxp.Operation.SEND_EDOC \
                 else SMALL_BODY
-            body = await read_capped(request, cap)
-            verified = vxp.check_body(verified, body,
-                                      require_hash=operation == vxp.Operation.SEND_EDOC)
+            if operation == vxp.Operation.SEND_EDOC:
+                body = await read_spooled(request, cap, bus.store.files)
+            else:
+                body = await read_capped(request, cap)
+            if isinstance(body, bytes):
+                verified = vxp.check_body(verified, body,
+                                          require_hash=operation == vxp.Operation.SEND_EDOC)
+            else:
+                spooled = body
+                verified = check_spooled(verified, body)
             if body_first:
                 claimed = facade.claim(operation, entry, verified)
             ran = True
@@ -158,6 +168,9 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
             if claimed is not None:
                 facade.replay.release(claimed)
             raise
+        finally:
+            if spooled is not None:
+                spooled.discard()
         if claimed is not None:
             facade.replay.done(claimed)
         if isinstance(result, bytes):

@@ -50,7 +50,8 @@ def send_edoc(f: Facade, entry: VxpSystem, verified: vxp.VerifiedRequest) -> dic
     key = f.param(verified, vxp.IDEMPOTENCY_KEY, required=False)
     source = (entry.actor, key[:255]) if key else None
     structlog.contextvars.bind_contextvars(system=entry.system)
-    accepted = f.bus.submit(verified.packet, system=entry.system, channel="vxp",
+    packet = verified.spooled if verified.spooled is not None else verified.packet
+    accepted = f.bus.submit(packet, system=entry.system, channel="vxp",
                             expect=expect, source=source)
     structlog.contextvars.bind_contextvars(document=accepted.document)
     desc = "already accepted: the original DocId" if accepted.existing else "accepted"
