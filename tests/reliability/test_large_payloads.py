@@ -11,6 +11,7 @@ runs the same path at 500 MB.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import threading
@@ -188,3 +189,47 @@ def _post_quietly(url: str, path: Path, size: int) -> None:
     with contextlib.suppress(httpx.HTTPError):
         httpx.post(url + "/api/v1/edocs", content=file_chunks(path),
                    headers={"X-API-Key": KEY, "Content-Length": str(size)}, timeout=60)
+
+
+def _soap_envelope(packet: Path, out: Path) -> int:
+    """``packet`` base64-encoded into a SendEdoc envelope written to ``out``; its size."""
+    with out.open("wb") as target, packet.open("rb") as source:
+        target.write(b'<?xml version="1.0" encoding="utf-8"?>\n<soap:Envelope xmlns:soap='
+                     b'"http://schemas.xmlsoap.org/soap/envelope/" xmlns:lgsp='
+                     b'"urn:lgsp-bus:soap:v1"><soap:Header><lgsp:ApiKey>' + KEY.encode()
+                     + b"</lgsp:ApiKey></soap:Header><soap:Body><lgsp:SendEdoc><lgsp:packet>")
+        while piece := source.read(3 << 20):
+            target.write(base64.b64encode(piece))
+        target.write(b"</lgsp:packet></lgsp:SendEdoc></soap:Body></soap:Envelope>")
+    return out.stat().st_size
+
+
+def test_a_large_soap_send_edoc_is_taken_in_bounded_memory(tmp_path: Path) -> None:
+    """The SOAP door: a 60 MB packet is an 80 MB envelope; spooled, decoded to disk."""
+    with HttpSink() as sink, Cluster(tmp_path, routes=routes_document(sink),
+                                     max_body_bytes=1024 * MB,
+                                     max_attachment_bytes=1024 * MB) as cluster:
+        bus = cluster.add("embedded")
+        bus.start()
+        bus.wait_ready(60)
+        assert bus.pid is not None
+        warm = tmp_path / "warm.xml"
+        size, _ = write_large_packet(warm, 9 * MB)
+        send_and_deliver(bus.url, warm, size, sink, 1)
+        packet = tmp_path / "p.xml"
+        _, digest = write_large_packet(packet, SIZES[1])
+        envelope = tmp_path / "p.soap"
+        length = _soap_envelope(packet, envelope)
+        time.sleep(1.0)
+        base = resident(bus.pid)
+        with PeakRss(bus.pid) as rss:
+            answer = httpx.post(bus.url + "/soap", content=file_chunks(envelope),
+                                headers={"Content-Length": str(length),
+                                         "Content-Type": "text/xml; charset=utf-8"},
+                                timeout=300)
+        assert answer.status_code == 200, answer.text
+        with cluster.engine.connect() as conn:
+            assert digest in set(conn.execute(sa.select(documents.c.sha256)).scalars())
+    rise = rss.peak - base
+    print(f"\n[large] SOAP: RSS rise {rise // MB} MB for a {length // MB} MB envelope")
+    assert rise < 64 * MB
