@@ -38,6 +38,7 @@ from bus.api.vxp import vxp_router
 from bus.app import Bus
 from bus.evidence.api import evidence_router
 from bus.lifecycle.api import deadlines_router
+from bus.lifecycle.feedback_api import feedback_router
 from bus.store import outage, queries
 from bus.store.tables import documents
 
@@ -346,4 +347,8 @@ def create_app(bus: Bus) -> FastAPI:
 
     app.include_router(reconcile_router(bus))
     app.include_router(evidence_router(bus, api_key))
+    from bus.console import mount_console
+
+    mount_console(app, bus)
+    app.include_router(feedback_router(bus))
     return app

@@ -392,6 +392,8 @@ class Defaults:
 
     outside: str | None = None
     retry: RetryPolicy = RetryPolicy()
+    recall_follows_original: bool = False
+    """A revoke/update/replace also goes to the original's recipients it does not name."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from bus import errors
 from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
+from bus.lifecycle.views import LinkView, RecipientView, lifecycle_of
 from bus.store.tables import STATES, business_statuses, deliveries, documents, events
 
 MAX_LIMIT: Final = 500
@@ -34,7 +35,7 @@ DEFAULT_LIMIT: Final = 50
 
 AnyRow = Row[*tuple[Any, ...]]
 TransportState = Literal["pending", "queued", "delivering", "awaiting", "delivered", "refused",
-                         "parked"]
+                         "parked", "cancelled", "withdrawn"]
 DocumentKind = Literal["edoc", "status"]
 
 
@@ -94,6 +95,12 @@ class DocumentDetail(BaseModel):
     deliveries: list[DeliveryView]
     business_statuses: list[BusinessStatusView]
     latest_statuses: list[BusinessStatusView]
+    supersedes: list[LinkView] = []
+    """The originals this revoke/update/replace document names (bus.lifecycle)."""
+    superseded_by: list[LinkView] = []
+    """Revoke/update/replace documents naming this one; ``withdrawn`` deliveries of it."""
+    recipients: list[RecipientView] = []
+    """Each recipient's delivery state, current business status, timeline, recall answer."""
 
 
 class DeliverySummary(BaseModel):
@@ -283,6 +290,8 @@ def document_detail(engine: Engine, doc_id: str, viewer: Viewer) -> DocumentDeta
         statuses = _statuses(conn, doc_id, viewer)
         refers_to = doc.refers_to if doc.refers_to in readable(conn, [doc.refers_to],
                                                                 viewer) else None
+        life = lifecycle_of(conn, doc_id, statuses,
+                            lambda ids: readable(conn, ids, viewer), iso)
     by_delivery: dict[str | None, list[AnyRow]] = {}
     for event in trail:
         by_delivery.setdefault(event.delivery, []).append(event)
@@ -298,6 +307,7 @@ def document_detail(engine: Engine, doc_id: str, viewer: Viewer) -> DocumentDeta
         business=doc.business, status_code=doc.status_code, refers_to=refers_to,
         received_at=iso(doc.received_at) or "", history=_history(by_delivery.get(None, [])),
         deliveries=views, business_statuses=statuses, latest_statuses=latest_per_organ(statuses),
+        supersedes=life.supersedes, superseded_by=life.superseded_by, recipients=life.recipients,
     )
 
 

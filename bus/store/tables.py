@@ -15,7 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
-           "create_engine", "deliveries", "delivery_deadlines", "documents", "events",
+           "console_sessions", "console_switches", "console_users", "create_engine",
+           "deliveries", "delivery_deadlines", "document_links", "documents", "events",
            "inbound_sources", "legal_holds", "metadata", "new_id", "payloads",
            "reconcile_leases", "reconcile_mismatches", "reconcile_runs"]
 
@@ -133,8 +134,43 @@ agency_requests = sa.Table(
     sa.Index("ix_agency_requests_state", "state", "created_at"),
 )
 
-TERMINAL = frozenset({"delivered", "refused", "parked"})
-STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked")
+# The operator console (bus.console): its local users, their sessions, and the switches
+# operators flip for every process at once (the bulk-action stop switch).
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(12), nullable=False),
+    # An agency officer sees what this connected system sent or its organisations received.
+    sa.Column("system", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    # SHA-256 of the cookie's token: a copy of the table does not open sessions.
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(64), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+console_switches = sa.Table(
+    "console_switches",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("on", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+)
+
+TERMINAL = frozenset({"delivered", "refused", "parked", "cancelled", "withdrawn"})
+STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked",
+          "cancelled", "withdrawn")
 
 
 def new_id() -> str:
@@ -300,4 +336,24 @@ audit_seals = sa.Table(
     sa.Column("skip_hash", sa.String(64), nullable=False),
     sa.Column("sealed_at", sa.Float, nullable=False, index=True),
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)
+
+
+# Document lifecycle (bus.lifecycle): a revoke/update/replace edoc linked to the original
+# it names. ``unnamed`` is the JSON list of the original's recipients the superseding
+# document does not address; ``added`` those a route's recall_follows_original added to it.
+document_links = sa.Table(
+    "document_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("original", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("superseding", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("withdrawn", sa.Integer, nullable=False, default=0),
+    sa.Column("unnamed", sa.Text),
+    sa.Column("added", sa.Text),
+    sa.UniqueConstraint("original", "superseding", name="uq_document_link"),
 )

@@ -3,8 +3,8 @@
 Proposed by the stream branch for the lead to keep, renumber or fold into the merge's
 own revision.
 
-Revision ID: 0005_payload_files
-Revises: 0004_audit_seals
+Revision ID: 0007_payload_files
+Revises: 0006_document_links
 Create Date: 2026-12-06
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_payload_files'
-down_revision = '0004_audit_seals'
+revision = '0007_payload_files'
+down_revision = '0006_document_links'
 branch_labels = None
 depends_on = None
 
