@@ -72,10 +72,13 @@ Run :mod:`bus.testing`'s conformance suite against your adapter before shipping 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from bus.store.blobs import PayloadBody
 
 
 class NoConfig(BaseModel):
@@ -105,19 +108,47 @@ class Refuse(Exception):  # noqa: N818 - a signal, named for what the bus should
         self.code = code
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Delivery:
-    """One packet for one recipient at one destination, as the adapter sees it."""
+    """One packet for one recipient at one destination, as the adapter sees it.
 
-    payload: bytes
+    The packet is ``body``: its ``size``, and ``open()``/``chunks()`` to stream it, which
+    is what an adapter should use (a scanned packet may be hundreds of megabytes, kept
+    in a file). ``payload`` reads it all into memory, for adapters written before
+    streaming and for small packets. Built either from ``payload=bytes`` or ``body=``.
+    """
+
+    body: PayloadBody
     idempotency_key: str
     document_id: str
     kind: str
     sender: str
     recipient: str
     destination: str
-    attempt: int = 1
-    headers: dict[str, str] = field(default_factory=dict)
+    attempt: int
+    headers: dict[str, str]
+
+    def __init__(self, payload: bytes | None = None, idempotency_key: str = "",
+                 document_id: str = "", kind: str = "edoc", sender: str = "",
+                 recipient: str = "", destination: str = "", attempt: int = 1,
+                 headers: dict[str, str] | None = None, *,
+                 body: PayloadBody | None = None) -> None:
+        if body is None:
+            if payload is None:
+                raise TypeError("a Delivery needs its payload or its body")
+            body = PayloadBody.of(payload)
+        elif payload is not None:
+            raise TypeError("give a Delivery its payload or its body, not both")
+        for name, value in (("body", body), ("idempotency_key", idempotency_key),
+                            ("document_id", document_id), ("kind", kind), ("sender", sender),
+                            ("recipient", recipient), ("destination", destination),
+                            ("attempt", attempt), ("headers", headers or {})):
+            object.__setattr__(self, name, value)
+
+    @functools.cached_property
+    def payload(self) -> bytes:
+        """Every byte of the packet, read once on first use."""
+        return self.body.read()
 
 
 @dataclass(frozen=True)

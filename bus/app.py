@@ -28,6 +28,8 @@ from bus.routing import RouteTable
 from bus.schemas import default_schemas
 from bus.settings import Settings
 from bus.store import Accepted, Store, outage_refused
+from bus.store.blobs import Spool
+from bus.store.large_objects import payload_store
 from bus.store.tables import create_engine
 
 log = structlog.get_logger("lgsp.app")
@@ -60,8 +62,9 @@ class Bus:
         self.settings = settings
         self.metrics = metrics or Metrics()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(create_engine(settings.effective_database_url,
-                                         **_engine_bounds(settings.effective_database_url)))
+        engine = create_engine(settings.effective_database_url,
+                               **_engine_bounds(settings.effective_database_url))
+        self.store = Store(engine, payload_store(settings, engine))
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
@@ -74,7 +77,8 @@ class Bus:
                                  validate=validate_routes,
                                  lifecycle=settings.lifecycle_files(), zone=settings.zone)
         self.deadlines = DeadlineBook(self.store.engine,
-                                      lambda: self.reloader.current().deadlines)
+                                      lambda: self.reloader.current().deadlines,
+                                      payload_files=self.store.files)
         self.metrics.registry.register(OverdueCollector(
             self.deadlines, lambda: self.reloader.current().table.destinations))
         self.dispatcher: Dispatcher = _NoDispatch()
@@ -136,7 +140,7 @@ class Bus:
         self._seen_fingerprint = fingerprint
         return self._reload_routes() or reloaded
 
-    def submit(self, data: bytes, *, system: str, channel: str, expect: str | None = None,
+    def submit(self, data: bytes | Spool, *, system: str, channel: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:
         """Ingress plus the door's metrics; every channel (REST, SOAP, pollers) calls this."""
         try:
@@ -145,7 +149,11 @@ class Bus:
                                                source=source)
         except errors.LgspError as exc:
             self.metrics.refused.labels(exc.code, channel).inc()
-            self.evidence.refused(exc, channel, system=system, body=data)
+            if isinstance(data, bytes):
+                self.evidence.refused(exc, channel, system=system, body=data)
+            else:
+                self.evidence.refused(exc, channel, system=system,
+                                      spooled=(data.size, data.sha256))
             raise
         self.metrics.received.labels(accepted.receipt.get("kind", "edoc"), channel).inc()
         return accepted

@@ -10,6 +10,7 @@ was stored. After it, the bus owns the document.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,13 +24,15 @@ from bus import errors
 from bus.directory import Directory
 from bus.edxml import Edoc, Limits, Packet, StatusPacket, TraceHeader
 from bus.edxml.dialects import read_from
-from bus.edxml.forward import forwarded_bytes
+from bus.edxml.forward import forwarded_bytes, forwarded_stream
+from bus.edxml.mapped import Mapped
 from bus.edxml.tolerance import corrected, policy_notices
 from bus.edxml.writer import format_timestamp
 from bus.lifecycle import Plan, plan_for
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
 from bus.store import Accepted, NewDelivery, Store
+from bus.store.blobs import Spool, Staged
 from bus.store.tables import deliveries, documents
 
 log = structlog.get_logger("lgsp.ingress")
@@ -85,9 +88,13 @@ class Ingress:
         self.today: Callable[[], date] = lambda: datetime.now(self.settings.zone).date()
         """The day successor codes are resolved for; a test of a reorganisation sets it."""
 
-    def submit(self, data: bytes, *, system: str, expect: str | None = None,
+    def submit(self, data: bytes | Spool, *, system: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:
-        """Validates, authorises, routes and commits one packet; raises the refusal code."""
+        """Validates, authorises, routes and commits one packet; raises the refusal code.
+
+        ``data`` may be a body spooled to disk as it arrived (a large one): it is then
+        read through a memory map and forwarded as a stream into a payload file, so no
+        copy of the whole packet is made in memory; the caller discards the spool."""
         try:
             accepted = self._submit(data, system=system, expect=expect, source=source)
         except errors.LgspError as exc:
@@ -100,8 +107,21 @@ class Ingress:
             self.on_accepted(accepted)
         return accepted
 
-    def _submit(self, data: bytes, *, system: str, expect: str | None,
+    def _submit(self, data: bytes | Spool, *, system: str, expect: str | None,
                 source: tuple[str, str] | None) -> Accepted:
+        if isinstance(data, bytes):
+            return self._submit_bytes(data, None, system=system, expect=expect, source=source)
+        data.flush()
+        mapped = Mapped.of(data.path)
+        try:
+            return self._submit_bytes(mapped.as_bytes(), data, system=system, expect=expect,
+                                      source=source)
+        finally:
+            with contextlib.suppress(BufferError):
+                mapped.close()
+
+    def _submit_bytes(self, data: bytes, spool: Spool | None, *, system: str,
+                      expect: str | None, source: tuple[str, str] | None) -> Accepted:
         cfg = self.config.current()
         door = read_from(data, dialect=cfg.directory.dialect_of(system),
                          limits=self.settings.limits)
@@ -114,12 +134,20 @@ class Ingress:
                 f"send it to {where} (SOAP: Send{'Status' if packet.kind == 'status' else 'Edoc'})")
         self._check_sender(cfg, system, packet.sender)
         decision = route(facts_of(packet), cfg.table, cfg.directory, on=self.today())
-        digest = hashlib.sha256(data).hexdigest()
+        digest = spool.sha256 if spool is not None else hashlib.sha256(data).hexdigest()
         # Receivers get the standard, normalised bytes; the sender's are kept as evidence.
-        forwarded = forwarded_bytes(
-            door.standard, packet, TraceHeader(self.settings.bus_organ_id,
-                                               format_timestamp(datetime.now(self.settings.zone))),
-            result.notices)
+        trace = TraceHeader(self.settings.bus_organ_id,
+                            format_timestamp(datetime.now(self.settings.zone)))
+        forwarded: bytes | Staged | None = None
+        files = self.store.files
+        if spool is not None and files is not None:
+            pieces = forwarded_stream(door.standard, packet, trace, result.notices)
+            forwarded = files.stage(pieces) if pieces is not None else None
+        if forwarded is None:
+            forwarded = forwarded_bytes(door.standard, packet, trace, result.notices)
+        original: bytes | Staged | None = None
+        if door.translated or corrected(result.notices):
+            original = spool.keep() if spool is not None and files is not None else data
         refers_to, status = None, None
         if isinstance(packet, StatusPacket):
             refers_to = self._find_original(packet, cfg.directory)
@@ -136,7 +164,7 @@ class Ingress:
             dedup_key=dedup_key(packet, digest), content_sha256=digest, payload=forwarded,
             system=system, targets=targets, summary=summary_of(packet),
             refers_to=refers_to, source=source, status=status,
-            original=data if door.translated or corrected(result.notices) else None,
+            original=original,
             notices=policy_notices(result.notices),
             within=None if plan.empty else plan.apply,
         )

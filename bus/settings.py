@@ -50,6 +50,16 @@ class Settings(BaseModel):
     """Elements a packet may hold; real packets have tens to a few thousand."""
     bus_organ_id: str = "00.37.W00"
     max_body_bytes: int = 150 * 1024 * 1024
+    """The size cap of a request body (a packet); up to 1 GiB: bodies are spooled to disk
+    as they arrive, never held whole in memory."""
+    payload_inline_below: int = 256 * 1024
+    payload_store: Literal["auto", "files", "large_objects"] = "auto"
+    """Where payloads at or above ``payload_inline_below`` go: ``files`` under
+    ``data_dir/payloads`` (one node, or a data dir every node mounts), ``large_objects`` in
+    PostgreSQL (shared by every node); ``auto``: files on SQLite, large objects on
+    PostgreSQL."""
+    """Payloads smaller than this are kept in the database; larger ones are files under
+    ``data_dir/payloads`` (content-addressed, written before the document commits)."""
     max_attachment_bytes: int = 100 * 1024 * 1024
     delivery_threads: int = 4
     lease_s: float = 300.0

@@ -401,6 +401,10 @@ class VerifiedRequest:
     params: dict[str, str]
     body: bytes
     packet: bytes
+    spooled: Any = field(default=None, compare=False)
+    """A large sendEdoc body spooled to disk as it arrived (``bus.api.bodies``), already
+    checked against ``hash-file``: it is then the packet, and ``body``/``packet`` are
+    empty."""
 
     def param(self, key: str) -> str | None:
         return self.params.get(key.lower())

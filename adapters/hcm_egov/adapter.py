@@ -13,6 +13,7 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlsplit
 
@@ -137,7 +138,7 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
                            partner_code=config.partner_code,
                            partner_code_cus=config.partner_code_cus)
 
-    def _call(self, method: str, path: str, *, content: bytes | None = None,
+    def _call(self, method: str, path: str, *, content: bytes | Iterator[bytes] | None = None,
               json_body: dict[str, Any] | None = None, params: dict[str, str] | None = None,
               headers: dict[str, str] | None = None) -> httpx.Response:
         """One request; transport failures become Retry, answers are left to the caller."""
@@ -212,7 +213,10 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
             "X-LGSP-Document": _ascii(delivery.document_id),
             "X-LGSP-Recipient": _ascii(delivery.recipient),
         })
-        response = self._call("POST", path, content=delivery.payload, headers=headers)
+        body = delivery.body
+        headers["Content-Length"] = str(body.size)
+        response = self._call("POST", path, headers=headers,
+                              content=body.read() if body.in_memory else body.chunks())
         envelope = self._envelope(response)
         reference = result_field(envelope.result, "DocumentId", "ReferenceId", "Id")
         duplicate = result_field(envelope.result, "Duplicate") is True

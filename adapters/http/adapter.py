@@ -159,9 +159,13 @@ class HttpAdapter(HttpClientLifecycle, Adapter[HttpConfig]):
         missing = self._missing_key()
         if missing:
             raise Retry(missing)
+        headers = self.headers_for(delivery)
+        body = delivery.body
+        # A payload kept as a file is streamed from it with its length: never read whole.
+        content = body.read() if body.in_memory else body.chunks()
+        headers["Content-Length"] = str(body.size)
         try:
-            response = self._client.post(self.config.url, content=delivery.payload,
-                                         headers=self.headers_for(delivery))
+            response = self._client.post(self.config.url, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             raise Retry(f"no answer within {self.config.timeout_s}s: "
                         f"{type(exc).__name__}") from exc

@@ -31,7 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus import errors, schemas
-from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, read_capped, viewer_for
+from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, viewer_for
+from bus.api.bodies import read_spooled
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
@@ -173,12 +174,16 @@ async def _on_http(request: Request, exc: Exception) -> Response:
 async def _submit(bus: Bus, request: Request, key: str | None, expect: str) -> Response:
     try:
         system = admit(bus, request, key)
-        data = await read_capped(request, bus.settings.max_body_bytes)
+        data = await read_spooled(request, bus.settings.max_body_bytes, bus.store.files)
     except errors.LgspError as exc:
         count_refusal(bus, exc, "rest")
         raise
-    accepted = await run_in_threadpool(bus.submit, data, system=system, channel="rest",
-                                       expect=expect)
+    try:
+        accepted = await run_in_threadpool(bus.submit, data, system=system, channel="rest",
+                                           expect=expect)
+    finally:
+        if not isinstance(data, bytes):
+            data.discard()
     structlog.contextvars.bind_contextvars(document=accepted.document)
     body = {**accepted.receipt, "existing": accepted.existing}
     return JSONResponse(body, status_code=200 if accepted.existing else 202,

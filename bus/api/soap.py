@@ -47,8 +47,11 @@ from bus.api import (
     too_large,
     viewer_for,
 )
+from bus.api.bodies import SPOOL_FROM
+from bus.api.soap_spooled import spooled_call, whole_or_spool
 from bus.app import Bus
 from bus.store import Accepted, outage, queries
+from bus.store.blobs import Spool
 from bus.xmlsafe import scan
 
 NS: Final = "urn:lgsp-bus:soap:v1"
@@ -89,6 +92,8 @@ class SoapCall:
     api_key: str | None
     encoded: bytes | None = None
     document: str | None = None
+    span: tuple[int, int] | None = None
+    """Where the packet's text is in the envelope, instead of ``encoded`` (keep_span)."""
 
 
 def _limits(size: int) -> xmlsafe.Limits:
@@ -138,8 +143,10 @@ def _child(parent: etree._Element, name: str) -> etree._Element | None:
     return found if found is not None else parent.find(name)
 
 
-def parse_call(data: bytes, *, lift: bool = True) -> SoapCall:
-    """Envelope bytes to the operation asked for, or the refusal the caller gets."""
+def parse_call(data: bytes, *, lift: bool = True, keep_span: bool = False) -> SoapCall:
+    """Envelope bytes to the operation asked for, or the refusal the caller gets.
+    ``keep_span``: the packet's place in ``data`` rather than a copy of its text (an
+    envelope spooled to disk, see :mod:`bus.api.soap_spooled`)."""
     data = xmlsafe.as_utf8(data, what=_WHAT, max_elements=MAX_ELEMENTS)
     xmlsafe.refuse_dtd(data, _WHAT)
     lifted = xmlsafe.lift_text(data, b"packet") if lift else None
@@ -166,8 +173,10 @@ def parse_call(data: bytes, *, lift: bool = True) -> SoapCall:
     if lifted is None:
         return SoapCall(name, key, encoded=(packet.text or "").encode("utf-8"))
     if (packet.text or "") != lifted.token:
-        return parse_call(data, lift=False)
+        return parse_call(data if isinstance(data, bytes) else bytes(data), lift=False)
     start, end = lifted.span
+    if keep_span:
+        return SoapCall(name, key, span=(start, end))
     return SoapCall(name, key, encoded=data[start:end])
 
 
@@ -349,18 +358,37 @@ def soap_router(bus: Bus) -> APIRouter:
             body = _Body(request, soap_cap(cap))
             system = await authenticated(request, body)
             structlog.contextvars.bind_contextvars(system=system)
-            data = await body.whole()
+            data = await whole_or_spool(body, bus.store.files, SPOOL_FROM)
             del body
-            call = await run_in_threadpool(parse_call, data)
+            spooled: Spool | None = None
+            if isinstance(data, bytes):
+                call = await run_in_threadpool(parse_call, data)
+            else:
+                try:
+                    found, spooled = await run_in_threadpool(spooled_call, data,
+                                                             bus.store.files, cap)
+                finally:
+                    data.discard()
+                assert isinstance(found, SoapCall)
+                call = found
             del data
             operation = call.operation
             structlog.contextvars.bind_contextvars(operation=operation)
-            if call.encoded is not None:
-                packet = await run_in_threadpool(decode_packet, call.encoded, cap)
+            if call.encoded is not None or spooled is not None:
+                packet: bytes | Spool
+                if spooled is not None:
+                    packet = spooled
+                else:
+                    assert call.encoded is not None
+                    packet = await run_in_threadpool(decode_packet, call.encoded, cap)
                 expect = "edoc" if operation == "SendEdoc" else "status"
                 submitted = True
-                accepted = await run_in_threadpool(bus.submit, packet, system=system,
-                                                   channel="soap", expect=expect)
+                try:
+                    accepted = await run_in_threadpool(bus.submit, packet, system=system,
+                                                       channel="soap", expect=expect)
+                finally:
+                    if spooled is not None:
+                        spooled.discard()
                 structlog.contextvars.bind_contextvars(document=accepted.document)
                 return Response(receipt_xml(operation, accepted), media_type=_XML_TYPE)
             assert call.document is not None

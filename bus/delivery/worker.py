@@ -39,6 +39,7 @@ from bus.metrics import Metrics
 from bus.registry import build_adapter
 from bus.routing import Destination, RetryPolicy, RouteTable
 from bus.store import Claim, Store
+from bus.store.blobs import PayloadBody
 
 if TYPE_CHECKING:
     from bus.app import Bus
@@ -170,15 +171,14 @@ class DeliveryWorker:
     def _attempt(self, claim: Claim, table: RouteTable) -> Decision:
         try:
             adapter = self._adapter(table, claim.destination)
-            payload = claim.payload
-            if payload is None:
-                payload = self.store.payload(claim.payload_sha256)
+            body = (PayloadBody.of(claim.payload) if claim.payload is not None
+                    else self.store.body(claim.payload_sha256))
         except Retry as signal:
             return signal
         except errors.NotFound as exc:
             return Retry(exc.message)
         delivery = Delivery(
-            payload=payload, idempotency_key=idempotency_key(claim),
+            body=body, idempotency_key=idempotency_key(claim),
             document_id=claim.document_id, kind=claim.kind, sender=claim.sender,
             recipient=claim.effective_recipient, destination=claim.destination,
             attempt=claim.attempts,

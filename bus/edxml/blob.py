@@ -60,6 +60,7 @@ class Blob:
         self._sealed = False
         self._base64: bytes | None = None
         self._decoded: bytes | None = None
+        self._region: tuple[bytes, int, int, bool] | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Blob:
@@ -81,6 +82,20 @@ class Blob:
         blob._sealed = True
         blob._base64 = text
         blob._decoded = None
+        blob._region = None
+        return blob
+
+    @classmethod
+    def from_region(cls, source: bytes, start: int, end: int, size: int,
+                    single_line: bool) -> Blob:
+        """Content that is ``source[start:end]``, base64 the reader has checked (strict
+        once whitespace is dropped; ``single_line``: there is none), ``size`` bytes
+        decoded. Nothing is copied or decoded until read: a packet that is only routed
+        and forwarded never pays for its scans' base64, and ``source`` (the packet, which
+        the caller holds anyway, or its memory map) is the only copy."""
+        blob = cls.from_base64(b"", size)
+        blob._base64 = None
+        blob._region = (source, start, end, single_line)
         return blob
 
     def write(self, data: bytes) -> None:
@@ -99,9 +114,27 @@ class Blob:
         """The decoded bytes of a blob made from base64."""
         decoded = self._decoded
         if decoded is None:
+            if self._region is not None:
+                return b"".join(self._region_chunks())
             assert self._base64 is not None
             decoded = self._decoded = binascii.a2b_base64(self._base64)
         return decoded
+
+    def _region_chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
+        """A region's content decoded piece by piece (never held whole)."""
+        assert self._region is not None
+        source, start, end, single_line = self._region
+        step = size // 3 * 4
+        carry = b""
+        for at in range(start, end, step):
+            piece = source[at:min(end, at + step)]
+            if not single_line:
+                piece = piece.translate(None, b" \t\r\n")
+            piece = carry + piece
+            usable = len(piece) - len(piece) % 4
+            carry = piece[usable:]
+            if usable:
+                yield binascii.a2b_base64(piece[:usable])
 
     @property
     def size(self) -> int:
@@ -110,7 +143,10 @@ class Blob:
     @property
     def sha256(self) -> str:
         if self._hash is None:
-            self._hash = hashlib.sha256(self._content())
+            digest = hashlib.sha256()
+            for chunk in self.chunks():
+                digest.update(chunk)
+            self._hash = digest
         return self._hash.hexdigest()
 
     @property
@@ -119,6 +155,8 @@ class Blob:
         if self._base64 is not None and not self._head:
             # 24 characters of unpadded base64 are 18 whole bytes: enough to sniff.
             self._head = binascii.a2b_base64(self._base64[:24])[:16]
+        if self._region is not None and not self._head:
+            self._head = next(self._region_chunks(24), b"")[:16]
         return sniff(self._head)
 
     @property
@@ -126,6 +164,9 @@ class Blob:
         return bool(getattr(self._file, "_rolled", False))
 
     def chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
+        if self._region is not None:
+            yield from self._region_chunks(size)
+            return
         if self._file is None:
             content = self._content()
             for start in range(0, len(content), size):
@@ -151,6 +192,14 @@ class Blob:
             step = _CHUNK // 3 * 4
             for start in range(0, len(text), step):
                 yield text[start : start + step]
+            return
+        region = self._region
+        if region is not None and region[3] \
+                and _canonical(region[0][max(region[1], region[2] - 4):region[2]]):
+            source, first, end, _ = region
+            step = _CHUNK // 3 * 4
+            for start in range(first, end, step):
+                yield source[start : min(end, start + step)]
             return
         for chunk in self.chunks(_CHUNK):
             yield base64.b64encode(chunk)

@@ -18,18 +18,18 @@ as before, and so is anything the scan does not recognise.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final, NamedTuple
 from xml.sax.saxutils import escape
 
 from bus.edxml.dates import day_first_text
-from bus.edxml.markup import Element, UnreadableError, apply, scan
+from bus.edxml.markup import Edit, Element, UnreadableError, apply, scan
 from bus.edxml.model import Packet, TraceHeader
 from bus.edxml.tolerance import DAY_FIRST_DATES
 from bus.edxml.writer import packet_bytes
 from bus.errors import Notice
 
-__all__ = ["forwarded_bytes", "normalised", "with_trace_header"]
+__all__ = ["forwarded_bytes", "forwarded_stream", "normalised", "with_trace_header"]
 
 _START: Final = re.compile(
     rb"""<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)"""
@@ -52,6 +52,14 @@ def with_trace_header(data: bytes, packet: Packet, trace: TraceHeader) -> bytes:
 
 
 def _splice(data: bytes, trace: TraceHeader) -> bytes | None:
+    edit = _trace_edit(data, trace)
+    if edit is None:
+        return None
+    return b"".join((data[:edit[0]], edit[2], data[edit[1]:]))
+
+
+def _trace_edit(data: bytes, trace: TraceHeader) -> Edit | None:
+    """Where and what to splice for ``trace``, as an edit of ``data``."""
     organ, stamp = escape(trace.organ_id or ""), escape(trace.timestamp or "")
     head = data[:4]
     if not (organ.isascii() and stamp.isascii()) or b"\x00" in head \
@@ -63,7 +71,7 @@ def _splice(data: bytes, trace: TraceHeader) -> bytes | None:
     p = slot.prefix.decode("ascii")
     entry = (f"<{p}TraceHeader><{p}OrganId>{organ}</{p}OrganId>"
              f"<{p}Timestamp>{stamp}</{p}Timestamp></{p}TraceHeader>").encode("ascii")
-    return b"".join((data[:slot.start], slot.head, entry, slot.tail, data[slot.end:]))
+    return slot.start, slot.end, slot.head + entry + slot.tail
 
 
 class _Slot(NamedTuple):
@@ -179,10 +187,18 @@ def normalised(data: bytes, notices: Sequence[Notice]) -> bytes | None:
     Only the date texts change: a signed packet is not re-serialised, and the attachments
     are not touched (the scan stops at the end of MessageHeader).
     """
+    edits = _date_edits(data, notices)
+    if edits is None:
+        return None
+    return apply(data, edits) if edits else data
+
+
+def _date_edits(data: bytes, notices: Sequence[Notice]) -> list[Edit] | None:
+    """The edits :func:`normalised` makes; None when the bytes cannot be edited."""
     wanted = sum(1 for n in notices if n.code == DAY_FIRST_DATES.code)
     if not wanted:
-        return data
-    edits: list[tuple[int, int, bytes]] = []
+        return []
+    edits: list[Edit] = []
     opened: Element | None = None
     try:
         for element in scan(data):
@@ -202,7 +218,7 @@ def normalised(data: bytes, notices: Sequence[Notice]) -> bytes | None:
             opened = None
         if len(edits) != wanted:
             return None
-        return apply(data, edits)
+        return edits
     except UnreadableError:
         return None
 
@@ -216,3 +232,27 @@ def forwarded_bytes(data: bytes, packet: Packet, trace: TraceHeader,
         packet.trace_headers.append(trace)
         return packet_bytes(packet)
     return with_trace_header(fixed, packet, trace)
+
+
+def forwarded_stream(data: bytes, packet: Packet, trace: TraceHeader,
+                     notices: Sequence[Notice] = (), *, chunk: int = 1 << 20
+                     ) -> Iterator[bytes] | None:
+    """:func:`forwarded_bytes` as pieces of at most ``chunk`` bytes (plus the small edits),
+    for a packet too large to copy in memory (``data`` a :class:`bus.edxml.mapped.Mapped`);
+    None when it would need re-serialising, which only :func:`forwarded_bytes` does."""
+    edits = _date_edits(data, notices)
+    trace_edit = _trace_edit(data, trace) if edits is not None else None
+    if edits is None or trace_edit is None:
+        return None
+    packet.trace_headers.append(trace)
+    return _pieces(data, sorted([*edits, trace_edit]), chunk)
+
+
+def _pieces(data: bytes, edits: list[Edit], chunk: int) -> Iterator[bytes]:
+    position = 0
+    for start, end, replacement in [*edits, (len(data), len(data), b"")]:
+        for at in range(position, start, chunk):
+            yield data[at:min(start, at + chunk)]
+        if replacement:
+            yield replacement
+        position = end

@@ -40,12 +40,13 @@ class Evidence:
             registry.register(ChainCollector(engine))
 
     def refused(self, exc: Any, channel: str, *, system: str | None = None,
-                body: bytes | None = None) -> None:
+                body: bytes | None = None, spooled: tuple[int, str] | None = None) -> None:
         """Notes a refusal at a door (an :class:`~bus.errors.LgspError`, or anything with
         ``code`` and ``message``); never raises, so it cannot turn a refusal into a 500."""
         try:
             self.refusals.record(str(getattr(exc, "code", type(exc).__name__)), channel,
                                  system=system or current_system(), body=body,
+                                 spooled=spooled,
                                  message=str(getattr(exc, "message", "")) or None)
         except Exception:  # pragma: no cover - a bookkeeping failure must not refuse
             log.warning("evidence.refusal_not_recorded", exc_info=True)

@@ -35,7 +35,8 @@ def evidence_router(bus: Bus, api_key: APIKeyHeader) -> APIRouter:
         viewer = viewer_for(bus, admit(bus, request, key))
         agencies = bus.reloader.current().directory.agencies
         data = bundle.build(bus.store.engine, id, viewer, zone=bus.settings.timezone,
-                            names={code: a.name for code, a in agencies.items()})
+                            names={code: a.name for code, a in agencies.items()},
+                            payload_files=bus.store.files)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", id)[:64]
         return Response(data, media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="evidence-{name}.zip"'})

@@ -29,10 +29,12 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bus import errors
 from bus.evidence.canonical import SKIP, covered_ids, events_hash, leaf, seal_hash
 from bus.evidence.chain import event_rows, head, seal_row
 from bus.evidence.summary import summary_html
-from bus.store import queries
+from bus.store import Store, queries
+from bus.store.blobs import PayloadFiles
 from bus.store.tables import audit_seals, documents, events, payloads
 
 FORMAT: Final = "lgsp-evidence/1"
@@ -81,12 +83,21 @@ def proof_path(numbers: list[int], last: int) -> list[int]:
     return sorted(path)
 
 
+def _kept(store: Store, digest: str) -> bytes | None:
+    """A payload kept outside rows (bus.store.blobs), or None when it is not there."""
+    try:
+        return store.payload(digest)
+    except errors.NotFound:
+        return None
+
+
 def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
 
 
 def build(engine: Engine, doc_id: str, viewer: queries.Viewer, *,
-          zone: str = "Asia/Ho_Chi_Minh", names: Mapping[str, str] | None = None) -> bytes:
+          zone: str = "Asia/Ho_Chi_Minh", names: Mapping[str, str] | None = None,
+          payload_files: PayloadFiles | None = None) -> bytes:
     """The bundle of ``doc_id``; NotFound when the viewer may not read it. ``names``:
     organisation code → name (the directory's), for the summary."""
     detail = queries.document_detail(engine, doc_id, viewer)
@@ -99,6 +110,12 @@ def build(engine: Engine, doc_id: str, viewer: queries.Viewer, *,
         if doc["original_sha256"]:
             original = conn.execute(sa.select(payloads.c.data).where(
                 payloads.c.sha256 == doc["original_sha256"])).scalar()
+        if payload_files is not None:
+            store = Store(engine, payload_files)
+            if forwarded is None:
+                forwarded = _kept(store, doc["payload_sha256"])
+            if original is None and doc["original_sha256"]:
+                original = _kept(store, doc["original_sha256"])
         top = head(conn)
         seals = _covering(conn, [int(r["id"]) for r in rows], top)
         path = proof_path([s["number"] for s in seals], top["number"]) if top and seals else []

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bus import errors
+from bus.store.blobs import PayloadFiles
 
 
 def _names(args: argparse.Namespace) -> dict[str, str]:
@@ -30,6 +31,16 @@ def _names(args: argparse.Namespace) -> dict[str, str]:
     except (errors.LgspError, OSError):
         return {}
     return {code: agency.name for code, agency in agencies.items()}
+
+
+def _files(args: argparse.Namespace, engine: Engine) -> PayloadFiles:
+    """Where the bus keeps large payloads, as its settings say."""
+    from bus.settings import load_settings
+    from bus.store.large_objects import payload_store
+
+    settings = load_settings(getattr(args, "config", None),
+                             data_dir=getattr(args, "data_dir", None))
+    return payload_store(settings, engine)
 
 
 def _engine(args: argparse.Namespace) -> tuple[Engine, str]:
@@ -51,7 +62,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from bus.store.queries import iso
 
     engine, _ = _engine(args)
-    report = verify(engine, check_payloads=not args.skip_payloads)
+    report = verify(engine, check_payloads=not args.skip_payloads,
+                    files=_files(args, engine))
     if args.json:
         print(json.dumps({"ok": report.ok, "seals": report.seals, "events": report.events,
                           "purged_events": report.purged_events, "unsealed": report.unsealed,
@@ -101,7 +113,7 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
 
     engine, zone = _engine(args)
     data = build(engine, args.id, Viewer(system="lgsp-cli", operator=True), zone=zone,
-                 names=_names(args))
+                 names=_names(args), payload_files=_files(args, engine))
     Path(args.output).write_bytes(data)
     print(f"{args.output}: {len(data)} bytes")
     return 0

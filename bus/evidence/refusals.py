@@ -58,8 +58,10 @@ class RefusalLog:
         return int(at // 60) * 60
 
     def record(self, code: str, channel: str, *, system: str | None = None,
-               body: bytes | None = None, message: str | None = None) -> None:
-        """Notes one refusal; never raises, never touches the database."""
+               body: bytes | None = None, message: str | None = None,
+               spooled: tuple[int, str] | None = None) -> None:
+        """Notes one refusal; never raises, never touches the database. ``spooled`` is
+        (size, sha256) of a body spooled to disk (bus.api.bodies), never read back."""
         now = self.clock()
         key = (code, channel)
         with self._lock:
@@ -71,13 +73,16 @@ class RefusalLog:
             minute.recorded += 1
             minute.per_key[key] = minute.per_key.get(key, 0) + 1
             detail: dict[str, Any] = {"code": code, "channel": channel}
+            digest = hashlib.sha256(body).hexdigest() if body is not None else None
             if body is not None:
                 detail["size"] = len(body)
+            elif spooled is not None:
+                detail["size"], digest = spooled
             if message:
                 detail["message"] = message[:MESSAGE_CHARS]
             self._pending.append({
                 "actor": system or "-", "action": "door.refused", "at": now,
-                "digest": hashlib.sha256(body).hexdigest() if body is not None else None,
+                "digest": digest,
                 "detail": detail})
 
     def _roll(self, now: float) -> None:

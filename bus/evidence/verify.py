@@ -18,11 +18,13 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bus import errors
 from bus.evidence.canonical import SKIP, covered_ids, header_problems, in_ranges, leaf
 from bus.evidence.chain import event_rows, seal_row, split_leaves
 from bus.evidence.purge import ACTION as PURGED
+from bus.store.blobs import PayloadFiles, read_chunks
 from bus.store.queries import iso
-from bus.store.tables import audit_seals, documents, events, payloads
+from bus.store.tables import audit_seals, documents, events, payload_files, payloads
 
 SHOWN: Final = 200
 
@@ -110,7 +112,10 @@ class _Gone:
                 report.add("payload", f"payload {digest} of document {doc} was removed")
 
 
-def verify(engine: Engine, *, check_payloads: bool = True) -> AuditReport:
+def verify(engine: Engine, *, check_payloads: bool = True,
+           files: PayloadFiles | None = None) -> AuditReport:
+    """``files``: where payloads kept outside rows are (bus.store.blobs); they are
+    re-hashed as streams when given, and only their rows are looked at otherwise."""
     report = AuditReport()
     gone = _Gone()
     with engine.connect() as conn:
@@ -120,7 +125,7 @@ def verify(engine: Engine, *, check_payloads: bool = True) -> AuditReport:
         _unsealed(conn, report)
         _documents(conn, report, gone)
         if check_payloads:
-            _payloads(conn, report, gone)
+            _payloads(conn, report, gone, files)
         gone.judge(report, _purges(conn, report))
     return report
 
@@ -245,12 +250,27 @@ def _documents(conn: Connection, report: AuditReport, gone: _Gone) -> None:
                    "the bus, or its event was removed)")
 
 
-def _payloads(conn: Connection, report: AuditReport, gone: _Gone) -> None:
-    d, p = documents.c, payloads.c
+def _payloads(conn: Connection, report: AuditReport, gone: _Gone,
+              files: PayloadFiles | None) -> None:
+    d, p, f = documents.c, payloads.c, payload_files.c
     for column in (d.payload_sha256, d.original_sha256):
-        missing = (sa.select(d.id, column).where(column.is_not(None), ~sa.exists().where(
-            p.sha256 == column)))
+        missing = (sa.select(d.id, column).where(
+            column.is_not(None), ~sa.exists().where(p.sha256 == column),
+            ~sa.exists().where(f.sha256 == column)))
         gone.payloads.extend((doc, digest) for doc, digest in conn.execute(missing))
+    if files is not None:
+        for digest, location in conn.execute(sa.select(f.sha256, f.location)).all():
+            hashed = hashlib.sha256()
+            try:
+                for chunk in read_chunks(files.open(location)):
+                    hashed.update(chunk)
+            except errors.NotFound:
+                report.add("payload", f"payload {digest} is named by a row but its file "
+                           f"{location} is missing")
+                continue
+            if hashed.hexdigest() != digest:
+                report.add("payload", f"payload {digest} was changed: its bytes no longer "
+                           "hash to its digest")
     result = conn.execution_options(yield_per=50).execute(sa.select(p.sha256, p.data))
     for digest, data in result:
         if hashlib.sha256(bytes(data)).hexdigest() != digest:

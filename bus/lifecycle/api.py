@@ -116,8 +116,11 @@ def _book(args: argparse.Namespace) -> tuple[DeadlineBook, Any]:
                              data_dir=getattr(args, "data_dir", None))
     files = settings.lifecycle_files()
     policy = load_policy(*files, settings.zone) if files else None
+    from bus.store.large_objects import payload_store
+
     engine = existing_engine(settings)  # the bus's database, never a new one
-    return DeadlineBook(engine, lambda: policy), settings.zone
+    return DeadlineBook(engine, lambda: policy,
+                        payload_files=payload_store(settings, engine)), settings.zone
 
 
 def _local(value: str | None, zone: Any) -> str:

@@ -31,14 +31,14 @@ from sqlalchemy.engine import Connection, Engine
 from bus.edxml import Edoc, Packet, StatusPacket, read_packet
 from bus.errors import LgspError
 from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, DocumentFacts
-from bus.store import Accepted
+from bus.store import Accepted, Store
+from bus.store.blobs import PayloadFiles
 from bus.store.queries import Viewer, iso, visible_to
 from bus.store.tables import (
     business_statuses,
     deliveries,
     delivery_deadlines,
     documents,
-    payloads,
 )
 
 log = structlog.get_logger("lgsp.deadlines")
@@ -81,8 +81,12 @@ class DeadlineBook:
     """Records deadlines at acceptance and answers what is overdue, for any clock."""
 
     def __init__(self, engine: Engine, policy: Callable[[], DeadlinePolicy | None], *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 payload_files: PayloadFiles | None = None) -> None:
+        """``payload_files``: where payloads kept outside rows are (bus.store.blobs), for
+        :meth:`backfill` to read large packets again."""
         self.engine = engine
+        self.payload_files = payload_files
         self.policy = policy
         self.clock = clock
 
@@ -149,10 +153,12 @@ class DeadlineBook:
                        sa.or_(d.business.is_(None), d.business != "revoke"), missing)
                 .order_by(d.received_at, d.id).limit(limit)).all()
         done = 0
+        store = Store(self.engine, self.payload_files)
         for doc in todo:
-            with self.engine.connect() as conn:
-                data = conn.execute(sa.select(payloads.c.data).where(
-                    payloads.c.sha256 == doc.payload_sha256)).scalar()
+            try:
+                data: bytes | None = store.payload(doc.payload_sha256)
+            except LgspError:
+                data = None
             try:
                 packet = read_packet(bytes(data)).packet if data is not None else None
             except LgspError as exc:

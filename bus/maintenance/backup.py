@@ -1,12 +1,15 @@
 """``lgsp backup -o DIR`` and ``lgsp restore DIR``: the database and the configuration.
 
-Payloads live in the database (table ``payloads``), so the database is the whole state.
-SQLite is copied with its online backup API (a consistent snapshot while the bus runs);
-PostgreSQL with ``pg_dump --format=custom`` (consistent too: one transaction snapshot),
-restored by ``pg_restore`` into an empty database. Beside it: routes.yaml, the directory,
-credentials.yaml, the facade's systems file and the settings file, and a manifest with
-every file's SHA-256 and the counts a restore is checked against: every document's
-payload is read back and its hash compared.
+Small payloads live in the database (table ``payloads``); larger ones are files under the
+data dir (``payloads/``, named by their SHA-256) or, on PostgreSQL, large objects, which
+``pg_dump`` includes. Payload files named by the copied database are copied beside it
+(``payloads/``) and restored into the data dir. SQLite is copied with its online backup
+API (a consistent snapshot while the bus runs); PostgreSQL with ``pg_dump
+--format=custom`` (consistent too: one transaction snapshot), restored by ``pg_restore``
+into an empty database. Beside it: routes.yaml, the directory, credentials.yaml, the
+facade's systems file and the settings file, and a manifest with every file's SHA-256
+and the counts a restore is checked against: every document's payload is read back and
+its hash compared.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from bus import errors
 from bus.settings import Settings
 from bus.store import Store
+from bus.store.blobs import PayloadFiles
+from bus.store.large_objects import PREFIX as LO_PREFIX
+from bus.store.large_objects import payload_store
 from bus.store.schema import state
-from bus.store.tables import create_engine, documents, payloads
+from bus.store.tables import create_engine, documents, payload_files, payloads
 
 MANIFEST = "manifest.json"
 SQLITE_FILE = "lgsp.db"
@@ -67,24 +73,51 @@ def _run(args: list[str], what: str) -> None:
         raise errors.Unavailable(f"{what} failed: {last}")
 
 
-def verify(engine: Engine) -> Checked:
-    """Reads every document's payload (and original) back and checks its SHA-256."""
-    store = Store(engine)
+def verify(engine: Engine, files: PayloadFiles | None = None) -> Checked:
+    """Reads every document's payload (and original) back, as a stream, and checks its
+    SHA-256; ``files`` is where payloads kept outside rows are."""
+    store = Store(engine, files)
     count = total = 0
     d = documents.c
     with engine.connect() as conn:
         rows = conn.execute(sa.select(d.id, d.payload_sha256, d.original_sha256)).all()
-        stored = int(conn.execute(sa.select(sa.func.count()).select_from(payloads))
-                     .scalar_one())
+        stored = _stored(conn)
     for row in rows:
         for digest in filter(None, (row.payload_sha256, row.original_sha256)):
-            data = store.payload(digest)
-            if hashlib.sha256(data).hexdigest() != digest:
+            hashed = hashlib.sha256()
+            body = store.body(digest)
+            for chunk in body.chunks():
+                hashed.update(chunk)
+            if hashed.hexdigest() != digest:
                 raise errors.InvalidRequest(f"document {row.id}: payload {digest} does not "
                                             "match its hash")
-            total += len(data)
+            total += body.size
         count += 1
     return Checked(documents=count, payloads=stored, bytes=total)
+
+
+def _stored(conn: Connection) -> int:
+    return sum(int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+               for table in (payloads, payload_files))
+
+
+def _copy_payload_files(engine: Engine, source: Path, target: Path) -> int:
+    """Copies the payload files ``engine``'s rows name (not large objects) from ``source``
+    to ``target``; returns how many."""
+    with engine.connect() as conn:
+        locations = list(conn.execute(sa.select(payload_files.c.location)).scalars())
+    copied = 0
+    for location in locations:
+        if location.startswith(LO_PREFIX):
+            continue
+        (target / location).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copy2(source / location, target / location)
+        except FileNotFoundError:
+            raise errors.NotFound(f"payload file {source / location} is missing; the data "
+                                  "directory is incomplete") from None
+        copied += 1
+    return copied
 
 
 def _pg_dump(engine: Engine, url: str, target: Path) -> Checked:
@@ -97,8 +130,7 @@ def _pg_dump(engine: Engine, url: str, target: Path) -> Checked:
               f"--snapshot={snapshot}", f"--file={target}", _libpq(url)], "pg_dump")
         docs = int(conn.execute(sa.select(sa.func.count()).select_from(documents))
                    .scalar_one())
-        stored = int(conn.execute(sa.select(sa.func.count()).select_from(payloads))
-                     .scalar_one())
+        stored = _stored(conn)
     return Checked(documents=docs, payloads=stored, bytes=0)
 
 
@@ -134,12 +166,15 @@ def backup(settings: Settings, out: Path, *, config_file: str | None = None) -> 
             database = SQLITE_FILE
             copied = create_engine(f"sqlite:///{out / SQLITE_FILE}")
             try:
-                checked = verify(copied)
+                _copy_payload_files(copied, settings.data_dir / "payloads", out / "payloads")
+                checked = verify(copied, PayloadFiles(out / "payloads"))
             finally:
                 copied.dispose()
         else:
             database = PG_FILE
             checked = _pg_dump(engine, url, out / PG_FILE)
+            # Files only when PostgreSQL keeps payloads as files (payload_store: files).
+            _copy_payload_files(engine, settings.data_dir / "payloads", out / "payloads")
     finally:
         engine.dispose()
     (out / "config").mkdir()
@@ -196,7 +231,10 @@ def restore(settings: Settings, source: Path, *, config_to: Path | None = None) 
             _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
                   f"--dbname={_libpq(url)}", str(source / PG_FILE)], "pg_restore")
         Store(engine).create_schema()  # an older backup: the embedded one is upgraded
-        checked = verify(engine)
+        if (source / "payloads").is_dir():
+            shutil.copytree(source / "payloads", settings.data_dir / "payloads",
+                            dirs_exist_ok=True)
+        checked = verify(engine, payload_store(settings, engine))
     finally:
         engine.dispose()
     if (checked.documents, checked.payloads) != (manifest["documents"], manifest["payloads"]):

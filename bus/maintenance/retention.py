@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus import errors
 from bus.evidence.purge import record_purge
+from bus.store.large_objects import PREFIX as LO_PREFIX
 from bus.store.tables import (
     TERMINAL,
     deliveries,
@@ -35,6 +36,7 @@ from bus.store.tables import (
     inbound_sources,
     legal_holds,
     metadata,
+    payload_files,
     payloads,
 )
 
@@ -175,6 +177,7 @@ def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
     gone = sorted(digests - still)
     if gone:
         conn.execute(payloads.delete().where(payloads.c.sha256.in_(gone)))
+        _drop_payload_files(conn, gone)
     # The history rows stay; the evidence chain learns which documents and payloads went,
     # so `lgsp audit verify` reports a purge, not tampering.
     record_purge(conn, actor, reason=f"retention rule {rule.key} (kept {rule.keep_s:g} s)",
@@ -183,6 +186,21 @@ def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
                       "kind": r.kind, "received_at": r.received_at, "sha256": r.sha256,
                       "payload_sha256": r.payload_sha256} for r in rows])
     return len(rows), len(gone)
+
+
+def _drop_payload_files(conn: Connection, gone: list[str]) -> None:
+    """Payloads kept outside rows (bus.store.blobs): a large object is unlinked in this
+    transaction; a file loses its row here and is removed by the payload sweep (every
+    serve process's, within the hour), which never touches a file a row still names."""
+    f = payload_files.c
+    if conn.dialect.name == "postgresql":
+        oids = [int(location[len(LO_PREFIX):]) for location in conn.execute(
+            sa.select(f.location).where(f.sha256.in_(gone), f.location.startswith(LO_PREFIX))
+        ).scalars()]
+        for oid in oids:
+            conn.execute(sa.text("SELECT lo_unlink(:oid) FROM pg_largeobject_metadata "
+                                 "WHERE oid = :oid"), {"oid": oid})
+    conn.execute(payload_files.delete().where(f.sha256.in_(gone)))
 
 
 def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,

@@ -36,11 +36,13 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
 
 from bus import errors
+from bus.store.blobs import PayloadBody, PayloadFiles, Staged
 from bus.store.statements import Statements, Transaction
 from bus.store.tables import (
     business_statuses,
@@ -50,8 +52,11 @@ from bus.store.tables import (
     events,
     inbound_sources,
     new_id,
+    payload_files,
     payloads,
 )
+
+log = structlog.get_logger("lgsp.store")
 
 # PostgreSQL SQLSTATE class 53 "insufficient resources": 53100 is disk_full.
 _PG_DISK_FULL = "53100"
@@ -157,9 +162,13 @@ _CLAIM_FIELDS = tuple(f.name for f in fields(Claim) if f.name != "payload")
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, files: PayloadFiles | None = None) -> None:
+        """``files``: where payloads at or above its threshold are kept; without it every
+        payload is a row (tests, tools that open a database on its own)."""
         self.engine = engine
         self.statements = Statements(engine)
+        self.files = files
+        self._next_file_sweep = 0.0
 
     def create_schema(self) -> None:
         """Brings the database to this release's schema, or refuses (see
@@ -190,14 +199,14 @@ class Store:
         document_id: str,
         dedup_key: str,
         content_sha256: str,
-        payload: bytes,
+        payload: bytes | Staged,
         system: str,
         targets: Sequence[NewDelivery],
         summary: dict[str, Any],
         refers_to: str | None = None,
         source: tuple[str, str] | None = None,
         status: tuple[str, str, str | None] | None = None,
-        original: bytes | None = None,
+        original: bytes | Staged | None = None,
         notices: Sequence[dict[str, Any]] = (),
         within: Callable[[Transaction, str, float], Sequence[dict[str, Any]]] | None = None,
     ) -> Accepted:
@@ -211,14 +220,19 @@ class Store:
         compared on); ``payload`` is what will be forwarded, with the bus's TraceHeader.
         ``original`` is the sender's bytes when ``payload`` was corrected from them (kept as a
         payload row, ``documents.original_sha256``); ``notices`` are the tolerance policy's
-        findings, recorded on the accepted event. ``within(tx, document, now)`` runs in the
-        same transaction after the deliveries are written (a recall withdraws the original's
-        deliveries there, so no worker can claim one after the recall is accepted) and
-        returns event rows (:func:`event_row`) to record after the accepted one.
+        findings, recorded on the accepted event. Either may come already :class:`Staged`
+        as a file (a large body spooled as it arrived); bytes at or above the files'
+        threshold are staged here. Files are durable before the transaction begins.
+        ``within(tx, document, now)`` runs in the same transaction after the deliveries
+        are written (a recall withdraws the original's deliveries there, so no worker can
+        claim one after the recall is accepted) and returns event rows
+        (:func:`event_row`) to record after the accepted one.
         """
         digest = content_sha256
-        payload_digest = hashlib.sha256(payload).hexdigest()
-        original_digest = hashlib.sha256(original).hexdigest() if original is not None else None
+        kept = self._keep(payload)
+        payload_digest, size = kept.sha256, kept.size
+        kept_original = self._keep(original) if original is not None else None
+        original_digest = kept_original.sha256 if kept_original is not None else None
         now = time.time()
         doc = new_id()
         rows: list[dict[str, Any]] = [
@@ -243,18 +257,14 @@ class Store:
                 if found is not None:
                     return self._existing(str(found[0]), digest, dedup_key)
             with self.statements.begin() as tx:
-                tx.execute(("payload", self.engine.dialect.name),
-                           lambda: _insert_payload(self.engine.dialect.name),
-                           {"sha256": payload_digest, "data": payload})
-                if original is not None:
-                    tx.execute(("payload", self.engine.dialect.name),
-                               lambda: _insert_payload(self.engine.dialect.name),
-                               {"sha256": original_digest, "data": original})
+                for item in (kept, kept_original):
+                    if item is not None:
+                        item.insert(tx, self.engine.dialect.name, now)
                 tx.execute("document", _insert_document, {
                     "id": doc, "kind": kind, "sender": sender, "document_id": document_id,
                     "dedup_key": dedup_key, "sha256": digest, "payload_sha256": payload_digest,
                     "original_sha256": original_digest,
-                    "size": len(payload), "system": system,
+                    "size": size, "system": system,
                     "subject": summary.get("subject"), "code": summary.get("code"),
                     "business": summary.get("business"),
                     "status_code": summary.get("status_code"), "refers_to": refers_to,
@@ -331,12 +341,46 @@ class Store:
         return self.payload(digest) if digest else None
 
     def payload(self, digest: str) -> bytes:
+        """Every byte at once: for small payloads and callers that need them in memory;
+        streams read :meth:`body` instead."""
+        return self.body(digest).read()
+
+    def body(self, digest: str) -> PayloadBody:
+        """The payload as a stream: its row's bytes, or its file opened when read."""
         with self.statements.begin(write=False) as tx:
             row = tx.one("payload", _select_payload, {"sha256": digest})
-        data = row[0] if row is not None else None
-        if data is None:
+            found = None if row is not None else tx.one(
+                "payload_file", _select_payload_file, {"sha256": digest})
+        if row is not None:
+            return PayloadBody.of(bytes(row[0]))
+        if found is None:
             raise errors.NotFound(f"payload {digest} is missing from the store")
-        return bytes(data)
+        files = self.files
+        if files is None:
+            raise errors.NotFound(
+                f"payload {digest} is a file and this process has no payload directory")
+        location = str(found[1])
+        return PayloadBody(int(found[0]), opener=lambda: files.open(location))
+
+    def sweep_payload_files(self, *, older_than_s: float = 3600.0) -> int:
+        """Removes payload files no row names (see :meth:`PayloadFiles.sweep`)."""
+        if self.files is None:
+            return 0
+
+        def named(digests: list[str]) -> set[str]:
+            with self.engine.connect() as conn:
+                return set(conn.execute(sa.select(payload_files.c.sha256).where(
+                    payload_files.c.sha256.in_(digests))).scalars())
+
+        return self.files.sweep(named, older_than_s=older_than_s)
+
+    def _keep(self, content: bytes | Staged) -> _Kept:
+        if isinstance(content, Staged):
+            return _Kept(content.sha256, content.size, None, content)
+        if self.files is not None and len(content) >= self.files.inline_below:
+            staged = self.files.stage((content,))
+            return _Kept(staged.sha256, staged.size, None, staged)
+        return _Kept(hashlib.sha256(content).hexdigest(), len(content), content, None)
 
     def due(self, *, limit: int = 100, now: float | None = None,
             destinations: Iterable[str] | None = None) -> list[Due]:
@@ -447,7 +491,16 @@ class Store:
         return bool(done)
 
     def sweep(self, *, queued_older_than_s: float, now: float | None = None) -> int:
-        """Returns lost work to ``pending``: expired leases and long-unclaimed queued tasks."""
+        """Returns lost work to ``pending``: expired leases and long-unclaimed queued tasks.
+
+        Every ten minutes it also removes orphan payload files (see
+        :meth:`sweep_payload_files`); their count is not part of the answer."""
+        if self.files is not None and time.monotonic() >= self._next_file_sweep:
+            self._next_file_sweep = time.monotonic() + 600.0
+            try:
+                self.sweep_payload_files()
+            except Exception:  # another node sweeping at once; the next round will do
+                log.warning("store.payload_sweep_failed", exc_info=True)
         now = now or time.time()
         with self.begin() as conn:
             expired = conn.execute(deliveries.update().where(
@@ -487,6 +540,24 @@ class Store:
         return True
 
 
+class _Kept(NamedTuple):
+    """A payload as the accept transaction records it: a row's bytes or a staged file."""
+
+    sha256: str
+    size: int
+    data: bytes | None
+    staged: Staged | None
+
+    def insert(self, tx: Transaction, dialect: str, now: float) -> None:
+        if self.staged is None:
+            tx.execute(("payload", dialect), lambda: _insert_payload(dialect),
+                       {"sha256": self.sha256, "data": self.data})
+            return
+        tx.execute(("payload_file", dialect), lambda: _insert_payload_file(dialect),
+                   {"sha256": self.sha256, "size": self.size,
+                    "location": self.staged.location, "stored_at": now})
+
+
 def _values(table: sa.Table, *names: str) -> dict[Any, Any]:
     return {table.c[name]: sa.bindparam(name) for name in names}
 
@@ -497,6 +568,19 @@ def _insert_payload(dialect: str) -> ClauseElement:
     statement: ClauseElement = insert(payloads).values(
         _values(payloads, "sha256", "data")).on_conflict_do_nothing(index_elements=["sha256"])
     return statement
+
+
+def _insert_payload_file(dialect: str) -> ClauseElement:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ClauseElement = insert(payload_files).values(
+        _values(payload_files, "sha256", "size", "location", "stored_at")
+    ).on_conflict_do_nothing(index_elements=["sha256"])
+    return statement
+
+
+def _select_payload_file() -> ClauseElement:
+    return sa.select(payload_files.c.size, payload_files.c.location).where(
+        payload_files.c.sha256 == sa.bindparam("sha256"))
 
 
 def _insert_document() -> ClauseElement:

@@ -255,6 +255,29 @@ reconcile_leases = sa.Table(
     sa.Column("until", sa.Float, nullable=False),
 )
 
+# ---------------------------------------------------------------- payloads kept as files
+# (concern: large payloads streamed end to end, issue 16). A payload at or above the
+# store's inline threshold is a content-addressed file (bus.store.blobs); this row says
+# where, and is written in the accept transaction only after the file is durable, so a
+# row never points to a missing file. Small payloads stay in ``payloads``.
+payload_files = sa.Table(
+    "payload_files",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("location", sa.String(255), nullable=False),
+    sa.Column("stored_at", sa.Float, nullable=False),
+)
+
+# Large objects uploaded for payloads on PostgreSQL (bus.store.large_objects), each
+# recorded in its upload's transaction so one no payload_files row names is swept.
+payload_staging = sa.Table(
+    "payload_staging",
+    metadata,
+    sa.Column("oid", sa.BigInteger, primary_key=True),
+    sa.Column("staged_at", sa.Float, nullable=False, index=True),
+)
+
 
 # Working-day deadlines (bus.lifecycle): each recipient delivery's three deadlines, fixed
 # when the document was accepted so that a later calendar or rule change never rewrites

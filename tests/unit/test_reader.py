@@ -28,6 +28,7 @@ from bus.edxml import (
     read_packet,
     status_for,
 )
+from bus.edxml.blob import Blob
 from bus.edxml.model import BusinessDocumentInfo, Receiver, ReplacementInfo
 from bus.errors import InvalidIdentifier, MalformedXml, PacketError
 from tests.edxml_factory import (
@@ -368,15 +369,46 @@ def test_utf16_packet_reads_like_utf8() -> None:
     assert edoc_of(text.encode("utf-16")) == edoc_of(MINIMAL_EDOC)
 
 
-def test_attachment_over_the_threshold_is_spooled_to_disk() -> None:
-    big = edoc_with_attachments([random_bytes(64 * 1024, seed=1), small_pdf()])
-    data = packet_bytes(big)
-    packet = edoc_of(data, limits=Limits(spool_threshold=16 * 1024,
-                                         keep_base64_up_to=32 * 1024))
-    assert [a.content.on_disk for a in packet.attachments] == [True, False]
-    assert packet.attachments[0].content.read() == random_bytes(64 * 1024, seed=1)
-    # And with the default thresholds the same attachment stays in memory.
-    assert not edoc_of(data).attachments[0].content.on_disk
+_WIDE = Limits(spool_threshold=16 * 1024, keep_base64_up_to=32 * 1024)
+
+
+def test_a_large_attachment_is_checked_but_neither_copied_nor_decoded() -> None:
+    content = random_bytes(64 * 1024, seed=1)
+    data = packet_bytes(edoc_with_attachments([content, small_pdf()]))
+    blob = edoc_of(data, limits=_WIDE).attachments[0].content
+    # Kept as its place in the packet: no file, no decoded copy until it is read.
+    assert not blob.on_disk and blob._decoded is None and blob._region is not None
+    assert blob.size == len(content)
+    assert blob.read() == content and b"".join(blob.chunks(1000)) == content
+    assert b"".join(blob.base64_chunks()) == base64.b64encode(content)
+    assert blob.sha256 == Blob.from_bytes(content).sha256
+
+
+def test_a_large_attachment_in_mime_lines_reads_back_whole() -> None:
+    content = random_bytes(64 * 1024, seed=2)
+    data = packet_bytes(edoc_with_attachments([content]))
+    single = base64.b64encode(content)
+    assert single in data
+    data = data.replace(single, base64.encodebytes(content).rstrip(b"\n"))
+    blob = edoc_of(data, limits=_WIDE).attachments[0].content
+    assert blob.read() == content
+    assert b"".join(blob.base64_chunks()) == single
+
+
+@pytest.mark.parametrize("spoil", [b"*", b"=", b"==A"])
+def test_a_large_attachment_that_is_not_strict_base64_is_refused_as_before(
+        spoil: bytes) -> None:
+    content = random_bytes(64 * 1024, seed=3)
+    data = packet_bytes(edoc_with_attachments([content]))
+    text = base64.b64encode(content)
+    middle = len(text) // 2
+    data = data.replace(text, text[:middle] + spoil + text[middle + len(spoil):])
+    with pytest.raises(PacketError) as wide:
+        read(data, limits=_WIDE)
+    with pytest.raises(PacketError) as default:
+        read(data)
+    assert wide.value.code == default.value.code == "AttachmentInvalid"
+    assert wide.value.message == default.value.message
 
 
 def test_ids_of_ten_levels_and_test_codes_pass_with_a_notice() -> None:

@@ -32,20 +32,31 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from bus import vxp
 from bus.api import check_rate, read_capped
+from bus.api.bodies import read_spooled
 from bus.api.vxp import agencies, mailbox
-from bus.api.vxp.facade import Action, Facade, Failure, MethodNotAllowed, UnknownOperation
+from bus.api.vxp.facade import (
+    Action,
+    Facade,
+    Failure,
+    MethodNotAllowed,
+    StreamedAnswer,
+    UnknownOperation,
+)
 from bus.api.vxp.replay import ReplayGuard
+from bus.api.vxp.spooled import check_spooled
 from bus.api.vxp_systems import RegistryFile
 from bus.app import Bus
+from bus.store.blobs import PayloadBody, Spool
 
 __all__ = ["OFFERED", "Facade", "registry_path", "vxp_router"]
 
@@ -62,6 +73,12 @@ def _render(answer: dict[str, Any], status: int = 200,
             headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(answer, ensure_ascii=True, separators=(",", ":"))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _streamed(size: int, pieces: Iterator[bytes], media_type: str) -> Response:
+    """A payload kept as a file, sent as it is read, with its length announced."""
+    return StreamingResponse(pieces, media_type=media_type,
+                             headers={"Content-Length": str(size)})
 
 
 def _download_refusal(failure: Failure) -> Response:
@@ -110,6 +127,7 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
         operation = operation_of(path)
         claimed = None
         ran = False
+        spooled: Spool | None = None
         try:
             if request.method not in (*_METHODS, "HEAD"):
                 raise MethodNotAllowed(f"method {request.method} is not used by the axis API: "
@@ -123,9 +141,16 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
                 claimed = facade.claim(operation, entry, verified)
             cap = bus.settings.max_body_bytes if operation == vxp.Operation.SEND_EDOC \
                 else SMALL_BODY
-            body = await read_capped(request, cap)
-            verified = vxp.check_body(verified, body,
-                                      require_hash=operation == vxp.Operation.SEND_EDOC)
+            if operation == vxp.Operation.SEND_EDOC:
+                body = await read_spooled(request, cap, bus.store.files)
+            else:
+                body = await read_capped(request, cap)
+            if isinstance(body, bytes):
+                verified = vxp.check_body(verified, body,
+                                          require_hash=operation == vxp.Operation.SEND_EDOC)
+            else:
+                spooled = body
+                verified = check_spooled(verified, body)
             if body_first:
                 claimed = facade.claim(operation, entry, verified)
             ran = True
@@ -143,10 +168,19 @@ def vxp_router(bus: Bus, registry: RegistryFile | None = None, *, readiness: boo
             if claimed is not None:
                 facade.replay.release(claimed)
             raise
+        finally:
+            if spooled is not None:
+                spooled.discard()
         if claimed is not None:
             facade.replay.done(claimed)
         if isinstance(result, bytes):
             return Response(result, media_type=vxp.CONTENT_TYPE_EDOC)
+        if isinstance(result, PayloadBody):
+            if result.in_memory:
+                return Response(result.read(), media_type=vxp.CONTENT_TYPE_EDOC)
+            return _streamed(result.size, result.chunks(), vxp.CONTENT_TYPE_EDOC)
+        if isinstance(result, StreamedAnswer):
+            return _streamed(*result.encoded(), "application/json")
         return _render(result)
 
     summary = ("National-axis API for SDK-based systems: " + ", ".join(sorted(OFFERED)))

@@ -14,8 +14,10 @@ A refusal for a skew of a whole number of hours names the time zone, not the clo
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
@@ -28,6 +30,7 @@ from bus.api.vxp_systems import RegistryFile, VxpSystem
 from bus.app import Bus
 from bus.directory import Directory
 from bus.store import Store
+from bus.store.blobs import PayloadBody
 
 __all__ = ["Action", "Facade", "Failure", "MethodNotAllowed", "Result", "UnknownOperation"]
 
@@ -35,7 +38,33 @@ log = structlog.get_logger("lgsp.api.vxp")
 
 _TIME: Final = "%Y-%m-%d %H:%M:%S"
 _ZONE_SLACK_S: Final = 15 * 60
-Result = dict[str, Any] | bytes
+@dataclass(frozen=True)
+class StreamedAnswer:
+    """A JSON answer whose ``field`` is the base64 of ``body``, written as it is read
+    (getEdoc of a packet kept as a file: never its whole base64 in memory)."""
+
+    answer: dict[str, Any]
+    field: str
+    body: PayloadBody
+
+    def encoded(self) -> tuple[int, Iterator[bytes]]:
+        """The answer's length and its bytes in pieces, as :func:`vxp.encode_answer`
+        would write it."""
+        mark = "\x00lgsp-stream\x00"
+        head, _, tail = vxp.encode_answer({**self.answer, self.field: mark}).partition(
+            json.dumps(mark).encode("ascii"))
+        size = len(head) + 2 + (self.body.size + 2) // 3 * 4 + len(tail)
+
+        def pieces() -> Iterator[bytes]:
+            yield head + b'"'
+            for chunk in self.body.chunks(3 << 18):
+                yield base64.b64encode(chunk)
+            yield b'"' + tail
+
+        return size, pieces()
+
+
+Result = dict[str, Any] | bytes | PayloadBody | StreamedAnswer
 Action = Callable[["Facade", VxpSystem, vxp.VerifiedRequest], Result]
 
 

@@ -20,9 +20,10 @@ import sqlalchemy as sa
 import structlog
 
 from bus import errors, vxp
-from bus.api.vxp.facade import Action, Facade
+from bus.api.vxp.facade import Action, Facade, StreamedAnswer
 from bus.api.vxp_systems import VxpSystem
 from bus.store import Store
+from bus.store.blobs import PayloadBody
 from bus.store.tables import deliveries, documents, events
 
 __all__ = ["OPERATIONS"]
@@ -51,7 +52,8 @@ def send_edoc(f: Facade, entry: VxpSystem, verified: vxp.VerifiedRequest) -> dic
     key = f.param(verified, vxp.IDEMPOTENCY_KEY, required=False)
     source = (entry.actor, key[:255]) if key else None
     structlog.contextvars.bind_contextvars(system=entry.system)
-    accepted = f.bus.submit(verified.packet, system=entry.system, channel="vxp",
+    packet = verified.spooled if verified.spooled is not None else verified.packet
+    accepted = f.bus.submit(packet, system=entry.system, channel="vxp",
                             expect=expect, source=source)
     structlog.contextvars.bind_contextvars(document=accepted.document)
     desc = "already accepted: the original DocId" if accepted.existing else "accepted"
@@ -118,17 +120,21 @@ def _audit_once(f: Facade, entry: VxpSystem, row: MailboxRow, action: str,
                     detail=detail)
 
 
-def packet_of(f: Facade, entry: VxpSystem, verified: vxp.VerifiedRequest) -> bytes:
-    """The packet as the bus forwards it; getEdoc and downloadEdoc both serve these bytes."""
+def packet_of(f: Facade, entry: VxpSystem, verified: vxp.VerifiedRequest) -> PayloadBody:
+    """The packet as the bus forwards it; getEdoc and downloadEdoc both serve these bytes,
+    streamed from the payload's file when it is one."""
     row = _delivery(f, entry, f.param(verified, "docId") or "")
-    payload = f.store.payload(row.payload_sha256)
+    payload = f.store.body(row.payload_sha256)
     _audit_once(f, entry, row, "fetched")
     return payload
 
 
-def get_edoc(f: Facade, entry: VxpSystem, verified: vxp.VerifiedRequest) -> dict[str, Any]:
+def get_edoc(f: Facade, entry: VxpSystem, verified: vxp.VerifiedRequest
+             ) -> dict[str, Any] | StreamedAnswer:
     payload = packet_of(f, entry, verified)
-    return vxp.ok_answer("Success", data=base64.b64encode(payload).decode("ascii"))
+    if not payload.in_memory:
+        return StreamedAnswer(vxp.ok_answer("Success", data=""), "data", payload)
+    return vxp.ok_answer("Success", data=base64.b64encode(payload.read()).decode("ascii"))
 
 
 def update_status(f: Facade, entry: VxpSystem, verified: vxp.VerifiedRequest) -> dict[str, Any]:
