@@ -16,6 +16,7 @@ from typing import Any
 
 from bus import errors
 from bus.app import Bus
+from bus.clierrors import UNREACHABLE
 from bus.migrate import jobs
 from bus.migrate.lane import Lane, SourceUnavailable
 from bus.migrate.report import write_reports
@@ -37,10 +38,13 @@ def _alive(engine: Any, job: jobs.Job) -> bool:
 
 
 def _bus(args: argparse.Namespace) -> Bus:
+    from bus.clierrors import existing_engine
     from bus.settings import load_settings
 
-    return Bus(load_settings(getattr(args, "config", None),
-                             data_dir=getattr(args, "data_dir", None)))
+    settings = load_settings(getattr(args, "config", None),
+                             data_dir=getattr(args, "data_dir", None))
+    existing_engine(settings).dispose()  # the province's bus database, never a new one
+    return Bus(settings)
 
 
 def _source_from(args: argparse.Namespace) -> Source:
@@ -127,19 +131,16 @@ def _command(body: Callable[[Bus, argparse.Namespace], int]
     def run(args: argparse.Namespace) -> int:
         from bus import logging as bus_logging
 
-        bus_logging.configure(json=False, level="WARNING")
-        bus = _bus(args)
+        bus_logging.configure(json=False, level="ERROR")
+        bus = _bus(args)  # a mistake in the options is main()'s one line (bus.clierrors)
         try:
             return body(bus, args)
-        except errors.LgspError as exc:
-            print(f"{exc.code}: {exc.message}", file=sys.stderr)
-            return 1
         except SourceUnavailable as exc:
-            print(f"the source is unreachable ({exc}); nothing is lost: "
+            print(f"lgsp: the source is unreachable ({exc}); nothing is lost: "
                   f"`lgsp migrate resume JOB` continues where this stopped", file=sys.stderr)
-            return 2
+            return UNREACHABLE
         except (OSError, ValueError) as exc:
-            print(f"cannot continue: {exc}", file=sys.stderr)
+            print(f"lgsp: cannot continue: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("\nstopped; `lgsp migrate resume JOB` continues", file=sys.stderr)
