@@ -71,7 +71,8 @@ class Bus:
                                  lifecycle=settings.lifecycle_files(), zone=settings.zone)
         self.deadlines = DeadlineBook(self.store.engine,
                                       lambda: self.reloader.current().deadlines)
-        self.metrics.registry.register(OverdueCollector(self.deadlines))
+        self.metrics.registry.register(OverdueCollector(
+            self.deadlines, lambda: self.reloader.current().table.destinations))
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
         self.destinations = DestinationChecks(lambda: self.reloader.current().table)

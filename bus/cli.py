@@ -451,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.lifecycle.api import add_cli as add_deadlines_cli
 
     add_deadlines_cli(sub, common)
+    from bus.maintenance.cli import add_cli as add_maintenance_cli
+
+    add_maintenance_cli(sub, common)
     return parser
 
 

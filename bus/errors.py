@@ -234,6 +234,14 @@ class StorageFull(Unavailable):
     http_status = 507
 
 
+class SchemaOutdated(LgspError):
+    """The database's schema is not the one this release runs on; a process refuses to
+    start rather than write through a mismatched schema. Never a door's answer."""
+
+    code = "SchemaOutdated"
+    http_status = 503
+
+
 @dataclass
 class Problem:
     """One finding of a configuration check; many are collected before raising."""

@@ -19,7 +19,7 @@ def configure(*, json: bool = True, level: str = "INFO", file: TextIO | None = N
     stream = file or sys.stderr
     logging.basicConfig(stream=stream, level=numeric, format="%(message)s", force=True)
     # Their per-request lines are not JSON and say nothing the bus's own events do not.
-    for noisy in ("httpx", "httpcore", "pika", "zeep"):
+    for noisy in ("httpx", "httpcore", "pika", "zeep", "alembic"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False) if json

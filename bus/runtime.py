@@ -22,6 +22,7 @@ import structlog
 from bus import memory, registry
 from bus.app import Bus
 from bus.delivery import broker
+from bus.maintenance import retention
 from bus.settings import Settings
 
 log = structlog.get_logger("lgsp.runtime")
@@ -96,7 +97,8 @@ def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
     """Starts the delivery loops and the config watcher; stops them on exit."""
     memory.tune()
     loops: list[_Stoppable] = [*delivery_loops(bus, deliver=deliver), _Watcher(bus),
-                               memory.Releaser()]
+                               memory.Releaser(),
+                               *retention.scheduled(bus.settings, bus.store.engine)]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, _on_sighup(bus))
     for loop in loops:

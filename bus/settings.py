@@ -92,6 +92,21 @@ class Settings(BaseModel):
     reconcile_grace_s: float = 600.0
     """An item the axis listed less than this long ago is in flight, not missing."""
 
+    retention: dict[str, str] = {}
+    """How long documents are kept, by kind and business type: ``{edoc: 3650d, status:
+    1095d, edoc.revoke: 365d}`` (d, h, m, s; the most specific key wins). A kind with no
+    key is kept for ever; held documents (``lgsp hold``) and documents with a delivery
+    still under way are never purged."""
+    purge_interval_s: float = 0.0
+    """Run the retention purge in ``serve``/``worker`` this often; 0: only ``lgsp purge``."""
+    purge_batch: int = 50
+    """Documents removed per transaction at most; small, so ingest never waits long for
+    the write lock (SQLite) or the freed pages' I/O."""
+    purge_batch_bytes: int = 1024 * 1024
+    """...and payload bytes per transaction at most (at least one document per batch)."""
+    purge_pause_s: float = 0.1
+    """Pause between two purge batches, leaving the database to ingest."""
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:

@@ -108,16 +108,15 @@ def deadlines_router(bus: Bus) -> APIRouter:
 def _book(args: argparse.Namespace) -> tuple[DeadlineBook, Any]:
     """The deadline book on the configured database, without a whole Bus (whose logging
     would mix with the report on standard output)."""
+    from bus.clierrors import existing_engine
     from bus.lifecycle.deadlines import load_policy
     from bus.settings import load_settings
-    from bus.store.tables import create_engine, delivery_deadlines, metadata
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
     files = settings.lifecycle_files()
     policy = load_policy(*files, settings.zone) if files else None
-    engine = create_engine(settings.effective_database_url)
-    metadata.create_all(engine, tables=[delivery_deadlines])
+    engine = existing_engine(settings)  # the bus's database, never a new one
     return DeadlineBook(engine, lambda: policy), settings.zone
 
 
@@ -155,18 +154,11 @@ def _print_table(rows: list[dict[str, str]], out: Any) -> None:
 
 
 def cmd_overdue(args: argparse.Namespace) -> int:
-    try:
-        book, zone = _book(args)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+    book, zone = _book(args)
     try:
         when = parse_time(args.at, "--at") if args.at else None
         items = book.overdue(Viewer(system="cli", operator=True), now=when,
                              destination=args.destination, stage=args.stage, limit=args.limit)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
-        return 1
     finally:
         book.engine.dispose()
     rows = overdue_rows(items, zone)
@@ -188,11 +180,7 @@ def cmd_overdue(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     import time
 
-    try:
-        book, _ = _book(args)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+    book, _ = _book(args)
     try:
         if book.policy() is None:
             print("no calendar.yaml and deadlines.yaml: nothing to compute", file=sys.stderr)
@@ -208,13 +196,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bus.lifecycle.deadlines import load_policy
     from bus.settings import load_settings
 
+    settings = load_settings(getattr(args, "config", None))
+    files = settings.lifecycle_files()
+    if files is None:
+        print("no calendar.yaml and deadlines.yaml beside the directory: the bus "
+              "computes no deadlines")
+        return 0
     try:
-        settings = load_settings(getattr(args, "config", None))
-        files = settings.lifecycle_files()
-        if files is None:
-            print("no calendar.yaml and deadlines.yaml beside the directory: the bus "
-                  "computes no deadlines")
-            return 0
         policy = load_policy(*files, settings.zone)
     except errors.ConfigInvalid as exc:
         for problem in exc.problems:

@@ -17,7 +17,7 @@ Copies a route adds (the archive) and recalls (which ask for 15/16) get no deadl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -316,8 +316,10 @@ class OverdueCollector(Collector):
     """``lgsp_deliveries_overdue{destination,stage}``, read from the database at scrape
     time: overdue is a matter of the clock, so no event would ever update a gauge."""
 
-    def __init__(self, book: DeadlineBook) -> None:
+    def __init__(self, book: DeadlineBook,
+                 destinations: Callable[[], Iterable[str]] = tuple) -> None:
         self.book = book
+        self.destinations = destinations
 
     def collect(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -330,6 +332,12 @@ class OverdueCollector(Collector):
         except sa.exc.SQLAlchemyError as exc:
             log.warning("deadlines.metric_unavailable", error=repr(exc))
             rows = []
-        for destination, stage, count in rows:
-            gauge.add_metric([destination, stage], count)
+        counted: dict[tuple[str, str], int] = {(d, s): n for d, s, n in rows}
+        # Every configured destination has its series, 0 until something falls due, so a
+        # dashboard panel and an alert see "none overdue" rather than "no data".
+        for destination in self.destinations() if self.book.policy() is not None else ():
+            for step in STAGES:
+                counted.setdefault((destination, step), 0)
+        for labels, count in sorted(counted.items()):
+            gauge.add_metric(list(labels), count)
         yield gauge

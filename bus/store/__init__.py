@@ -46,12 +46,9 @@ from bus.store.tables import (
     documents,
     events,
     inbound_sources,
-    metadata,
     new_id,
     payloads,
 )
-
-_SCHEMA_LOCK_KEY = 0x4C475350
 
 # PostgreSQL SQLSTATE class 53 "insufficient resources": 53100 is disk_full.
 _PG_DISK_FULL = "53100"
@@ -162,21 +159,12 @@ class Store:
         self.statements = Statements(engine)
 
     def create_schema(self) -> None:
-        """Creates missing tables; safe when several processes start at once on an empty
-        PostgreSQL database (create_all checks then creates, so two of them raced).
+        """Brings the database to this release's schema, or refuses (see
+        :func:`bus.store.schema.ensure`): an empty one is created, the embedded one is
+        upgraded, a PostgreSQL one behind this release needs ``lgsp db upgrade``."""
+        from bus.store.schema import ensure
 
-        create_all skips a table that exists, indexes and all, so an index added to
-        ``documents`` later (DocumentId, which status matching looks up) is created here
-        for databases made before it.
-        """
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                             {"key": _SCHEMA_LOCK_KEY})
-            metadata.create_all(conn)
-            _add_missing_columns(conn)
-            for index in documents.indexes:
-                index.create(conn, checkfirst=True)
+        ensure(self.engine)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -480,20 +468,6 @@ class Store:
             self.audit(conn, actor, "requeued", document=row.document, delivery=delivery,
                        at=now)
         return True
-
-
-# Nullable columns added after a table first shipped: create_all never alters a table.
-_ADDED_COLUMNS: tuple[tuple[sa.Table, str], ...] = ((documents, "original_sha256"),)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    inspector = sa.inspect(conn)
-    for table, name in _ADDED_COLUMNS:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        if name not in present:
-            column = table.c[name]
-            kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
 
 
 def _values(table: sa.Table, *names: str) -> dict[Any, Any]:

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
            "deliveries", "delivery_deadlines", "documents", "events", "inbound_sources",
-           "metadata", "new_id", "payloads", "reconcile_leases", "reconcile_mismatches",
+           "legal_holds", "metadata", "new_id", "payloads", "reconcile_leases",
+           "reconcile_mismatches",
            "reconcile_runs"]
 
 metadata = sa.MetaData()
@@ -239,4 +240,18 @@ delivery_deadlines = sa.Table(
     # overdue gauge skips the row and its cost follows open deliveries, not history.
     sa.Column("settled_at", sa.Float),
     sa.Index("ix_delivery_deadlines_open", "settled_at"),
+)
+
+
+# Retention (lgsp purge): documents an operator holds against purging, e.g. for a dispute
+# or an inspection (`lgsp hold add|remove|list`). No foreign key: a hold names documents
+# by id and outlives nothing, and the purge's generic delete of rows that reference a
+# document must never touch it.
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("document", sa.String(32), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_by", sa.String(64), nullable=False),
+    sa.Column("held_at", sa.Float, nullable=False),
 )

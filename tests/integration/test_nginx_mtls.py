@@ -234,6 +234,11 @@ def test_nginx_passes_the_verified_certificate_and_drops_forged_headers(
     assert not [h for h in seen["headers"] if h.startswith("x-ssl-client")]
 
 
+def test_nginx_does_not_forward_metrics(behind_nginx: int, pki: Pki) -> None:
+    status, body = https_get(behind_nginx, client_context(pki, "client"), path="/metrics")
+    assert status == 404 and body["code"] == "NotFound", body
+
+
 @pytest.mark.parametrize("cert", [None, "rogue"])
 def test_nginx_refuses_a_missing_or_foreign_certificate(behind_nginx: int, pki: Pki,
                                                         cert: str | None) -> None:

@@ -1,0 +1,257 @@
+"""Retention: removing documents past their keeping period, except those on legal hold.
+
+A document goes when (1) a rule of ``retention`` covers its kind (``edoc``, ``status``)
+or kind and business type (``edoc.revoke``), the most specific one, and it is older than
+that; (2) neither it nor the document it answers is on legal hold; (3) every delivery of
+it is terminal (nothing is purged while the bus still owes someone the bytes). With it go
+its deliveries, business statuses, poller records and every row another table keeps
+about it by foreign key; its payloads go only when no remaining document references them.
+The ``events`` rows stay: the audit trail outlives the document, and each batch adds a
+``purged`` event listing what went with its hashes.
+
+Batches are small transactions with a pause between them, so ingest (which needs the
+same write lock on SQLite, and the same indexes on PostgreSQL) waits at most one batch.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection, Engine
+
+from bus import errors
+from bus.store import Store
+from bus.store.tables import (
+    TERMINAL,
+    deliveries,
+    documents,
+    inbound_sources,
+    legal_holds,
+    metadata,
+    payloads,
+)
+
+log = structlog.get_logger("lgsp.retention")
+
+_PURGE_LOCK_KEY = 0x4C475351
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+_KINDS = ("edoc", "status")
+
+
+def parse_duration(text: str | float) -> float:
+    match = _DURATION.match(str(text))
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration (e.g. 3650d, 36h, 90m, 600s)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    kind: str
+    business: str | None
+    keep_s: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[Rule, ...] = ()
+
+    @classmethod
+    def from_settings(cls, retention: Mapping[str, str]) -> Policy:
+        rules, problems = [], []
+        for key, value in retention.items():
+            kind, _, business = str(key).partition(".")
+            if kind not in _KINDS:
+                problems.append(errors.Problem(
+                    f"retention.{key}: the key must be edoc, status or edoc.<business type> "
+                    "(e.g. edoc.revoke)"))
+                continue
+            try:
+                keep = parse_duration(value)
+            except ValueError as exc:
+                problems.append(errors.Problem(f"retention.{key}: {exc}"))
+                continue
+            rules.append(Rule(str(key), kind, business or None, keep))
+        if problems:
+            raise errors.ConfigInvalid(problems)
+        return cls(tuple(rules))
+
+    def _covered(self, rule: Rule) -> sa.ColumnElement[bool]:
+        d = documents.c
+        clause = d.kind == rule.kind
+        if rule.business is not None:
+            return sa.and_(clause, d.business == rule.business)
+        specific = [r.business for r in self.rules if r.kind == rule.kind and r.business]
+        if specific:
+            clause = sa.and_(clause, sa.or_(d.business.is_(None), d.business.not_in(specific)))
+        return clause
+
+    def expired(self, rule: Rule, now: float) -> sa.ColumnElement[bool]:
+        """Past ``rule``, not held (nor the document it answers), nothing under way."""
+        d = documents.c
+        held = sa.select(legal_holds.c.document).where(
+            sa.or_(legal_holds.c.document == d.id, legal_holds.c.document == d.refers_to))
+        busy = sa.select(deliveries.c.id).where(deliveries.c.document == d.id,
+                                                deliveries.c.state.not_in(sorted(TERMINAL)))
+        return sa.and_(self._covered(rule), d.received_at < now - rule.keep_s,
+                       ~sa.exists(held), ~sa.exists(busy))
+
+
+@dataclass
+class Report:
+    documents: int = 0
+    payloads: int = 0
+    batches: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+
+def _referencing() -> list[tuple[sa.Table, sa.Column[Any]]]:
+    """Every column that points at documents.id by foreign key, and inbound_sources."""
+    found: list[tuple[sa.Table, sa.Column[Any]]] = [(inbound_sources,
+                                                     inbound_sources.c.document)]
+    for table in reversed(metadata.sorted_tables):
+        if table is documents or table is legal_holds:
+            continue
+        for fk in table.foreign_keys:
+            if fk.column is documents.c.id:
+                found.append((table, fk.parent))
+    return found
+
+
+def _take_lock(conn: Connection) -> bool:
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"),
+                             {"k": _PURGE_LOCK_KEY}).scalar())
+
+
+def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
+           max_bytes: int, actor: str) -> tuple[int, int]:
+    """One transaction: up to ``size`` documents of ``rule`` (and about ``max_bytes`` of
+    payload) with their unshared payloads."""
+    d = documents.c
+    query = (sa.select(d.id, d.document_id, d.sender, d.kind, d.received_at, d.sha256,
+                       d.payload_sha256, d.original_sha256, d.size)
+             .where(policy.expired(rule, now)).order_by(d.received_at).limit(size))
+    rows = conn.execute(query).all()
+    if not rows:
+        return 0, 0
+    total, cut = 0, len(rows)
+    for n, row in enumerate(rows):
+        total += row.size
+        if total > max_bytes:
+            cut = max(n, 1)
+            break
+    rows = rows[:cut]
+    ids = [r.id for r in rows]
+    if conn.dialect.name == "postgresql":
+        # An operator's requeue between the select and now would make one busy again.
+        conn.execute(sa.select(deliveries.c.id).where(deliveries.c.document.in_(ids))
+                     .with_for_update())
+        busy = set(conn.execute(sa.select(deliveries.c.document).where(
+            deliveries.c.document.in_(ids),
+            deliveries.c.state.not_in(sorted(TERMINAL)))).scalars())
+        rows = [r for r in rows if r.id not in busy]
+        ids = [r.id for r in rows]
+        if not ids:
+            return 0, 0
+    for table, column in _referencing():
+        conn.execute(table.delete().where(column.in_(ids)))
+    conn.execute(documents.delete().where(d.id.in_(ids)))
+    digests = {r.payload_sha256 for r in rows} | {r.original_sha256 for r in rows
+                                                  if r.original_sha256}
+    still = set(conn.execute(sa.select(d.payload_sha256).where(d.payload_sha256.in_(digests)))
+                .scalars()) | set(conn.execute(sa.select(d.original_sha256).where(
+                    d.original_sha256.in_(digests))).scalars())
+    gone = sorted(digests - still)
+    if gone:
+        conn.execute(payloads.delete().where(payloads.c.sha256.in_(gone)))
+    Store.audit(conn, actor, "purged", detail={
+        "rule": rule.key, "keep_s": rule.keep_s,
+        "documents": [{"id": r.id, "document_id": r.document_id, "sender": r.sender,
+                       "kind": r.kind, "received_at": r.received_at, "sha256": r.sha256,
+                       "payload_sha256": r.payload_sha256} for r in rows],
+        "payloads": gone}, at=now)
+    return len(rows), len(gone)
+
+
+def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
+          batch_bytes: int = 1024 * 1024, pause_s: float = 0.1, now: float | None = None,
+          stop: threading.Event | None = None) -> Report:
+    """Removes every expired document, ``batch`` at a time, pausing between batches."""
+    now = time.time() if now is None else now
+    report = Report()
+    for rule in policy.rules:
+        while stop is None or not stop.is_set():
+            with engine.begin() as conn:
+                if not _take_lock(conn):
+                    log.info("purge.skipped", reason="another process is purging")
+                    return report
+                done, freed = _batch(conn, policy, rule, now, batch, batch_bytes, actor)
+            if not done:
+                break
+            report.documents += done
+            report.payloads += freed
+            report.batches += 1
+            report.by_rule[rule.key] = report.by_rule.get(rule.key, 0) + done
+            if stop is not None and stop.wait(pause_s):
+                break
+            if stop is None:
+                time.sleep(pause_s)
+    return report
+
+
+def preview(engine: Engine, policy: Policy, *, now: float | None = None) -> dict[str, int]:
+    """What a purge now would remove, per rule (``lgsp purge --dry-run``)."""
+    now = time.time() if now is None else now
+    with engine.connect() as conn:
+        return {rule.key: int(conn.execute(sa.select(sa.func.count()).select_from(documents)
+                                           .where(policy.expired(rule, now))).scalar_one())
+                for rule in policy.rules}
+
+
+class Purger(threading.Thread):
+    """The scheduled purge of ``serve``/``worker`` (``purge_interval_s``)."""
+
+    def __init__(self, engine: Engine, policy: Policy, *, interval_s: float, batch: int,
+                 batch_bytes: int, pause_s: float) -> None:
+        super().__init__(name="lgsp-purge", daemon=True)
+        self.engine, self.policy = engine, policy
+        self.interval_s, self.batch, self.pause_s = interval_s, batch, pause_s
+        self.batch_bytes = batch_bytes
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            try:
+                report = purge(self.engine, self.policy, actor="bus:retention",
+                               batch=self.batch, batch_bytes=self.batch_bytes,
+                               pause_s=self.pause_s, stop=self.stopping)
+            except Exception:
+                log.exception("purge.failed")
+                continue
+            if report.documents:
+                log.info("purge.done", documents=report.documents, payloads=report.payloads,
+                         by_rule=report.by_rule)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        self.stopping.set()
+        self.join(timeout)
+        return not self.is_alive()
+
+
+def scheduled(settings: Any, engine: Engine) -> Iterator[Purger]:
+    """The purger a process runs, if the settings ask for one."""
+    if settings.purge_interval_s > 0 and settings.retention:
+        yield Purger(engine, Policy.from_settings(settings.retention),
+                     interval_s=settings.purge_interval_s, batch=settings.purge_batch,
+                     batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s)
