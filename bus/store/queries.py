@@ -203,12 +203,39 @@ def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
         return sa.true()
     conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
     if viewer.hosted:
-        hosted = sorted(viewer.hosted)
-        conditions.append(sa.exists().where(
-            deliveries.c.document == documents.c.id,
-            sa.or_(deliveries.c.recipient.in_(hosted),
-                   deliveries.c.effective_recipient.in_(hosted))))
+        conditions.append(addressed_to(sorted(viewer.hosted)))
     return sa.or_(*conditions)
+
+
+def addressed_to(organs: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Documents with a delivery to one of ``organs``, before or after successor resolution.
+
+    An uncorrelated ``IN`` over the deliveries' recipient indexes, not a correlated
+    ``EXISTS``: an organisation receives a small share of a province's mail, and the
+    ``EXISTS`` made every search walk the documents newest first, probing each one's
+    deliveries, until a page was found — all million of them for an organisation that
+    received nothing (tests/bench/bench_scale.py; the plans are in the dbscale report).
+    """
+    dl = deliveries.c
+    return documents.c.id.in_(sa.union(
+        sa.select(dl.document).where(dl.recipient.in_(organs)),
+        sa.select(dl.document).where(dl.effective_recipient.in_(organs))))
+
+
+def in_state(state: str) -> sa.ColumnElement[bool]:
+    """Documents with a delivery in ``state``.
+
+    Every state but ``delivered`` holds a small, bounded share of the deliveries (work
+    under way, and the failures an operator has to look at), so the documents are found
+    through ``ix_deliveries_state``; the correlated ``EXISTS`` let SQLite probe each
+    document against every parked delivery (quadratic). ``delivered`` is nearly every
+    delivery: there the newest documents match at once and ``EXISTS`` stops early,
+    where an ``IN`` would first collect millions of ids.
+    """
+    dl = deliveries.c
+    if state == "delivered":
+        return sa.exists().where(dl.document == documents.c.id, dl.state == state)
+    return documents.c.id.in_(sa.select(dl.document).where(dl.state == state))
 
 
 def _history(rows: Iterable[AnyRow]) -> list[HistoryEntry]:
@@ -315,11 +342,9 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     if query.until is not None:
         where.append(d.received_at < query.until)
     if query.recipient:
-        where.append(sa.exists().where(
-            dl.document == d.id, sa.or_(dl.recipient == query.recipient,
-                                        dl.effective_recipient == query.recipient)))
+        where.append(addressed_to([query.recipient]))
     if query.state:
-        where.append(sa.exists().where(dl.document == d.id, dl.state == query.state))
+        where.append(in_state(query.state))
     if query.after is not None:
         stamp, last = query.after
         where.append(sa.or_(d.received_at < stamp,

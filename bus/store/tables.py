@@ -255,3 +255,18 @@ legal_holds = sa.Table(
     sa.Column("held_by", sa.String(64), nullable=False),
     sa.Column("held_at", sa.Float, nullable=False),
 )
+
+
+# Searches and the purge on a database that is never small again (issue 16; figures and
+# plans in tests/bench/bench_scale.py's report). Each index serves a query that otherwise
+# walked every document or delivery: a sender's or system's documents newest first, the
+# documents addressed to an organisation or with a delivery in a state, and the purge's
+# "is this payload still used" check.
+sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.received_at)
+sa.Index("ix_documents_system_received", documents.c.system, documents.c.received_at)
+sa.Index("ix_documents_payload_sha256", documents.c.payload_sha256)
+sa.Index("ix_documents_original_sha256", documents.c.original_sha256)
+sa.Index("ix_deliveries_recipient", deliveries.c.recipient, deliveries.c.document)
+sa.Index("ix_deliveries_effective_recipient", deliveries.c.effective_recipient,
+         deliveries.c.document)
+sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.document)

@@ -1,0 +1,140 @@
+"""The searches, the metrics scrape and the purge use indexes on a database with history.
+
+The suite's small version of tests/bench/bench_scale.py: 20,000 documents (60,000
+deliveries, 200,000 events) filled by tests/bench/fill_db.py, then the query PLAN of each
+statement the bus runs is checked — which index it searches, and that it never walks a
+whole table or probes every document against every matching delivery. Plans, not
+timings: a plan that is right at 20,000 rows stays right at a million (the benchmark
+shows the figures), while a timing on a shared machine proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client import generate_latest
+
+from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
+from bus.maintenance.retention import Policy, purge
+from bus.metrics import Metrics
+from bus.store import Store
+from bus.store.queries import Viewer, list_documents, list_query
+from bus.store.tables import create_engine
+from tests.bench import fill_db
+
+DOCUMENTS = 20_000
+OPERATOR = Viewer(system="ops", operator=True)
+CLERK = Viewer(system="qlvb-h05", hosted=frozenset(fill_db.agencies()[5:7]))
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    path: Path = tmp_path_factory.mktemp("scale") / "filled.db"
+    fill_db.fill(f"sqlite:///{path}", DOCUMENTS, log=lambda _m: None)
+    engine = create_engine(f"sqlite:///{path}")
+    Store(engine).create_schema()
+    yield engine
+    engine.dispose()
+
+
+def plans(engine: sa.Engine, run: Callable[[], Any]) -> list[str]:
+    """The EXPLAIN QUERY PLAN of every SELECT that ``run`` executes, one string each."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                _many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert seen, "nothing was queried"
+    with engine.connect() as conn:
+        return [" / ".join(str(row[3]) for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters)) for statement, parameters in seen]
+
+
+def full_scans(plan: str) -> list[str]:
+    """Steps that read a whole table (SQLite says SCAN without an index, or one that
+    does not narrow by a leading column)."""
+    return [step for step in plan.split(" / ")
+            if step.startswith("SCAN ") and "USING" not in step and "CONSTANT" not in step]
+
+
+def first_page(engine: sa.Engine, viewer: Viewer, **params: str) -> list[str]:
+    return plans(engine, lambda: list_documents(engine, list_query(**params), viewer))
+
+
+@pytest.mark.parametrize("viewer", [OPERATOR, CLERK], ids=["operator", "system"])
+def test_a_recipients_documents_are_found_through_the_recipient_indexes(
+        filled: sa.Engine, viewer: Viewer) -> None:
+    main = first_page(filled, viewer, recipient=fill_db.agencies()[42])[0]
+    assert "ix_deliveries_recipient" in main and "ix_deliveries_effective_recipient" in main, \
+        main
+    assert "CORRELATED" not in main, main
+    assert not full_scans(main), main
+
+
+@pytest.mark.parametrize("state", ["parked", "pending", "refused", "awaiting"])
+def test_a_rare_state_is_found_through_the_state_index(filled: sa.Engine, state: str) -> None:
+    main = first_page(filled, OPERATOR, state=state)[0]
+    assert "ix_deliveries_state (state=?)" in main, main
+    # The plan this replaced: every document probed against every delivery in the state.
+    assert "ix_deliveries_due" not in main, main
+    assert not full_scans(main), main
+
+
+def test_a_senders_documents_come_newest_first_from_its_index(filled: sa.Engine) -> None:
+    main = first_page(filled, OPERATOR, sender=fill_db.agencies()[3])[0]
+    assert "ix_documents_sender_received (sender=?)" in main, main
+    # A sort of all of them would say "FOR ORDER BY"; the right part is the id tie-break.
+    assert "USE TEMP B-TREE FOR ORDER BY" not in main, main
+
+
+def test_a_system_sees_its_documents_without_walking_everyone_elses(
+        filled: sa.Engine) -> None:
+    main = first_page(filled, CLERK)[0]
+    assert "ix_documents_system_received" in main or "ix_deliveries_recipient" in main, main
+    assert not full_scans(main), main
+
+
+def test_every_list_form_avoids_full_scans(filled: sa.Engine) -> None:
+    forms: list[dict[str, str]] = [
+        {}, {"kind": "status"}, {"since": "1700000000", "until": "1700600000"},
+        {"sender": fill_db.agencies()[1], "since": "1700000000"},
+        {"state": "delivered"}]
+    for viewer in (OPERATOR, CLERK):
+        for form in forms:
+            for plan in first_page(filled, viewer, **form):
+                assert not full_scans(plan), (form, plan)
+
+
+def test_the_metrics_scrape_reads_only_open_deliveries(filled: sa.Engine) -> None:
+    store = Store(filled)
+    metrics = Metrics()
+    metrics.watch(store.depth)
+    metrics.registry.register(OverdueCollector(DeadlineBook(filled, lambda: None)))
+    found = plans(filled, lambda: generate_latest(metrics.registry))
+    assert len(found) == 2
+    for plan in found:
+        assert not full_scans(plan), plan
+    assert "ix_deliveries_due (state=?)" in found[0] \
+        or "ix_deliveries_state (state=?)" in found[0], found[0]
+    assert "ix_delivery_deadlines_open (settled_at=?)" in found[1], found[1]
+
+
+def test_the_purge_checks_shared_payloads_through_an_index(filled: sa.Engine) -> None:
+    policy = Policy.from_settings({"edoc": "1765d", "status": "1765d"})
+    found = plans(filled, lambda: purge(filled, policy, actor="test", batch=20, pause_s=0,
+                                        batch_bytes=1 << 40))
+    for plan in found:
+        assert not full_scans(plan), plan
+    assert any("ix_documents_payload_sha256" in p for p in found), found
+    assert any("ix_documents_original_sha256" in p for p in found), found
