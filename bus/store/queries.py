@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from bus import errors
 from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
 from bus.store.tables import STATES, business_statuses, deliveries, documents, events
+from bus.store.window import newest_first
 
 MAX_LIMIT: Final = 500
 DEFAULT_LIMIT: Final = 50
@@ -199,15 +200,39 @@ def list_query(*, sender: str | None = None, recipient: str | None = None,
 
 
 def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
+    """For known documents (one id, a page's links): each is probed through its own
+    deliveries. A search uses :func:`visible_in_window` instead."""
     if viewer.operator:
         return sa.true()
     conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
     if viewer.hosted:
-        conditions.append(addressed_to(sorted(viewer.hosted)))
+        hosted = sorted(viewer.hosted)
+        conditions.append(sa.exists().where(
+            deliveries.c.document == documents.c.id,
+            sa.or_(deliveries.c.recipient.in_(hosted),
+                   deliveries.c.effective_recipient.in_(hosted))))
     return sa.or_(*conditions)
 
 
-def addressed_to(organs: Sequence[str]) -> sa.ColumnElement[bool]:
+def visible_in_window(viewer: Viewer, since: float | None) -> sa.ColumnElement[bool]:
+    """:func:`visible_to` for a search of the documents received from ``since`` on (a
+    window of :mod:`bus.store.window`): the system's documents through its index, those
+    addressed to its organisations through the recipient indexes from ``since`` on."""
+    if viewer.operator:
+        return sa.true()
+    conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
+    if viewer.hosted:
+        conditions.append(addressed_to(sorted(viewer.hosted), since))
+    return sa.or_(*conditions)
+
+
+def _from(since: float | None) -> list[sa.ColumnElement[bool]]:
+    """A delivery is created with its document (tables.deliveries): one received before
+    ``since`` has no delivery created after it, so the windowed subquery loses nothing."""
+    return [] if since is None else [deliveries.c.created_at >= since]
+
+
+def addressed_to(organs: Sequence[str], since: float | None = None) -> sa.ColumnElement[bool]:
     """Documents with a delivery to one of ``organs``, before or after successor resolution.
 
     An uncorrelated ``IN`` over the deliveries' recipient indexes, not a correlated
@@ -218,11 +243,11 @@ def addressed_to(organs: Sequence[str]) -> sa.ColumnElement[bool]:
     """
     dl = deliveries.c
     return documents.c.id.in_(sa.union(
-        sa.select(dl.document).where(dl.recipient.in_(organs)),
-        sa.select(dl.document).where(dl.effective_recipient.in_(organs))))
+        sa.select(dl.document).where(dl.recipient.in_(organs), *_from(since)),
+        sa.select(dl.document).where(dl.effective_recipient.in_(organs), *_from(since))))
 
 
-def in_state(state: str) -> sa.ColumnElement[bool]:
+def in_state(state: str, since: float | None = None) -> sa.ColumnElement[bool]:
     """Documents with a delivery in ``state``.
 
     Every state but ``delivered`` holds a small, bounded share of the deliveries (work
@@ -235,7 +260,7 @@ def in_state(state: str) -> sa.ColumnElement[bool]:
     dl = deliveries.c
     if state == "delivered":
         return sa.exists().where(dl.document == documents.c.id, dl.state == state)
-    return documents.c.id.in_(sa.select(dl.document).where(dl.state == state))
+    return documents.c.id.in_(sa.select(dl.document).where(dl.state == state, *_from(since)))
 
 
 def _history(rows: Iterable[AnyRow]) -> list[HistoryEntry]:
@@ -332,29 +357,31 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     """Newest first; the cursor is the (received_at, id) of the last item, so pages never
     skip or repeat a document even when new ones arrive between requests."""
     d, dl = documents.c, deliveries.c
-    where: list[sa.ColumnElement[bool]] = [visible_to(viewer)]
-    if query.sender:
-        where.append(d.sender == query.sender)
-    if query.kind:
-        where.append(d.kind == query.kind)
-    if query.since is not None:
-        where.append(d.received_at >= query.since)
-    if query.until is not None:
-        where.append(d.received_at < query.until)
-    if query.recipient:
-        where.append(addressed_to([query.recipient]))
-    if query.state:
-        where.append(in_state(query.state))
-    if query.after is not None:
-        stamp, last = query.after
-        where.append(sa.or_(d.received_at < stamp,
-                            sa.and_(d.received_at == stamp, d.id < last)))
-    select = (sa.select(d.id, d.kind, d.sender, d.document_id, d.code, d.subject, d.refers_to,
-                        d.received_at)
-              .where(*where).order_by(d.received_at.desc(), d.id.desc())
-              .limit(query.limit + 1))
+
+    def conditions(since: float | None) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = [visible_in_window(viewer, since)]
+        if query.sender:
+            where.append(d.sender == query.sender)
+        if query.kind:
+            where.append(d.kind == query.kind)
+        if query.until is not None:
+            where.append(d.received_at < query.until)
+        if query.recipient:
+            where.append(addressed_to([query.recipient], since))
+        if query.state:
+            where.append(in_state(query.state, since))
+        if query.after is not None:
+            stamp, last = query.after
+            where.append(sa.or_(d.received_at < stamp,
+                                sa.and_(d.received_at == stamp, d.id < last)))
+        return where
+
+    columns = (d.id, d.kind, d.sender, d.document_id, d.code, d.subject, d.refers_to,
+               d.received_at)
     with engine.connect() as conn:
-        rows = conn.execute(select).all()
+        rows = newest_first(conn, columns, conditions, limit=query.limit + 1,
+                            since=query.since,
+                            before=query.after[0] if query.after else query.until)
         more = len(rows) > query.limit
         rows = rows[:query.limit]
         targets: dict[str, list[DeliverySummary]] = {r.id: [] for r in rows}

@@ -266,7 +266,13 @@ sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.receive
 sa.Index("ix_documents_system_received", documents.c.system, documents.c.received_at)
 sa.Index("ix_documents_payload_sha256", documents.c.payload_sha256)
 sa.Index("ix_documents_original_sha256", documents.c.original_sha256)
-sa.Index("ix_deliveries_recipient", deliveries.c.recipient, deliveries.c.document)
-sa.Index("ix_deliveries_effective_recipient", deliveries.c.effective_recipient,
+# Searches go newest first through windows of time (bus.store.window); a delivery row is
+# created in its document's transaction with created_at equal to the document's
+# received_at, never before it, so "created_at >= the window's start" finds all of the
+# window's documents from the deliveries' side too.
+sa.Index("ix_deliveries_recipient", deliveries.c.recipient, deliveries.c.created_at,
          deliveries.c.document)
-sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.document)
+sa.Index("ix_deliveries_effective_recipient", deliveries.c.effective_recipient,
+         deliveries.c.created_at, deliveries.c.document)
+sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.created_at,
+         deliveries.c.document)

@@ -21,9 +21,9 @@ from prometheus_client import generate_latest
 from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
 from bus.maintenance.retention import Policy, purge
 from bus.metrics import Metrics
-from bus.store import Store
+from bus.store import NewDelivery, Store, window
 from bus.store.queries import Viewer, list_documents, list_query
-from bus.store.tables import create_engine
+from bus.store.tables import create_engine, deliveries, documents
 from tests.bench import fill_db
 
 DOCUMENTS = 20_000
@@ -41,13 +41,14 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def plans(engine: sa.Engine, run: Callable[[], Any]) -> list[str]:
-    """The EXPLAIN QUERY PLAN of every SELECT that ``run`` executes, one string each."""
+def plans(engine: sa.Engine, run: Callable[[], Any], prefix: str = "SELECT") -> list[str]:
+    """The EXPLAIN QUERY PLAN of every statement starting with ``prefix`` that ``run``
+    executes, one string each."""
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
                 _many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().startswith(prefix):
             seen.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", capture)
@@ -69,40 +70,43 @@ def full_scans(plan: str) -> list[str]:
 
 
 def first_page(engine: sa.Engine, viewer: Viewer, **params: str) -> list[str]:
-    return plans(engine, lambda: list_documents(engine, list_query(**params), viewer))
+    """The plans of the page's statements on documents (one per window it opened)."""
+    return plans(engine, lambda: list_documents(engine, list_query(**params), viewer),
+                 prefix="SELECT documents.id, documents.kind")
 
 
 @pytest.mark.parametrize("viewer", [OPERATOR, CLERK], ids=["operator", "system"])
 def test_a_recipients_documents_are_found_through_the_recipient_indexes(
         filled: sa.Engine, viewer: Viewer) -> None:
-    main = first_page(filled, viewer, recipient=fill_db.agencies()[42])[0]
-    assert "ix_deliveries_recipient" in main and "ix_deliveries_effective_recipient" in main, \
-        main
-    assert "CORRELATED" not in main, main
-    assert not full_scans(main), main
+    for main in first_page(filled, viewer, recipient=fill_db.agencies()[42]):
+        assert "ix_deliveries_recipient (recipient=?" in main, main
+        assert "ix_deliveries_effective_recipient (effective_recipient=?" in main, main
+        assert "CORRELATED" not in main, main
+        assert not full_scans(main), main
 
 
 @pytest.mark.parametrize("state", ["parked", "pending", "refused", "awaiting"])
 def test_a_rare_state_is_found_through_the_state_index(filled: sa.Engine, state: str) -> None:
-    main = first_page(filled, OPERATOR, state=state)[0]
-    assert "ix_deliveries_state (state=?)" in main, main
-    # The plan this replaced: every document probed against every delivery in the state.
-    assert "ix_deliveries_due" not in main, main
-    assert not full_scans(main), main
+    for main in first_page(filled, OPERATOR, state=state):
+        assert "ix_deliveries_state (state=?" in main, main
+        # The plan this replaced: every document probed against every delivery in the state.
+        assert "ix_deliveries_due" not in main, main
+        assert not full_scans(main), main
 
 
 def test_a_senders_documents_come_newest_first_from_its_index(filled: sa.Engine) -> None:
-    main = first_page(filled, OPERATOR, sender=fill_db.agencies()[3])[0]
-    assert "ix_documents_sender_received (sender=?)" in main, main
-    # A sort of all of them would say "FOR ORDER BY"; the right part is the id tie-break.
-    assert "USE TEMP B-TREE FOR ORDER BY" not in main, main
+    for main in first_page(filled, OPERATOR, sender=fill_db.agencies()[3]):
+        assert "ix_documents_sender_received (sender=?" in main, main
+        # A sort of all of them says "FOR ORDER BY"; the right part is the id tie-break.
+        assert "USE TEMP B-TREE FOR ORDER BY" not in main, main
 
 
 def test_a_system_sees_its_documents_without_walking_everyone_elses(
         filled: sa.Engine) -> None:
-    main = first_page(filled, CLERK)[0]
-    assert "ix_documents_system_received" in main or "ix_deliveries_recipient" in main, main
-    assert not full_scans(main), main
+    for main in first_page(filled, CLERK):
+        assert "ix_documents_system_received" in main, main
+        assert "ix_deliveries_recipient (recipient=?" in main, main
+        assert not full_scans(main), main
 
 
 def test_every_list_form_avoids_full_scans(filled: sa.Engine) -> None:
@@ -138,3 +142,50 @@ def test_the_purge_checks_shared_payloads_through_an_index(filled: sa.Engine) ->
         assert not full_scans(plan), plan
     assert any("ix_documents_payload_sha256" in p for p in found), found
     assert any("ix_documents_original_sha256" in p for p in found), found
+
+
+@pytest.mark.parametrize("form", [
+    {}, {"recipient": "000.00.04.H42"}, {"state": "parked"}, {"state": "delivered"},
+    {"sender": "000.00.00.H03"}, {"kind": "status"},
+    {"sender": "000.00.00.H01", "since": "1700000000", "until": "1760000000"}],
+    ids=lambda form: "-".join(form) or "all")
+@pytest.mark.parametrize("viewer", [OPERATOR, CLERK], ids=["operator", "system"])
+def test_windowed_pages_are_the_pages_of_the_whole_table(
+        filled: sa.Engine, viewer: Viewer, form: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page after page, the windows give exactly what one query over every document gives
+    (a first window of a thousand years is that query)."""
+    def pages() -> list[list[str]]:
+        out, cursor = [], None
+        for _ in range(4):
+            page = list_documents(filled, list_query(**form, limit=40, cursor=cursor), viewer)
+            out.append([item.id for item in page.items])
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return out
+
+    windowed = pages()
+    monkeypatch.setattr(window, "FIRST_WINDOW_S", 1000 * 365 * 86400.0)
+    assert windowed == pages()
+    assert windowed[0], "the form should find documents in the filled database"
+
+
+def test_a_delivery_is_created_when_its_document_is_received(tmp_path: Path) -> None:
+    """The windows search deliveries by created_at from the window's start: a delivery
+    created before its document was received would be missed."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'bus.db'}")
+    store = Store(engine)
+    store.create_schema()
+    accepted = store.accept(
+        kind="edoc", sender="000.00.00.H01", document_id="d-1", dedup_key="edoc|a|d-1",
+        content_sha256="0" * 64, payload=b"<edXML/>", system="qlvb", summary={},
+        targets=[NewDelivery("000.00.00.H02", "000.00.00.H02", "ioffice", "default"),
+                 NewDelivery("000.00.00.H03", "000.00.00.H04", "axis", "default")])
+    with engine.connect() as conn:
+        received = conn.execute(sa.select(documents.c.received_at).where(
+            documents.c.id == accepted.document)).scalar_one()
+        created = conn.execute(sa.select(deliveries.c.created_at).where(
+            deliveries.c.document == accepted.document)).scalars().all()
+    assert len(created) == 2 and all(at == received for at in created)
+    engine.dispose()

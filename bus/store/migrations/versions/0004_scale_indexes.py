@@ -24,9 +24,10 @@ INDEXES = (
     ("ix_documents_system_received", "documents", ["system", "received_at"]),
     ("ix_documents_payload_sha256", "documents", ["payload_sha256"]),
     ("ix_documents_original_sha256", "documents", ["original_sha256"]),
-    ("ix_deliveries_recipient", "deliveries", ["recipient", "document"]),
-    ("ix_deliveries_effective_recipient", "deliveries", ["effective_recipient", "document"]),
-    ("ix_deliveries_state", "deliveries", ["state", "document"]),
+    ("ix_deliveries_recipient", "deliveries", ["recipient", "created_at", "document"]),
+    ("ix_deliveries_effective_recipient", "deliveries",
+     ["effective_recipient", "created_at", "document"]),
+    ("ix_deliveries_state", "deliveries", ["state", "created_at", "document"]),
 )
 
 
