@@ -214,7 +214,8 @@ def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
     return sa.or_(*conditions)
 
 
-def visible_in_window(viewer: Viewer, since: float | None) -> sa.ColumnElement[bool]:
+def visible_in_window(viewer: Viewer, since: float | None,
+                      until: float | None = None) -> sa.ColumnElement[bool]:
     """:func:`visible_to` for a search of the documents received from ``since`` on (a
     window of :mod:`bus.store.window`): the system's documents through its index, those
     addressed to its organisations through the recipient indexes from ``since`` on."""
@@ -222,17 +223,20 @@ def visible_in_window(viewer: Viewer, since: float | None) -> sa.ColumnElement[b
         return sa.true()
     conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
     if viewer.hosted:
-        conditions.append(addressed_to(sorted(viewer.hosted), since))
+        conditions.append(addressed_to(sorted(viewer.hosted), since, until))
     return sa.or_(*conditions)
 
 
-def _from(since: float | None) -> list[sa.ColumnElement[bool]]:
-    """A delivery is created with its document (tables.deliveries): one received before
-    ``since`` has no delivery created after it, so the windowed subquery loses nothing."""
-    return [] if since is None else [deliveries.c.created_at >= since]
+def _between(since: float | None, until: float | None) -> list[sa.ColumnElement[bool]]:
+    """A delivery is created with its document, ``created_at`` equal to its
+    ``received_at`` (tables.deliveries), so bounding the deliveries by the window of the
+    documents loses nothing and keeps the subquery to the window's rows."""
+    out = [] if since is None else [deliveries.c.created_at >= since]
+    return out if until is None else [*out, deliveries.c.created_at <= until]
 
 
-def addressed_to(organs: Sequence[str], since: float | None = None) -> sa.ColumnElement[bool]:
+def addressed_to(organs: Sequence[str], since: float | None = None,
+                 until: float | None = None) -> sa.ColumnElement[bool]:
     """Documents with a delivery to one of ``organs``, before or after successor resolution.
 
     An uncorrelated ``IN`` over the deliveries' recipient indexes, not a correlated
@@ -243,11 +247,13 @@ def addressed_to(organs: Sequence[str], since: float | None = None) -> sa.Column
     """
     dl = deliveries.c
     return documents.c.id.in_(sa.union(
-        sa.select(dl.document).where(dl.recipient.in_(organs), *_from(since)),
-        sa.select(dl.document).where(dl.effective_recipient.in_(organs), *_from(since))))
+        sa.select(dl.document).where(dl.recipient.in_(organs), *_between(since, until)),
+        sa.select(dl.document).where(dl.effective_recipient.in_(organs),
+                                     *_between(since, until))))
 
 
-def in_state(state: str, since: float | None = None) -> sa.ColumnElement[bool]:
+def in_state(state: str, since: float | None = None,
+             until: float | None = None) -> sa.ColumnElement[bool]:
     """Documents with a delivery in ``state``.
 
     Every state but ``delivered`` holds a small, bounded share of the deliveries (work
@@ -260,7 +266,8 @@ def in_state(state: str, since: float | None = None) -> sa.ColumnElement[bool]:
     dl = deliveries.c
     if state == "delivered":
         return sa.exists().where(dl.document == documents.c.id, dl.state == state)
-    return documents.c.id.in_(sa.select(dl.document).where(dl.state == state, *_from(since)))
+    return documents.c.id.in_(sa.select(dl.document).where(dl.state == state,
+                                                             *_between(since, until)))
 
 
 def _history(rows: Iterable[AnyRow]) -> list[HistoryEntry]:
@@ -358,8 +365,8 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     skip or repeat a document even when new ones arrive between requests."""
     d, dl = documents.c, deliveries.c
 
-    def conditions(since: float | None) -> list[sa.ColumnElement[bool]]:
-        where: list[sa.ColumnElement[bool]] = [visible_in_window(viewer, since)]
+    def conditions(since: float | None, until: float | None) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = [visible_in_window(viewer, since, until)]
         if query.sender:
             where.append(d.sender == query.sender)
         if query.kind:
@@ -367,9 +374,9 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
         if query.until is not None:
             where.append(d.received_at < query.until)
         if query.recipient:
-            where.append(addressed_to([query.recipient], since))
+            where.append(addressed_to([query.recipient], since, until))
         if query.state:
-            where.append(in_state(query.state, since))
+            where.append(in_state(query.state, since, until))
         if query.after is not None:
             stamp, last = query.after
             where.append(sa.or_(d.received_at < stamp,

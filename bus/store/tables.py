@@ -266,10 +266,11 @@ sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.receive
 sa.Index("ix_documents_system_received", documents.c.system, documents.c.received_at)
 sa.Index("ix_documents_payload_sha256", documents.c.payload_sha256)
 sa.Index("ix_documents_original_sha256", documents.c.original_sha256)
-# Searches go newest first through windows of time (bus.store.window); a delivery row is
-# created in its document's transaction with created_at equal to the document's
-# received_at, never before it, so "created_at >= the window's start" finds all of the
-# window's documents from the deliveries' side too.
+# Searches go newest first through windows of time (bus.store.window). A delivery row is
+# created in its document's transaction with created_at EQUAL to the document's
+# received_at (Store.accept; tests/integration/test_scale_plans.py holds it to that), so
+# a window on documents.received_at is the same window on deliveries.created_at. Code
+# that ever adds a delivery to an older document must keep that, or widen the windows.
 sa.Index("ix_deliveries_recipient", deliveries.c.recipient, deliveries.c.created_at,
          deliveries.c.document)
 sa.Index("ix_deliveries_effective_recipient", deliveries.c.effective_recipient,

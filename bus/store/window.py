@@ -25,17 +25,18 @@ from bus.store.tables import documents
 FIRST_WINDOW_S: Final = 86400.0
 WIDEN: Final = 4.0
 
-Conditions = Callable[[float | None], list[sa.ColumnElement[bool]]]
+Conditions = Callable[[float | None, float | None], list[sa.ColumnElement[bool]]]
 
 
 def newest_first(conn: Connection, columns: Sequence[Any], conditions: Conditions, *,
                  limit: int, since: float | None = None,
                  before: float | None = None) -> list[Row[Any]]:
-    """Up to ``limit`` rows of ``columns``, newest first, matching ``conditions(start)``.
+    """Up to ``limit`` rows of ``columns``, newest first, matching ``conditions``.
 
-    ``conditions`` gets the window's start (None: no lower bound) and returns the filters,
-    which must include the cursor's; ``since`` is the caller's own lower bound and
-    ``before`` the cursor's received_at, where the first window ends.
+    ``conditions(start, end)`` gets the window (None: unbounded on that side; ``end``
+    inclusive) and returns the filters, which must include the cursor's; ``since`` is the
+    caller's own lower bound and ``before`` the cursor's received_at (or an until), where
+    every window ends.
     """
     d = documents.c
     # Two scalar subqueries: SQLite reads min() or max() from the end of an index, but
@@ -53,7 +54,7 @@ def newest_first(conn: Connection, columns: Sequence[Any], conditions: Condition
         start: float | None = top - span
         if start is None or start <= floor:
             start = since
-        where = conditions(start)
+        where = conditions(start, before)
         if start is not None:
             where = [*where, d.received_at >= start]
         rows = conn.execute(sa.select(*columns).where(*where)
