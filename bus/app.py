@@ -15,6 +15,7 @@ import structlog
 from bus import errors
 from bus.auth import Credentials, CredentialsFile
 from bus.edxml import Limits
+from bus.evidence import Evidence
 from bus.ingress import Ingress, IngressSettings
 from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
 from bus.metrics import Metrics
@@ -63,6 +64,7 @@ class Bus:
         self.store.create_schema()
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
+        self.evidence = Evidence(self.store.engine, registry=self.metrics.registry)
         self.credentials_file = CredentialsFile(settings.credentials)
         self.rate_limiter = RateLimiter()
         self.reloader = Reloader(settings.routes, settings.directory,
@@ -141,6 +143,7 @@ class Bus:
                                                source=source)
         except errors.LgspError as exc:
             self.metrics.refused.labels(exc.code, channel).inc()
+            self.evidence.refused(exc, channel, system=system, body=data)
             raise
         self.metrics.received.labels(accepted.receipt.get("kind", "edoc"), channel).inc()
         return accepted

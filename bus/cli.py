@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.maintenance.cli import add_cli as add_maintenance_cli
 
     add_maintenance_cli(sub, common)
+    from bus.evidence.cli import add_cli as add_evidence_cli
+
+    add_evidence_cli(sub, common)
     return parser
 
 

@@ -22,6 +22,7 @@ import structlog
 from bus import memory, registry
 from bus.app import Bus
 from bus.delivery import broker
+from bus.evidence import Keeper
 from bus.maintenance import retention
 from bus.settings import Settings
 
@@ -96,8 +97,8 @@ def _on_sighup(bus: Bus) -> Callable[[int, object], None]:
 def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
     """Starts the delivery loops and the config watcher; stops them on exit."""
     memory.tune()
-    loops: list[_Stoppable] = [*delivery_loops(bus, deliver=deliver), _Watcher(bus),
-                               memory.Releaser(),
+    loops: list[_Stoppable] = [Keeper(bus.evidence), *delivery_loops(bus, deliver=deliver),
+                               _Watcher(bus), memory.Releaser(),
                                *retention.scheduled(bus.settings, bus.store.engine)]
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, _on_sighup(bus))

@@ -95,6 +95,7 @@ def viewer_for(bus: Bus, system: str) -> Viewer:
 def count_refusal(bus: Bus, exc: errors.LgspError, channel: str) -> None:
     """For refusals raised at the door, before ``Bus.submit`` (which counts its own)."""
     bus.metrics.refused.labels(exc.code, channel).inc()
+    bus.evidence.refused(exc, channel)
 
 
 def too_large(size: int | str, cap: int) -> errors.PayloadTooLarge:

@@ -35,6 +35,7 @@ from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, read_c
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
+from bus.evidence.api import evidence_router
 from bus.lifecycle.api import deadlines_router
 from bus.store import outage, queries
 from bus.store.tables import documents
@@ -339,4 +340,5 @@ def create_app(bus: Bus) -> FastAPI:
     from bus.reconcile.api import reconcile_router
 
     app.include_router(reconcile_router(bus))
+    app.include_router(evidence_router(bus, api_key))
     return app

@@ -7,8 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bus import errors
-
 
 def _settings(args: argparse.Namespace) -> Any:
     from bus.settings import load_settings
@@ -20,11 +18,7 @@ def _settings(args: argparse.Namespace) -> Any:
 def cmd_backup(args: argparse.Namespace) -> int:
     from bus.maintenance.backup import backup
 
-    try:
-        manifest = backup(_settings(args), Path(args.output), config_file=args.config)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}")
-        return 1
+    manifest = backup(_settings(args), Path(args.output), config_file=args.config)
     print(f"backed up {manifest['documents']} document(s), {manifest['payloads']} "
           f"payload(s), {len(manifest['files']) - 1} configuration file(s) to {args.output} "
           f"(schema {manifest['revision']})")
@@ -34,12 +28,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from bus.maintenance.backup import restore
 
-    try:
-        checked = restore(_settings(args), Path(args.backup),
-                          config_to=Path(args.config_to) if args.config_to else None)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}")
-        return 1
+    checked = restore(_settings(args), Path(args.backup),
+                      config_to=Path(args.config_to) if args.config_to else None)
     print(f"restored {checked.documents} document(s) and {checked.payloads} payload(s); "
           f"every payload read back and matches its SHA-256 ({checked.bytes} bytes)")
     return 0

@@ -31,11 +31,7 @@ def _engine(args: argparse.Namespace, *, create: bool) -> Any:
 def cmd_current(args: argparse.Namespace) -> int:
     from bus.store.schema import state
 
-    try:
-        engine = _engine(args, create=False)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}")
-        return 1
+    engine = _engine(args, create=False)
     try:
         found = state(engine)
     finally:
@@ -50,9 +46,6 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     engine = _engine(args, create=True)
     try:
         before, after = upgrade(engine)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}")
-        return 1
     finally:
         engine.dispose()
     if before == after:

@@ -8,39 +8,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bus import errors
-
 
 def _opened(args: argparse.Namespace) -> tuple[Any, Any]:
+    from bus.clierrors import existing_engine
     from bus.settings import load_settings
-    from bus.store import Store
-    from bus.store.tables import create_engine
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
-    if not settings.database_url and not (settings.data_dir / "lgsp.db").exists():
-        raise errors.NotFound(f"no database in {settings.data_dir.resolve()} (give --data-dir "
-                              "or --config)")
-    store = Store(create_engine(settings.effective_database_url))
-    store.create_schema()
-    return settings, store.engine
+    engine = existing_engine(settings)  # the bus's database, never a new one
+    return settings, engine
 
 
 def _actor() -> str:
     return f"operator:{getpass.getuser()}"
 
 
-def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def guarded(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except errors.LgspError as exc:
-            print(f"{exc.code}: {exc.message}")
-            return 1
-    return guarded
-
-
-@_guarded
 def cmd_hold_add(args: argparse.Namespace) -> int:
     from bus.maintenance import holds
 
@@ -50,7 +32,6 @@ def cmd_hold_add(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_hold_remove(args: argparse.Namespace) -> int:
     from bus.maintenance import holds
 
@@ -60,7 +41,6 @@ def cmd_hold_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_hold_list(args: argparse.Namespace) -> int:
     from bus.maintenance import holds
 
@@ -74,7 +54,6 @@ def cmd_hold_list(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_purge(args: argparse.Namespace) -> int:
     from bus.maintenance.retention import Policy, preview, purge
 

@@ -267,6 +267,7 @@ class Store:
                     _event(system, "accepted", now, document=doc, digest=digest,
                            detail={"sender": sender, "document_id": document_id,
                                    "recipients": [r["effective_recipient"] for r in rows],
+                                   "payload_sha256": payload_digest,
                                    **({"tolerated": list(notices)} if notices else {}),
                                    **({"original_sha256": original_digest}
                                       if original_digest else {})}),

@@ -14,11 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["STATES", "TERMINAL", "agency_requests", "business_statuses", "create_engine",
-           "deliveries", "delivery_deadlines", "documents", "events", "inbound_sources",
-           "legal_holds", "metadata", "new_id", "payloads", "reconcile_leases",
-           "reconcile_mismatches",
-           "reconcile_runs"]
+__all__ = ["STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
+           "create_engine", "deliveries", "delivery_deadlines", "documents", "events",
+           "inbound_sources", "legal_holds", "metadata", "new_id", "payloads",
+           "reconcile_leases", "reconcile_mismatches", "reconcile_runs"]
 
 metadata = sa.MetaData()
 
@@ -254,6 +253,30 @@ legal_holds = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("held_by", sa.String(64), nullable=False),
     sa.Column("held_at", sa.Float, nullable=False),
+)
+
+
+# Evidence (bus.evidence): the seals that hash-chain the events table. A seal covers the
+# events with ids first_id..last_id except those listed absent (never committed, or
+# removed by a recorded purge before sealing), plus late ids (committed after their range
+# was sealed); ``leaves`` is the SHA-256 of each covered event's canonical bytes, in id
+# order, so a verifier can say which row changed and a bundle can prove one document's
+# events without revealing the others'.
+audit_seals = sa.Table(
+    "audit_seals",
+    metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("first_id", sa.BigInteger, nullable=False),
+    sa.Column("last_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("absent", sa.Text, nullable=False),
+    sa.Column("late", sa.Text, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("leaves", sa.Text, nullable=False),
+    sa.Column("events_hash", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("skip_hash", sa.String(64), nullable=False),
+    sa.Column("sealed_at", sa.Float, nullable=False, index=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
 )
 
 

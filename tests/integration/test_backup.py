@@ -64,7 +64,7 @@ def _round_trip(tmp_path: Path, source_args: list[str], target_args: list[str],
         source.settings.routes.read_bytes()
 
     assert lgsp(["restore", str(out), *target_args]) == 1
-    assert "not empty" in capsys.readouterr().out
+    assert "not empty" in capsys.readouterr().err
 
 
 def test_sqlite_backup_while_running_and_restore(tmp_path: Path,
@@ -89,11 +89,11 @@ def test_a_changed_backup_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
         handle.write(b"\xff")
     capsys.readouterr()
     assert lgsp(["restore", str(out), "--data-dir", str(tmp_path / "new")]) == 1
-    assert "changed since the backup" in capsys.readouterr().out
+    assert "changed since the backup" in capsys.readouterr().err
     assert lgsp(["backup", "-o", str(out), "--data-dir", str(tmp_path / "live")]) == 1
     assert lgsp(["backup", "-o", str(tmp_path / "b2"), "--data-dir",
                  str(tmp_path / "void")]) == 1
-    assert "NotFound: no bus database" in capsys.readouterr().out
+    assert "NotFound: no bus database" in capsys.readouterr().err
     assert not (tmp_path / "void" / "lgsp.db").exists()
 
 

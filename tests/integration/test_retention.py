@@ -148,7 +148,7 @@ def test_cli_holds_and_purges(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert lgsp(["hold", "list", *cfg]) == 0
     assert "thanh tra" in capsys.readouterr().out
     assert lgsp(["hold", "add", "nope", "--reason", "x", *cfg]) == 1
-    assert capsys.readouterr().out.startswith("NotFound: ")
+    assert capsys.readouterr().err.startswith("lgsp: NotFound: ")
     assert lgsp(["purge", "--dry-run", *cfg]) == 0
     assert "edoc: 4 document(s) would be purged" in capsys.readouterr().out
     assert lgsp(["purge", *cfg]) == 0
@@ -157,7 +157,7 @@ def test_cli_holds_and_purges(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert lgsp(["purge", "--dry-run", *cfg]) == 0
     assert "edoc: 1 document(s)" in capsys.readouterr().out
     assert lgsp(["purge", "--data-dir", str(tmp_path / "nowhere")]) == 1
-    assert capsys.readouterr().out.startswith("NotFound: no database in")
+    assert "data directory" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
 
 

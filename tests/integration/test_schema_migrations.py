@@ -227,14 +227,14 @@ def test_serve_refuses_a_mismatched_database_in_one_line(
     capsys.readouterr()
     assert lgsp(["serve", "--data-dir", str(data_dir), "--port", "0"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith("lgsp serve: SchemaOutdated: "), err
+    assert len(err) == 1 and err[0].startswith("lgsp: SchemaOutdated: "), err
 
 
 def test_db_commands_on_the_embedded_default(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     data = ["--data-dir", str(tmp_path / "bus")]
     assert lgsp(["db", "current", *data]) == 1
-    assert capsys.readouterr().out.startswith("NotFound: no database in")
+    assert capsys.readouterr().err.startswith("lgsp: NotFound: no database in")
     assert not (tmp_path / "bus").exists()
     assert lgsp(["db", "upgrade", *data]) == 0
     assert lgsp(["db", "upgrade", *data]) == 0

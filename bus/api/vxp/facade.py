@@ -235,13 +235,13 @@ class Facade:
         """The refusal for ``exc``, logged and counted; never raises."""
         fields: dict[str, Any] = {"DocId": ""} if operation == vxp.Operation.SEND_EDOC else {}
         if isinstance(exc, vxp.VxpError):
-            self._count(exc.code)
+            self._count(exc)
             log.info("vxp.refused", operation=operation, code=exc.code, reason=exc.message)
             status = 405 if isinstance(exc, MethodNotAllowed) else 200
             return Failure(status, {**exc.answer(), **fields}, exc.http_status)
         if isinstance(exc, errors.LgspError):
             if not counted:
-                self._count(exc.code)
+                self._count(exc)
             if isinstance(exc, errors.Unavailable):
                 log.warning("vxp.unavailable", operation=operation, code=exc.code,
                             reason=exc.message)
@@ -258,8 +258,9 @@ class Facade:
                                             "unexpectedly; the request may be repeated safely",
                                             **fields), 500)
 
-    def _count(self, code: str) -> None:
-        self.bus.metrics.refused.labels(str(code), "vxp").inc()
+    def _count(self, exc: vxp.VxpError | errors.LgspError) -> None:
+        self.bus.metrics.refused.labels(str(exc.code), "vxp").inc()
+        self.bus.evidence.refused(exc, "vxp")
 
 
 def _refusal(exc: errors.LgspError) -> dict[str, Any]:

@@ -1,0 +1,283 @@
+"""One document's evidence as a zip, and its offline check.
+
+The zip holds ``manifest.json`` (every other file's SHA-256, the document's digests, the
+chain head at export), ``document.json`` (the document, its deliveries, statuses and
+history as the status API shows them, and the receipt the sender got),
+``sender/original.edxml`` (the sender's bytes), ``forwarded/forwarded.edxml`` (what every
+recipient was sent), ``events.json`` (the document's audit events, whole rows),
+``chain.json`` (the seals covering those events with their digests, and the seal headers
+linking them to the head) and ``summary.html`` (the printable Vietnamese summary).
+
+:func:`check` needs no database: each file matches the manifest, the bytes match the
+digests the sealed ``accepted`` event holds, each event's digest is at its place in its
+seal, each seal's hash is right, and the headers chain from the first seal to the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import re
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bus.evidence.canonical import SKIP, covered_ids, events_hash, leaf, seal_hash
+from bus.evidence.chain import event_rows, head, seal_row
+from bus.evidence.summary import summary_html
+from bus.store import queries
+from bus.store.tables import audit_seals, documents, events, payloads
+
+FORMAT: Final = "lgsp-evidence/1"
+ORIGINAL: Final = "sender/original.edxml"
+FORWARDED: Final = "forwarded/forwarded.edxml"
+
+_TRACE: Final = re.compile(
+    rb"<(?P<p>(?:[A-Za-z_][\w.\-]*:)?)TraceHeader><(?P=p)OrganId>[^<]*</(?P=p)OrganId>"
+    rb"<(?P=p)Timestamp>[^<]*</(?P=p)Timestamp></(?P=p)TraceHeader>")
+
+
+def sender_bytes(forwarded: bytes, sha256: str) -> bytes | None:
+    """The sender's bytes from the forwarded ones, when the bus only spliced in its
+    TraceHeader (in a TraceHeaderList of its own for a status that had none): a candidate
+    removal is kept only if it hashes to the sender's digest."""
+    for match in reversed(list(_TRACE.finditer(forwarded))):
+        start, end = match.span()
+        prefix = match["p"]
+        spans = [(start, end)]
+        opening, closing = b"<" + prefix + b"TraceHeaderList>", b"</" + prefix + b"TraceHeaderList>"
+        if forwarded[:start].endswith(opening) and forwarded.startswith(closing, end):
+            spans.append((start - len(opening), end + len(closing)))
+        for a, b in spans:
+            candidate = forwarded[:a] + forwarded[b:]
+            if hashlib.sha256(candidate).hexdigest() == sha256:
+                return candidate
+    return None
+
+
+def proof_path(numbers: list[int], last: int) -> list[int]:
+    """Seal numbers whose headers link each of ``numbers`` to seal ``last`` (the head):
+    one by one to the next checkpoint, then by SKIP, then one by one again."""
+    path: set[int] = set()
+    stops = [*sorted(set(numbers)), last]
+    for a, b in itertools.pairwise(stops):
+        path.add(a)
+        first = -(-a // SKIP) * SKIP
+        final = b // SKIP * SKIP
+        if b - a < 2 * SKIP or first >= final:
+            path.update(range(a, b + 1))
+            continue
+        path.update(range(a, first + 1))
+        path.update(range(first, final + 1, SKIP))
+        path.update(range(final, b + 1))
+    path.add(last)
+    return sorted(path)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+
+
+def build(engine: Engine, doc_id: str, viewer: queries.Viewer, *,
+          zone: str = "Asia/Ho_Chi_Minh", names: Mapping[str, str] | None = None) -> bytes:
+    """The bundle of ``doc_id``; NotFound when the viewer may not read it. ``names``:
+    organisation code → name (the directory's), for the summary."""
+    detail = queries.document_detail(engine, doc_id, viewer)
+    with engine.connect() as conn:
+        doc = conn.execute(sa.select(documents).where(documents.c.id == doc_id)).mappings().one()
+        rows = event_rows(conn, events.c.document == doc_id)
+        forwarded = conn.execute(sa.select(payloads.c.data).where(
+            payloads.c.sha256 == doc["payload_sha256"])).scalar()
+        original = None
+        if doc["original_sha256"]:
+            original = conn.execute(sa.select(payloads.c.data).where(
+                payloads.c.sha256 == doc["original_sha256"])).scalar()
+        top = head(conn)
+        seals = _covering(conn, [int(r["id"]) for r in rows], top)
+        path = proof_path([s["number"] for s in seals], top["number"]) if top and seals else []
+        headers = [_header(seal_row(r)) for r in conn.execute(
+            sa.select(audit_seals).where(audit_seals.c.number.in_(path))
+            .order_by(audit_seals.c.number)).mappings()] if path else []
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    if forwarded is None:
+        notes.append("the forwarded bytes are no longer stored (purged)")
+    else:
+        files[FORWARDED] = bytes(forwarded)
+        if original is None:
+            original = sender_bytes(bytes(forwarded), doc["sha256"])
+            if original is None:
+                notes.append("the sender's own bytes were not kept; the forwarded bytes "
+                             "differ from them only by the bus's TraceHeader, and the "
+                             "sender's copy can be checked against sender_sha256")
+    if original is not None:
+        files[ORIGINAL] = bytes(original)
+    sealed_ids = {i for s in seals for i in covered_ids(s)}
+    unsealed = [int(r["id"]) for r in rows if int(r["id"]) not in sealed_ids]
+    if unsealed:
+        notes.append(f"{len(unsealed)} event(s) are not sealed yet; export again in a "
+                     "minute for a proof of every event")
+    document = {"detail": detail.model_dump(mode="json"),
+                "receipt": json.loads(doc["receipt"]),
+                "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
+                "original_sha256": doc["original_sha256"]}
+    files["document.json"] = _json(document)
+    files["events.json"] = _json(rows)
+    files["chain.json"] = _json({"seals": seals, "path": headers,
+                                 "head": _header(top) if top else None})
+    files["summary.html"] = summary_html(
+        detail, rows, seals, top, notes, zone=zone,
+        digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]},
+        names=names or {}).encode()
+    manifest = {"format": FORMAT, "document": doc_id, "exported_at": time.time(),
+                "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
+                "notes": notes, "unsealed_events": unsealed,
+                "head": _header(top) if top else None,
+                "files": {name: hashlib.sha256(data).hexdigest()
+                          for name, data in sorted(files.items())}}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", _json(manifest))
+        for name, data in sorted(files.items()):
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _header(seal: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in seal.items() if k != "leaves"}
+
+
+def _covering(conn: sa.Connection, ids: list[int], top: dict[str, Any] | None
+              ) -> list[dict[str, Any]]:
+    """The seals holding ``ids``: by range, plus any that adopted one of them late."""
+    if not ids or top is None:
+        return []
+    s = audit_seals.c
+    found: dict[int, dict[str, Any]] = {}
+    for i in ids:
+        if i > top["last_id"]:
+            continue
+        row = conn.execute(sa.select(audit_seals).where(s.last_id >= i, s.first_id <= i)
+                           .order_by(s.last_id).limit(1)).mappings().first()
+        if row is not None:
+            seal = seal_row(row)
+            if i in covered_ids(seal):
+                found.setdefault(seal["number"], seal)
+                continue
+        for row in conn.execute(sa.select(audit_seals).where(s.late.like(f"%{i}%"))
+                                ).mappings():
+            seal = seal_row(row)
+            if i in seal["late"]:
+                found[seal["number"]] = seal
+    return [found[n] for n in sorted(found)]
+
+
+@dataclass
+class BundleReport:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    events: int = 0
+    seals: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(data: bytes) -> BundleReport:
+    """Checks a bundle with nothing but its bytes."""
+    report = BundleReport()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        files = {name: archive.read(name) for name in archive.namelist()}
+        manifest = json.loads(files.pop("manifest.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        report.problems.append(f"not an evidence bundle: {exc}")
+        return report
+    if manifest.get("format") != FORMAT:
+        report.problems.append(f"unknown bundle format {manifest.get('format')!r}")
+        return report
+    report.notes.extend(manifest.get("notes", []))
+    listed: dict[str, str] = manifest.get("files", {})
+    for name in sorted(set(listed) | set(files)):
+        if name not in files:
+            report.problems.append(f"{name}: listed in the manifest but missing")
+        elif name not in listed:
+            report.problems.append(f"{name}: not listed in the manifest")
+        elif hashlib.sha256(files[name]).hexdigest() != listed[name]:
+            report.problems.append(f"{name}: was changed (its SHA-256 is not the manifest's)")
+    if report.problems:
+        return report
+    try:
+        rows = json.loads(files["events.json"])
+        chain = json.loads(files["chain.json"])
+    except (KeyError, ValueError) as exc:
+        report.problems.append(f"events.json or chain.json unreadable: {exc}")
+        return report
+    _check_bytes(files, manifest, rows, report)
+    _check_chain(rows, chain, manifest.get("unsealed_events", []), report)
+    return report
+
+
+def _check_bytes(files: dict[str, bytes], manifest: dict[str, Any],
+                 rows: list[dict[str, Any]], report: BundleReport) -> None:
+    accepted = next((r for r in rows if r["action"] == "accepted"), None)
+    if accepted is None:
+        report.problems.append("events.json has no accepted event")
+        return
+    said = json.loads(accepted["detail"] or "{}")
+    wanted = {ORIGINAL: accepted["digest"], FORWARDED: said.get("payload_sha256")}
+    for name, digest in wanted.items():
+        if name in files and digest and hashlib.sha256(files[name]).hexdigest() != digest:
+            report.problems.append(f"{name}: its SHA-256 is not the one the sealed accepted "
+                                   f"event {accepted['id']} records")
+    if manifest.get("sender_sha256") != accepted["digest"]:
+        report.problems.append("manifest sender_sha256 differs from the accepted event")
+
+
+def _check_chain(rows: list[dict[str, Any]], chain: dict[str, Any], unsealed: list[int],
+                 report: BundleReport) -> None:
+    seals = chain.get("seals", [])
+    report.seals = len(seals)
+    position: dict[int, tuple[dict[str, Any], int]] = {}
+    for seal in seals:
+        if seal_hash(seal) != seal["hash"] or events_hash(seal["leaves"]) != \
+                seal["events_hash"]:
+            report.problems.append(f"seal {seal['number']}: its hash does not match")
+        for index, i in enumerate(covered_ids(seal)):
+            position[i] = (seal, index)
+    for row in rows:
+        i = int(row["id"])
+        if i not in position:
+            if i not in unsealed:
+                report.problems.append(f"event {i}: no seal in the bundle covers it")
+            continue
+        seal, index = position[i]
+        report.events += 1
+        if index >= len(seal["leaves"]) or seal["leaves"][index] != leaf(row):
+            report.problems.append(f"event {i} ({row['action']}): does not match seal "
+                                   f"{seal['number']} (the event was changed)")
+    path = {int(h["number"]): h for h in chain.get("path", [])}
+    for seal in seals:
+        if path.get(seal["number"], {}).get("hash") != seal["hash"]:
+            report.problems.append(f"seal {seal['number']} is not on the proof path")
+    numbers = sorted(path)
+    for a, b in itertools.pairwise(numbers):
+        older, newer = path[a], path[b]
+        if b == a + 1:
+            linked = newer["prev_hash"] == older["hash"]
+        else:
+            linked = b == a + SKIP and newer.get("skip_hash") == older["hash"]
+        if not linked or seal_hash(newer) != newer["hash"]:
+            report.problems.append(f"chain: seal {b} does not link to seal {a}")
+    top = chain.get("head")
+    if top is not None and numbers and (numbers[-1] != top["number"]
+                                        or path[numbers[-1]]["hash"] != top["hash"]):
+        report.problems.append("chain: the path does not end at the head")

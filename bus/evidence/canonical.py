@@ -1,0 +1,100 @@
+"""The bytes that are hashed: one definition, shared by the sealer, ``lgsp audit verify``
+and the offline bundle check (which has no database, so nothing here imports one).
+
+An event's canonical form is the JSON array of its columns in table order, compact, UTF-8,
+floats in Python's shortest round-trip form (SQLite REAL and PostgreSQL double precision
+both give back the float that was stored). A seal's hash covers every field of its header
+but the hash itself, so changing a range, a leaf or a link breaks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+EVENT_FIELDS: Final = ("id", "at", "document", "delivery", "actor", "action", "digest",
+                       "detail")
+SEAL_FIELDS: Final = ("number", "first_id", "last_id", "absent", "late", "count",
+                      "events_hash", "prev_hash", "skip_hash", "sealed_at")
+GENESIS: Final = "0" * 64
+SKIP: Final = 1000
+"""Every SKIP-th seal also links to the seal SKIP before it, so a bundle proves the path
+from a document's seals to the head with about 2*SKIP + span/SKIP headers, not span."""
+
+Ranges = list[list[int]]
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                      sort_keys=True).encode("utf-8")
+
+
+def event_bytes(row: Mapping[str, Any]) -> bytes:
+    values = [row[name] for name in EVENT_FIELDS]
+    values[0] = int(values[0])
+    values[1] = float(values[1])
+    return _dumps(values)
+
+
+def leaf(row: Mapping[str, Any]) -> str:
+    return hashlib.sha256(event_bytes(row)).hexdigest()
+
+
+def events_hash(leaves: Sequence[str]) -> str:
+    return hashlib.sha256(b"".join(bytes.fromhex(x) for x in leaves)).hexdigest()
+
+
+def seal_hash(header: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_dumps({name: header[name] for name in SEAL_FIELDS})).hexdigest()
+
+
+def to_ranges(ids: Iterable[int]) -> Ranges:
+    out: Ranges = []
+    for i in sorted(set(ids)):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
+
+
+def in_ranges(ranges: Ranges, i: int) -> bool:
+    return any(a <= i <= b for a, b in ranges)
+
+
+def covered_ids(header: Mapping[str, Any]) -> list[int]:
+    """The event ids a seal covers, in leaf order (ascending)."""
+    own: list[int] = []
+    at, last = int(header["first_id"]), int(header["last_id"])
+    for a, b in [*sorted(header["absent"]), [last + 1, last + 1]]:
+        own.extend(range(at, min(a, last + 1)))
+        at = max(at, b + 1)
+    return sorted({*own, *(int(i) for i in header["late"])})
+
+
+def header_problems(header: Mapping[str, Any], leaves: Sequence[str],
+                    previous: Mapping[str, Any] | None) -> list[str]:
+    """What is wrong with one seal taken with its predecessor (None for seal 1)."""
+    number = int(header["number"])
+    problems = []
+    if seal_hash(header) != header["hash"]:
+        problems.append(f"seal {number}: its hash does not match its contents (the seal "
+                        "row was edited)")
+    if len(leaves) != int(header["count"]) or events_hash(leaves) != header["events_hash"]:
+        problems.append(f"seal {number}: its event digests do not match its events hash")
+    expected_prev = GENESIS if previous is None else previous["hash"]
+    if previous is not None and int(previous["number"]) != number - 1:
+        problems.append(f"seal {number}: follows seal {previous['number']}; seals "
+                        f"{int(previous['number']) + 1}..{number - 1} are missing")
+    elif header["prev_hash"] != expected_prev:
+        problems.append(f"seal {number}: broken link, prev_hash is not the hash of seal "
+                        f"{number - 1}")
+    if previous is not None and int(header["first_id"]) != int(previous["last_id"]) + 1:
+        problems.append(f"seal {number}: starts at event {header['first_id']}, seal "
+                        f"{previous['number']} ended at {previous['last_id']}")
+    if len(covered_ids(header)) != int(header["count"]):
+        problems.append(f"seal {number}: covers {len(covered_ids(header))} events but "
+                        f"counts {header['count']}")
+    return problems
