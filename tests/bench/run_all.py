@@ -1,6 +1,7 @@
 """Runs every benchmark and prints one table: the previous figures beside the new ones.
 
     python tests/bench/run_all.py [--only edxml bus ...] [--update] [--scale-documents N]
+                                  [--scale-backends sqlite postgresql]
                                   [--scale-sqlite FILE] [--scale-postgres URL]
 
 The previous figures are kept in tests/bench/figures.json (with the commit, date and
@@ -94,6 +95,7 @@ def benches(args: argparse.Namespace, folder: Path) -> list[Bench]:
     py = sys.executable
     scale = [py, str(HERE / "bench_scale.py"), "--documents", str(args.scale_documents),
              "--json", str(folder / "scale.json")]
+    scale += ["--backends", *args.scale_backends]
     if args.scale_sqlite:
         scale += ["--sqlite", args.scale_sqlite]
     if args.scale_postgres:
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true",
                         help=f"write this run's figures to {FIGURES.relative_to(REPO)}")
     parser.add_argument("--scale-documents", type=int, default=1_000_000)
+    parser.add_argument("--scale-backends", nargs="*", default=["sqlite", "postgresql"])
     parser.add_argument("--scale-sqlite", help="an SQLite file fill_db.py already filled")
     parser.add_argument("--scale-postgres", help="a PostgreSQL URL fill_db.py already filled")
     parser.add_argument("--log-dir", type=Path, help="keep each benchmark's full output here")
