@@ -186,23 +186,6 @@ def cmd_deliveries_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_deliveries_requeue(args: argparse.Namespace) -> int:
-    import getpass
-
-    from bus.clierrors import existing_engine
-    from bus.store import Store
-
-    store = Store(existing_engine(_settings(args)))
-    failed = 0
-    for delivery in args.ids:
-        if store.requeue(delivery, actor=f"operator:{getpass.getuser()}"):
-            print(f"{delivery}: requeued")
-        else:
-            print(f"{delivery}: not requeued (unknown, or not parked/refused)")
-            failed += 1
-    return 1 if failed else 0
-
-
 def describe_adapters() -> list[dict[str, Any]]:
     """Every installed adapter as ``lgsp adapters list`` shows it, one that fails to load
     included: an operator must see the broken package beside the working ones."""
@@ -437,10 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--destination")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(func=cmd_deliveries_list)
-    requeue = dsub.add_parser("requeue", help="send parked or refused deliveries again")
-    common(requeue)
-    requeue.add_argument("ids", nargs="+", metavar="DELIVERY_ID")
-    requeue.set_defaults(func=cmd_deliveries_requeue)
+    from bus.console.cli import add_cli as add_console_cli
+
+    add_console_cli(sub, common, dsub)
 
     from bus.directory.requests import add_cli
 

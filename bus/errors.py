@@ -20,10 +20,12 @@ names equal codes so that ``except SchemaInvalid`` reads like the documentation:
     │   ├── Replayed                   401  a signed axis request seen before
     │   ├── SenderMismatch             403
     │   ├── RouteNotAllowed            403
-    │   └── StatusNotAllowed           403  a status from an organisation not entitled to it
+    │   ├── StatusNotAllowed           403  a status from an organisation not entitled to it
+    │   └── NotPermitted               403  an operator's action asked by a non-operator
     ├── UnknownRecipient               422  no directory entry and no route
     ├── DuplicateDocumentId            409  same id, different content
     ├── NotFound                       404  no such document (or not yours)
+    ├── StateConflict                  409  the delivery's state does not allow this action
     ├── InvalidRequest                 400  a request parameter (not the packet) is wrong
     ├── HeadersTooLarge                431  request headers over the limit
     ├── RequestTimeout                 408  headers or body not sent in time
@@ -179,6 +181,10 @@ class StatusNotAllowed(AccessError):
     code = "StatusNotAllowed"
 
 
+class NotPermitted(AccessError):
+    code = "NotPermitted"
+
+
 class UnknownRecipient(LgspError):
     code = "UnknownRecipient"
     http_status = 422
@@ -192,6 +198,11 @@ class DuplicateDocumentId(LgspError):
 class NotFound(LgspError):
     code = "NotFound"
     http_status = 404
+
+
+class StateConflict(LgspError):
+    code = "StateConflict"
+    http_status = 409
 
 
 class InvalidRequest(LgspError):

@@ -57,6 +57,8 @@ class Reloader:
         self._lock = threading.Lock()
         self._current = self._load()
         self.failures = 0
+        self.last_refusal: tuple[float, list[str]] | None = None
+        """When the last refused reload happened and its problems (the console shows it)."""
 
     def fingerprint(self) -> tuple[int, ...]:
         """Modification time and size of every file: what a change of any alters."""
@@ -87,6 +89,7 @@ class Reloader:
             except (ConfigInvalid, OSError) as exc:
                 self.failures += 1
                 problems = [str(p) for p in getattr(exc, "problems", [])] or [str(exc)]
+                self.last_refusal = (time.time(), problems)
                 log.error("routes.reload_refused", problems=problems,
                           kept_loaded_at=self._current.loaded_at)
                 return False

@@ -81,6 +81,9 @@ class Settings(BaseModel):
     tls_client_ca: Path | None = None
     """CA bundle that client certificates must chain to (mutual TLS)."""
     tls_client_cert: Literal["none", "optional", "required"] = "none"
+    console_secure_cookies: bool | None = None
+    """Mark the console's cookies Secure (sent over HTTPS only). Default: on when the bus
+    serves TLS itself; set true behind an nginx that terminates TLS."""
     trusted_proxies: list[str] = []
     """Addresses or networks of the reverse proxies whose client-certificate headers are
     believed (e.g. 127.0.0.1/32); from anybody else those headers are dropped."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the RabbitMQ and PostgreSQL server binaries that the test suite runs privately,
-# promtool for the alert-rule tests and nginx for the reverse-proxy tests
+# promtool for the alert-rule tests, nginx for the reverse-proxy tests and Chromium with
+# its driver for the console's browser test
 # (tests/servers.py starts its own throw-away instances; no system service is used).
 #
 # Idempotent: when the binaries are already there it changes nothing and makes no network
@@ -97,8 +98,14 @@ if ! command -v node >/dev/null 2>&1; then
     packages+=(nodejs)
 fi
 
+# The console's browser test drives Debian's Chromium through its matching chromedriver
+# (Selenium), offline: no browser is downloaded at test time.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    packages+=(chromium chromium-driver)
+fi
+
 if [ "${#packages[@]}" -eq 0 ]; then
-    log "rabbitmq-server, postgresql, prometheus, nginx, javac and node already installed"
+    log "rabbitmq-server, postgresql, prometheus, nginx, javac, node and chromium already installed"
 else
     log "installing: ${packages[*]}"
     apt_get update

@@ -341,4 +341,7 @@ def create_app(bus: Bus) -> FastAPI:
 
     app.include_router(reconcile_router(bus))
     app.include_router(evidence_router(bus, api_key))
+    from bus.console import mount_console
+
+    mount_console(app, bus)
     return app

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,32 +33,17 @@ def _names(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _engine(args: argparse.Namespace) -> tuple[Engine, str]:
+    from bus.clierrors import existing_engine
     from bus.settings import load_settings
-    from bus.store import Store
-    from bus.store.tables import create_engine
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
-    url = settings.effective_database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise errors.NotFound(f"no bus database at {url.removeprefix('sqlite:///')}; pass "
-                              "the bus's --data-dir or --config")
-    engine = create_engine(url)
-    Store(engine).create_schema()
-    return engine, settings.timezone
+    return existing_engine(settings), settings.timezone  # never a new database
 
 
 def _run(body: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return body(args)
-        except errors.LgspError as exc:
-            print(f"{exc.code}: {exc.message}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"{exc.filename or ''}: {exc.strerror}", file=sys.stderr)
-            return 1
-    return run
+    """Mistakes (unknown id, unreadable bundle) are main()'s one line: bus.clierrors."""
+    return body
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

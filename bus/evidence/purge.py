@@ -26,12 +26,13 @@ ACTION = "purged"
 
 def record_purge(conn: Connection, actor: str, *, reason: str,
                  documents: Sequence[str] = (), payloads: Sequence[str] = (),
-                 event_ids: Sequence[int] = ()) -> dict[str, Any]:
+                 event_ids: Sequence[int] = (), **extra: Any) -> dict[str, Any]:
     """Records a purge in ``conn``'s transaction; call it before deleting the events.
 
     ``event_ids`` are the events about to be deleted (none when events are kept and only
     documents and payloads go). Keep a batch to a few thousand events: the digests of
-    the removed events are in the record (64 characters each). Returns the detail written.
+    the removed events are in the record (64 characters each). ``extra`` keys (the
+    purger's own account, e.g. which rule) are added to the record. Returns the detail.
     """
     ids = sorted({int(i) for i in event_ids})
     rows = {int(r["id"]): r for chunk in _chunks(ids, 900)
@@ -41,6 +42,7 @@ def record_purge(conn: Connection, actor: str, *, reason: str,
         "payloads": sorted(set(payloads)), "events": to_ranges(rows),
         "leaves": "".join(leaf(rows[i]) for i in sorted(rows)),
     }
+    detail.update({k: v for k, v in extra.items() if k not in detail})
     Store.audit(conn, actor, ACTION, detail=detail)
     return detail
 

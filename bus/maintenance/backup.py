@@ -118,7 +118,8 @@ def backup(settings: Settings, out: Path, *, config_file: str | None = None) -> 
     url = settings.effective_database_url
     if url.startswith("sqlite") and not (settings.data_dir / "lgsp.db").is_file() \
             and not settings.database_url:
-        raise errors.NotFound(f"no bus database in {settings.data_dir.resolve()}")
+        raise errors.NotFound("no bus database (lgsp.db) in the data directory "
+                              f"{settings.data_dir.resolve()}")
     engine = create_engine(url)
     try:
         found = state(engine)

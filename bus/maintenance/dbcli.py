@@ -22,8 +22,8 @@ def _engine(args: argparse.Namespace, *, create: bool) -> Any:
     url = getattr(args, "database_url", None) or settings.effective_database_url
     if url == settings.effective_database_url and not settings.database_url:
         if not create and not (settings.data_dir / "lgsp.db").is_file():
-            raise errors.NotFound(f"no database in {settings.data_dir.resolve()} (give "
-                                  "--data-dir or --config)")
+            raise errors.NotFound(f"no bus database (lgsp.db) in the data directory "
+                                  f"{settings.data_dir.resolve()} (give --data-dir or --config)")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return create_engine(url)
 

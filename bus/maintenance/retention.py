@@ -178,7 +178,10 @@ def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
     # The history rows stay; the evidence chain learns which documents and payloads went,
     # so `lgsp audit verify` reports a purge, not tampering.
     record_purge(conn, actor, reason=f"retention rule {rule.key} (kept {rule.keep_s:g} s)",
-                 documents=ids, payloads=gone)
+                 documents=ids, payloads=gone, rule=rule.key, keep_s=rule.keep_s, purged=[
+                     {"id": r.id, "document_id": r.document_id, "sender": r.sender,
+                      "kind": r.kind, "received_at": r.received_at, "sha256": r.sha256,
+                      "payload_sha256": r.payload_sha256} for r in rows])
     return len(rows), len(gone)
 
 

@@ -35,7 +35,7 @@ DEFAULT_LIMIT: Final = 50
 
 AnyRow = Row[*tuple[Any, ...]]
 TransportState = Literal["pending", "queued", "delivering", "awaiting", "delivered", "refused",
-                         "parked"]
+                         "parked", "cancelled"]
 DocumentKind = Literal["edoc", "status"]
 
 

@@ -15,9 +15,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
-           "create_engine", "deliveries", "delivery_deadlines", "documents", "events",
-           "inbound_sources", "legal_holds", "metadata", "new_id", "payloads",
-           "reconcile_leases", "reconcile_mismatches", "reconcile_runs"]
+           "console_sessions", "console_switches", "console_users", "create_engine",
+           "deliveries", "delivery_deadlines", "documents", "events", "inbound_sources",
+           "legal_holds", "metadata", "new_id", "payloads", "reconcile_leases",
+           "reconcile_mismatches", "reconcile_runs"]
 
 metadata = sa.MetaData()
 
@@ -133,8 +134,43 @@ agency_requests = sa.Table(
     sa.Index("ix_agency_requests_state", "state", "created_at"),
 )
 
-TERMINAL = frozenset({"delivered", "refused", "parked"})
-STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked")
+# The operator console (bus.console): its local users, their sessions, and the switches
+# operators flip for every process at once (the bulk-action stop switch).
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(12), nullable=False),
+    # An agency officer sees what this connected system sent or its organisations received.
+    sa.Column("system", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    # SHA-256 of the cookie's token: a copy of the table does not open sessions.
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(64), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+console_switches = sa.Table(
+    "console_switches",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("on", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+)
+
+TERMINAL = frozenset({"delivered", "refused", "parked", "cancelled"})
+STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked",
+          "cancelled")
 
 
 def new_id() -> str:

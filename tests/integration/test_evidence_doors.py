@@ -173,7 +173,7 @@ def test_the_bundle_round_trip(backend: ApiServer, tmp_path: Path,
     capsys.readouterr()
     assert main(["evidence", "export", "nope", "-o", str(exported),
                  "--data-dir", data_dir]) == 1
-    assert capsys.readouterr().err.startswith("NotFound: no document 'nope'")
+    assert capsys.readouterr().err.startswith("lgsp: NotFound: no document 'nope'")
 
     edited = rewrite(bundle, "summary.html", lambda b: b.replace(b"03", b"06"))
     assert check(edited).problems == [

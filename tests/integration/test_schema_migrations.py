@@ -234,7 +234,7 @@ def test_db_commands_on_the_embedded_default(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     data = ["--data-dir", str(tmp_path / "bus")]
     assert lgsp(["db", "current", *data]) == 1
-    assert capsys.readouterr().err.startswith("lgsp: NotFound: no database in")
+    assert capsys.readouterr().err.startswith("lgsp: NotFound: no bus database (lgsp.db)")
     assert not (tmp_path / "bus").exists()
     assert lgsp(["db", "upgrade", *data]) == 0
     assert lgsp(["db", "upgrade", *data]) == 0

@@ -24,7 +24,7 @@ from bus.cli import build_parser
 from bus.settings import REPO_ROOT, load_settings
 from tests.servers import free_port
 
-WRITERS = {("serve",), ("worker",)}
+WRITERS = {("serve",), ("worker",), ("db", "upgrade"), ("restore",)}
 """Commands that create the data directory and its database: an empty one is not a mistake."""
 
 
@@ -33,6 +33,7 @@ class Leaf:
     words: tuple[str, ...]
     options: frozenset[str]
     positionals: tuple[argparse.Action, ...]
+    required: tuple[argparse.Action, ...] = ()
 
 
 def _leaves(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Iterator[Leaf]:
@@ -40,7 +41,8 @@ def _leaves(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Ite
     if not subs:
         options = frozenset(s for a in parser._actions for s in a.option_strings)
         positionals = tuple(a for a in parser._actions if not a.option_strings)
-        yield Leaf(words, options, positionals)
+        required = tuple(a for a in parser._actions if a.option_strings and a.required)
+        yield Leaf(words, options, positionals, required)
         return
     for name, child in subs[0].choices.items():
         yield from _leaves(child, (*words, name))
@@ -54,6 +56,8 @@ def _filled(leaf: Leaf) -> list[str]:
     argv = list(leaf.words)
     for action in leaf.positionals:
         argv.append("987654" if action.type is int else "no-such-thing")
+    for action in leaf.required:
+        argv += [action.option_strings[-1], "987654" if action.type is int else "no-such-thing"]
     return argv
 
 

@@ -39,6 +39,7 @@ _RECEIVE: Final = {
     "delivered": ("done", "received by the recipient system"),
     "refused": ("fail", "refused by the recipient system"),
     "parked": ("processing", "held for an operator of the provincial bus"),
+    "cancelled": ("fail", "cancelled by an operator of the provincial bus"),
 }
 _MAILBOX_STATES: Final = ("awaiting", "delivered", "refused")
 

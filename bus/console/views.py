@@ -1,0 +1,286 @@
+"""What the console reads: document search, a document's journey, queues, the parked list.
+
+Visibility is :func:`bus.store.queries.visible_to`, the REST API's own rule, so an agency
+officer sees exactly what their system sees through the API. The journey is assembled
+from the generic ``events`` history (whoever wrote an event — the worker, an operator, a
+recall — it shows up), the deliveries and the business statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bus import errors
+from bus.edxml import Edoc, read_packet
+from bus.store import Store
+from bus.store.queries import (
+    DocumentDetail,
+    Viewer,
+    decode_cursor,
+    document_detail,
+    encode_cursor,
+    readable,
+    visible_to,
+)
+from bus.store.tables import STATES, business_statuses, deliveries, documents, events
+
+PAGE: Final = 25
+ATTACHMENTS_READ_MAX: Final = 32 * 1024 * 1024
+"""Attachments are listed by reading the stored packet; past this size a page view would
+cost the server too much, and the page says so instead."""
+_WORDS: Final = 8
+_CODE = re.compile(r"^\[([A-Za-z][A-Za-z0-9_.-]{0,40})\]")
+
+
+@dataclass(frozen=True)
+class Search:
+    document_id: str = ""
+    code: str = ""
+    sender: str = ""
+    recipient: str = ""
+    words: str = ""
+    since: str = ""
+    until: str = ""
+    state: str = ""
+    cursor: str = ""
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v and k != "cursor"}
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    kind: str
+    document_id: str
+    code: str | None
+    subject: str | None
+    sender: str
+    received_at: float
+    states: list[tuple[str, str]]
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    next_cursor: str | None
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fold(value: str | None) -> str | None:
+    return None if value is None else value.casefold()
+
+
+def _contains(column: sa.ColumnElement[str | None], text: str,
+              sqlite: bool) -> sa.ColumnElement[bool]:
+    """Case-insensitive for Vietnamese too: SQLite's LIKE folds ASCII only ("CHUYỂN" would
+    not find "chuyển"), so there both sides are folded by Python's casefold; PostgreSQL
+    lowers through ICU's root collation, whatever locale the database was created with
+    (``--locale=C`` folds ASCII only, as SQLite does)."""
+    if sqlite:
+        return sa.func.lgsp_fold(column).like(_like(text.casefold()), escape="\\")
+    return sa.func.lower(sa.collate(column, "und-x-icu")).like(_like(text.lower()),
+                                                                 escape="\\")
+
+
+def _day(value: str, name: str, zone: ZoneInfo) -> float:
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise errors.InvalidRequest(f"{name}: {value!r} is not a date such as 2026-12-06") \
+            from None
+    return datetime.combine(day, dtime(), zone).timestamp()
+
+
+def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
+           limit: int = PAGE) -> Page:
+    """Newest first, paged by (received_at, id) as the REST API pages."""
+    d, dl = documents.c, deliveries.c
+    sqlite = engine.dialect.name == "sqlite"
+    where: list[sa.ColumnElement[bool]] = [visible_to(viewer)]
+    if query.document_id:
+        where.append(d.document_id == query.document_id.strip())
+    if query.code:
+        where.append(_contains(d.code, query.code.strip(), sqlite))
+    if query.sender:
+        where.append(d.sender == query.sender.strip())
+    if query.recipient:
+        who = query.recipient.strip()
+        where.append(sa.exists().where(dl.document == d.id, sa.or_(
+            dl.recipient == who, dl.effective_recipient == who)))
+    for word in query.words.split()[:_WORDS]:
+        where.append(_contains(d.subject, word, sqlite))
+    if query.since:
+        where.append(d.received_at >= _day(query.since, "from", zone))
+    if query.until:
+        end = _day(query.until, "to", zone) + timedelta(days=1).total_seconds()
+        where.append(d.received_at < end)
+    if query.state:
+        if query.state not in STATES:
+            raise errors.InvalidRequest(f"state: {query.state!r} is not a delivery state")
+        where.append(sa.exists().where(dl.document == d.id, dl.state == query.state))
+    if query.cursor:
+        stamp, last = decode_cursor(query.cursor)
+        where.append(sa.or_(d.received_at < stamp, sa.and_(d.received_at == stamp,
+                                                           d.id < last)))
+    select = (sa.select(d.id, d.kind, d.document_id, d.code, d.subject, d.sender,
+                        d.received_at)
+              .where(*where).order_by(d.received_at.desc(), d.id.desc()).limit(limit + 1))
+    with engine.connect() as conn:
+        if sqlite:
+            conn.connection.driver_connection.create_function(  # type: ignore[union-attr]
+                "lgsp_fold", 1, _fold, deterministic=True)
+        found = conn.execute(select).all()
+        more = len(found) > limit
+        found = found[:limit]
+        states: dict[str, list[tuple[str, str]]] = {r.id: [] for r in found}
+        if found:
+            for t in conn.execute(sa.select(dl.document, dl.effective_recipient, dl.state)
+                                  .where(dl.document.in_(list(states)))
+                                  .order_by(dl.created_at, dl.recipient)):
+                states[t.document].append((t.effective_recipient, t.state))
+    rows = [Row(r.id, r.kind, r.document_id, r.code, r.subject, r.sender, r.received_at,
+                states[r.id]) for r in found]
+    cursor = encode_cursor(found[-1].received_at, found[-1].id) if more and found else None
+    return Page(rows, cursor)
+
+
+@dataclass(frozen=True)
+class Step:
+    at: float
+    action: str
+    actor: str
+    delivery: str | None
+    recipient: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    name: str
+    size: int
+    format: str
+
+
+@dataclass
+class Journey:
+    detail: DocumentDetail
+    steps: list[Step]
+    related: list[tuple[str, str, str]] = field(default_factory=list)
+    """(id, kind, document_id) of visible documents that refer to this one."""
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+    attachments_error: str | None = None
+
+
+def _detail(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"text": raw}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def journey(store: Store, doc_id: str, viewer: Viewer) -> Journey:
+    """The document as a timeline; NotFound when it is not the viewer's."""
+    detail = document_detail(store.engine, doc_id, viewer)
+    recipient_of = {d.id: d.effective_recipient for d in detail.deliveries}
+    ev, bs, d = events.c, business_statuses.c, documents.c
+    with store.engine.connect() as conn:
+        trail = conn.execute(sa.select(ev.at, ev.action, ev.actor, ev.delivery, ev.detail)
+                             .where(ev.document == doc_id).order_by(ev.at, ev.id)).all()
+        statuses = conn.execute(sa.select(bs.received_at, bs.organ_id, bs.code,
+                                          bs.status_document)
+                                .where(bs.document == doc_id)
+                                .order_by(bs.received_at, bs.id)).all()
+        shown = readable(conn, (s.status_document for s in statuses), viewer)
+        related = conn.execute(sa.select(d.id, d.kind, d.document_id)
+                               .where(d.refers_to == doc_id, visible_to(viewer))
+                               .order_by(d.received_at)).all()
+        payload_sha, size = conn.execute(sa.select(d.payload_sha256, d.size)
+                                         .where(d.id == doc_id)).one()
+    steps = [Step(r.at, r.action, r.actor, r.delivery, recipient_of.get(r.delivery or ""),
+                  _detail(r.detail)) for r in trail]
+    steps += [Step(s.received_at, "business_status", s.organ_id, None, s.organ_id,
+                   {"code": s.code,
+                    "status_document": s.status_document if s.status_document in shown
+                    else None}) for s in statuses]
+    steps.sort(key=lambda s: s.at)
+    result = Journey(detail, steps, [(r.id, r.kind, r.document_id) for r in related])
+    if size > ATTACHMENTS_READ_MAX:
+        result.attachments_error = f"> {ATTACHMENTS_READ_MAX // (1024 * 1024)} MiB"
+    elif payload_sha:
+        try:
+            packet = read_packet(store.payload(payload_sha)).packet
+        except errors.LgspError as exc:
+            result.attachments_error = exc.code
+        else:
+            if isinstance(packet, Edoc):
+                result.attachments = [AttachmentInfo(a.attachment_name, a.content.size,
+                                                     a.format) for a in packet.attachments]
+    return result
+
+
+@dataclass(frozen=True)
+class Queue:
+    destination: str
+    counts: dict[str, int]
+    oldest_age_s: float | None
+    failures: list[tuple[str, int]]
+
+
+def failure_code(last_error: str) -> str:
+    """``[Code] reason`` gives Code; otherwise the reason's first words, so equal causes
+    group together however their details differ."""
+    found = _CODE.match(last_error)
+    if found:
+        return found.group(1)
+    text = last_error
+    if text.startswith("gave up after "):
+        text = text.split(": ", 1)[-1]
+    head = text.split(":", 1)[0].strip()
+    if 0 < len(head) <= 40:
+        return head
+    return " ".join(text.split()[:4])[:60]
+
+
+def queues(store: Store) -> list[Queue]:
+    """Per destination: deliveries by non-final state, the oldest one's age, and the
+    failures of those not yet delivered grouped by :func:`failure_code`."""
+    now = time.time()
+    counts: dict[str, dict[str, int]] = {}
+    oldest: dict[str, float] = {}
+    for destination, state, count, created in store.depth():
+        counts.setdefault(destination, {})[state] = count
+        if created is not None and state != "parked":
+            oldest[destination] = min(oldest.get(destination, created), created)
+    dl = deliveries.c
+    failures: dict[str, dict[str, int]] = {}
+    with store.engine.connect() as conn:
+        for r in conn.execute(sa.select(dl.destination, dl.last_error, sa.func.count())
+                              .where(dl.last_error.is_not(None),
+                                     dl.state.in_(("pending", "queued", "delivering",
+                                                   "parked", "refused")))
+                              .group_by(dl.destination, dl.last_error)):
+            code = failure_code(str(r[1]))
+            bucket = failures.setdefault(r[0], {})
+            bucket[code] = bucket.get(code, 0) + int(r[2])
+    names = sorted(set(counts) | set(failures))
+    return [Queue(n, counts.get(n, {}),
+                  now - oldest[n] if n in oldest else None,
+                  sorted(failures.get(n, {}).items(), key=lambda kv: -kv[1]))
+            for n in names]
