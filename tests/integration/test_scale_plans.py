@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from prometheus_client import generate_latest
 
+from bus.console.views import Search, search
 from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
 from bus.maintenance.retention import Policy, purge
 from bus.metrics import Metrics
@@ -189,3 +191,29 @@ def test_a_delivery_is_created_when_its_document_is_received(tmp_path: Path) -> 
             deliveries.c.document == accepted.document)).scalars().all()
     assert len(created) == 2 and all(at == received for at in created)
     engine.dispose()
+
+
+@pytest.mark.parametrize("form", [
+    {"recipient": "000.00.04.H42"}, {"state": "parked"}, {"words": "chuyển đổi số"},
+    {"sender": "000.00.00.H03", "since": "2023-01-01", "until": "2024-06-30"},
+    {"code": "UBND-VX"}], ids=lambda form: "-".join(form))
+@pytest.mark.parametrize("viewer", [OPERATOR, CLERK], ids=["operator", "system"])
+def test_the_consoles_windowed_pages_are_its_whole_table_pages(
+        filled: sa.Engine, viewer: Viewer, form: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+
+    def pages() -> list[list[str]]:
+        out, cursor = [], ""
+        for _ in range(3):
+            page = search(filled, Search(**form, cursor=cursor), viewer, zone)
+            out.append([row.id for row in page.rows])
+            cursor = page.next_cursor or ""
+            if not cursor:
+                break
+        return out
+
+    windowed = pages()
+    monkeypatch.setattr(window, "FIRST_WINDOW_S", 1000 * 365 * 86400.0)
+    assert windowed == pages()
+    assert windowed[0], "the form should find documents in the filled database"
