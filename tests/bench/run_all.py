@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -95,7 +96,7 @@ def benches(args: argparse.Namespace, folder: Path) -> list[Bench]:
     py = sys.executable
     scale = [py, str(HERE / "bench_scale.py"), "--documents", str(args.scale_documents),
              "--json", str(folder / "scale.json")]
-    scale += ["--backends", *args.scale_backends]
+    scale += ["--backends", *args.scale_backends, *shlex.split(args.scale_extra)]
     if args.scale_sqlite:
         scale += ["--sqlite", args.scale_sqlite]
     if args.scale_postgres:
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"write this run's figures to {FIGURES.relative_to(REPO)}")
     parser.add_argument("--scale-documents", type=int, default=1_000_000)
     parser.add_argument("--scale-backends", nargs="*", default=["sqlite", "postgresql"])
+    parser.add_argument("--scale-extra", default="",
+                        help="more arguments for bench_scale.py, e.g. '--purge-cap 120'")
     parser.add_argument("--scale-sqlite", help="an SQLite file fill_db.py already filled")
     parser.add_argument("--scale-postgres", help="a PostgreSQL URL fill_db.py already filled")
     parser.add_argument("--log-dir", type=Path, help="keep each benchmark's full output here")
