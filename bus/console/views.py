@@ -35,7 +35,14 @@ from bus.store.queries import (
     visible_in_window,
     visible_to,
 )
-from bus.store.tables import STATES, business_statuses, deliveries, documents, events
+from bus.store.tables import (
+    READ_ONLY,
+    STATES,
+    business_statuses,
+    deliveries,
+    documents,
+    events,
+)
 from bus.store.window import newest_first
 
 PAGE: Final = 25
@@ -145,7 +152,7 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         return where
 
     columns = (d.id, d.kind, d.document_id, d.code, d.subject, d.sender, d.received_at)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:
         if sqlite:
             conn.connection.driver_connection.create_function(  # type: ignore[union-attr]
                 "lgsp_fold", 1, _fold, deterministic=True)

@@ -41,6 +41,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from bus import errors
 from bus.store.statements import Statements
 from bus.store.tables import (
+    READ_ONLY,
     business_statuses,
     deliveries,
     documents,
@@ -451,7 +452,7 @@ class Store:
                  .where(deliveries.c.state.in_(("pending", "queued", "delivering", "awaiting",
                                                 "parked")))
                  .group_by(deliveries.c.destination, deliveries.c.state))
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**READ_ONLY) as conn:
             return [(r[0], r[1], int(r[2]), r[3]) for r in conn.execute(query)]
 
     def requeue(self, delivery: str, *, actor: str) -> bool:

@@ -27,7 +27,14 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from bus import errors
 from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
-from bus.store.tables import STATES, business_statuses, deliveries, documents, events
+from bus.store.tables import (
+    READ_ONLY,
+    STATES,
+    business_statuses,
+    deliveries,
+    documents,
+    events,
+)
 from bus.store.window import newest_first
 
 MAX_LIMIT: Final = 500
@@ -385,7 +392,7 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
 
     columns = (d.id, d.kind, d.sender, d.document_id, d.code, d.subject, d.refers_to,
                d.received_at)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(**READ_ONLY) as conn:
         rows = newest_first(conn, columns, conditions, limit=query.limit + 1,
                             since=query.since,
                             before=query.after[0] if query.after else query.until)

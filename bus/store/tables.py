@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
+__all__ = ["READ_ONLY", "STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
            "console_sessions", "console_switches", "console_users", "create_engine",
            "deliveries", "delivery_deadlines", "documents", "events", "inbound_sources",
            "legal_holds", "metadata", "new_id", "payloads", "reconcile_leases",
@@ -173,6 +173,11 @@ STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused",
           "cancelled")
 
 
+READ_ONLY: dict[str, Any] = {"lgsp_read_only": True}
+"""Execution options for a connection that only reads (``engine.connect()
+.execution_options(**READ_ONLY)``): on SQLite its transaction does not take the write lock."""
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -199,7 +204,12 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A search (READ_ONLY) reads a WAL snapshot: taking the write lock would queue
+            # it behind every writer, a purge batch included, and block them in turn.
+            if conn.get_execution_options().get("lgsp_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # No pre-ping: it is a round trip per checkout. A connection the server dropped fails

@@ -10,6 +10,7 @@ shows the figures), while a timing on a shared machine proves nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,20 @@ def test_the_consoles_windowed_pages_are_its_whole_table_pages(
     monkeypatch.setattr(window, "FIRST_WINDOW_S", 1000 * 365 * 86400.0)
     assert windowed == pages()
     assert windowed[0], "the form should find documents in the filled database"
+
+
+def test_a_search_does_not_wait_for_a_writer(filled: sa.Engine) -> None:
+    """A purge batch (any writer) holds SQLite's write lock for its transaction; searches
+    and the depth gauge read their WAL snapshot meanwhile instead of queueing behind it."""
+    writer = create_engine(str(filled.url))
+    store = Store(filled)
+    with writer.begin() as conn:
+        conn.execute(sa.text("UPDATE documents SET code = code WHERE id = '0'"))
+        began = time.monotonic()
+        page = list_documents(filled, list_query(recipient="000.00.04.H42"), OPERATOR)
+        found = search(filled, Search(state="parked"), OPERATOR, ZoneInfo("UTC"))
+        depth = store.depth()
+        spent = time.monotonic() - began
+    writer.dispose()
+    assert page.items and found.rows and depth
+    assert spent < 5, f"the reads waited {spent:.1f} s for the writer"
