@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, help="keep each benchmark's full output here")
     args = parser.parse_args(argv)
     previous = json.loads(FIGURES.read_text()) if FIGURES.exists() else {"figures": {}}
+    measured = commit()
     new: dict[str, float] = {}
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lgsp-bench-") as tmp:
@@ -204,14 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         kept = previous["figures"]
     print(f"previous: {previous.get('commit', '—')} on {previous.get('date', '—')} "
           f"({previous.get('machine', '—')})")
-    print(f"new: {commit()} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine()})\n")
+    print(f"new: {measured} on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine()})\n")
     print(compare(kept, new))
     for failure in failures:
         print(f"\nFAILED {failure}")
     if args.update and new:
         merged = dict(previous["figures"]) | new
         FIGURES.write_text(json.dumps({
-            "commit": commit(), "date": f"{datetime.now(UTC):%Y-%m-%d}",
+            "commit": measured, "date": f"{datetime.now(UTC):%Y-%m-%d}",
             "machine": machine(), "figures": dict(sorted(merged.items()))},
             indent=1, ensure_ascii=False) + "\n")
         print(f"\nwrote {FIGURES.relative_to(REPO)}")
