@@ -157,7 +157,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
             conn.connection.driver_connection.create_function(  # type: ignore[union-attr]
                 "lgsp_fold", 1, _fold, deterministic=True)
         found = newest_first(conn, columns, conditions, limit=limit + 1, since=low,
-                             before=after[0] if after else high)
+                             before=after[0] if after else high,
+                             windows=not query.document_id.strip())
         more = len(found) > limit
         found = found[:limit]
         states: dict[str, list[tuple[str, str]]] = {r.id: [] for r in found}

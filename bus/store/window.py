@@ -29,14 +29,15 @@ Conditions = Callable[[float | None, float | None], list[sa.ColumnElement[bool]]
 
 
 def newest_first(conn: Connection, columns: Sequence[Any], conditions: Conditions, *,
-                 limit: int, since: float | None = None,
-                 before: float | None = None) -> list[Row[Any]]:
+                 limit: int, since: float | None = None, before: float | None = None,
+                 windows: bool = True) -> list[Row[Any]]:
     """Up to ``limit`` rows of ``columns``, newest first, matching ``conditions``.
 
     ``conditions(start, end)`` gets the window (None: unbounded on that side; ``end``
     inclusive) and returns the filters, which must include the cursor's; ``since`` is the
     caller's own lower bound and ``before`` the cursor's received_at (or an until), where
-    every window ends.
+    every window ends. ``windows=False`` when a filter's own index already narrows to a
+    handful of rows (an exact DocumentId): one statement, no widening.
     """
     d = documents.c
     # Two scalar subqueries: SQLite reads min() or max() from the end of an index, but
@@ -49,7 +50,7 @@ def newest_first(conn: Connection, columns: Sequence[Any], conditions: Condition
         return []
     floor = max(oldest, since) if since is not None else oldest
     top = min(newest, before) if before is not None else newest
-    span = FIRST_WINDOW_S
+    span = FIRST_WINDOW_S if windows else float("inf")
     while True:
         start: float | None = top - span
         if start is None or start <= floor:

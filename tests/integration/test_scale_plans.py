@@ -235,3 +235,14 @@ def test_a_search_does_not_wait_for_a_writer(filled: sa.Engine) -> None:
     writer.dispose()
     assert page.items and found.rows and depth
     assert spent < 5, f"the reads waited {spent:.1f} s for the writer"
+
+
+def test_a_document_id_is_found_in_one_statement_through_its_index(filled: sa.Engine) -> None:
+    with filled.connect() as conn:
+        wanted = conn.execute(sa.text("SELECT document_id FROM documents "
+                                      "ORDER BY received_at LIMIT 1")).scalar_one()
+    found = plans(filled, lambda: search(filled, Search(document_id=wanted), CLERK,
+                                         ZoneInfo("UTC")),
+                  prefix="SELECT documents.id, documents.kind")
+    assert len(found) == 1, found
+    assert "ix_documents_document_id (document_id=?)" in found[0], found[0]
