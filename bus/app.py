@@ -17,6 +17,7 @@ from bus.auth import Credentials, CredentialsFile
 from bus.edxml import Limits
 from bus.evidence import Evidence
 from bus.ingress import Ingress, IngressSettings
+from bus.lifecycle import metrics as lifecycle_metrics
 from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
 from bus.metrics import Metrics
 from bus.ratelimit import RateLimiter
@@ -65,6 +66,7 @@ class Bus:
         default_schemas()  # compiled now: a broken XSD stops start-up, not a request
         self.metrics.watch(self.store.depth)
         self.evidence = Evidence(self.store.engine, registry=self.metrics.registry)
+        lifecycle_metrics.watch(self.metrics.registry, self.store.engine)
         self.credentials_file = CredentialsFile(settings.credentials)
         self.rate_limiter = RateLimiter()
         self.reloader = Reloader(settings.routes, settings.directory,

@@ -439,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.evidence.cli import add_cli as add_evidence_cli
 
     add_evidence_cli(sub, common)
+    from bus.lifecycle.cli import add_cli as add_lifecycle_cli
+
+    add_lifecycle_cli(sub, common)
     return parser
 
 

@@ -23,6 +23,7 @@ names equal codes so that ``except SchemaInvalid`` reads like the documentation:
     │   ├── StatusNotAllowed           403  a status from an organisation not entitled to it
     │   └── NotPermitted               403  an operator's action asked by a non-operator
     ├── UnknownRecipient               422  no directory entry and no route
+    │   └── AmbiguousSuccessor         422  the code was split; the message names the candidates
     ├── DuplicateDocumentId            409  same id, different content
     ├── NotFound                       404  no such document (or not yours)
     ├── StateConflict                  409  the delivery's state does not allow this action
@@ -190,6 +191,13 @@ class UnknownRecipient(LgspError):
     http_status = 422
 
 
+class AmbiguousSuccessor(UnknownRecipient):
+    """The recipient's code was split between several new ones and the directory names no
+    split_route: the sender must address the one that now handles the matter."""
+
+    code = "AmbiguousSuccessor"
+
+
 class DuplicateDocumentId(LgspError):
     code = "DuplicateDocumentId"
     http_status = 409
@@ -307,6 +315,7 @@ ALL_CODES: tuple[type[LgspError], ...] = (
     StatusNotAllowed,
     Replayed,
     UnknownRecipient,
+    AmbiguousSuccessor,
     DuplicateDocumentId,
     NotFound,
     InvalidRequest,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from bus.edxml.dialects import read_from
 from bus.edxml.forward import forwarded_bytes
 from bus.edxml.tolerance import corrected, policy_notices
 from bus.edxml.writer import format_timestamp
+from bus.lifecycle import Plan, plan_for
 from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
 from bus.store import Accepted, NewDelivery, Store
@@ -81,6 +82,8 @@ class Ingress:
         self.settings = settings or IngressSettings()
         self.on_accepted = on_accepted
         self.on_refused = on_refused
+        self.today: Callable[[], date] = lambda: datetime.now(self.settings.zone).date()
+        """The day successor codes are resolved for; a test of a reorganisation sets it."""
 
     def submit(self, data: bytes, *, system: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:
@@ -110,7 +113,7 @@ class Ingress:
                 f"this is a {packet.kind} packet but the endpoint takes {expect} packets; "
                 f"send it to {where} (SOAP: Send{'Status' if packet.kind == 'status' else 'Edoc'})")
         self._check_sender(cfg, system, packet.sender)
-        decision = route(facts_of(packet), cfg.table, cfg.directory, on=date.today())
+        decision = route(facts_of(packet), cfg.table, cfg.directory, on=self.today())
         digest = hashlib.sha256(data).hexdigest()
         # Receivers get the standard, normalised bytes; the sender's are kept as evidence.
         forwarded = forwarded_bytes(
@@ -122,15 +125,20 @@ class Ingress:
             refers_to = self._find_original(packet, cfg.directory)
             status = (packet.sender, packet.status_code,
                       format_timestamp(packet.timestamp))
+        targets = _targets(decision)
+        plan = self._lifecycle(cfg, packet, decision, refers_to, targets)
+        if plan.recall_of is not None:
+            status = None
         accepted = self.store.accept(
             kind=packet.kind, sender=packet.sender,
             document_id=(packet.document_id or "") if isinstance(packet, Edoc)
             else packet.response_for.document_id or "",
             dedup_key=dedup_key(packet, digest), content_sha256=digest, payload=forwarded,
-            system=system, targets=_targets(decision), summary=summary_of(packet),
+            system=system, targets=targets, summary=summary_of(packet),
             refers_to=refers_to, source=source, status=status,
             original=data if door.translated or corrected(result.notices) else None,
             notices=policy_notices(result.notices),
+            within=None if plan.empty else plan.apply,
         )
         log.info("packet.accepted", document=accepted.document, kind=packet.kind,
                  sender=packet.sender, system=system, existing=accepted.existing,
@@ -139,6 +147,36 @@ class Ingress:
         if self.on_committed:
             self.on_committed(accepted, packet)
         return accepted
+
+    def _lifecycle(self, cfg: RoutingConfig, packet: Packet, decision: RoutingDecision,
+                   refers_to: str | None, targets: list[NewDelivery]) -> Plan:
+        """What accepting ``packet`` does to other documents (bus.lifecycle); adds to
+        ``targets`` the recipients a 13 fans out to and those a route makes a recall
+        follow to."""
+        if not (isinstance(packet, Edoc) and packet.business_kind != "new") \
+                and refers_to is None:
+            return Plan()
+        today = date.today()
+
+        def canon(code: str) -> str:
+            return cfg.directory.resolve(code, today)[0]
+
+        own = [d.effective_recipient for d in decision.deliveries if not d.copy]
+        plan = plan_for(self.store.engine, packet, canon, refers_to=refers_to, routed=own)
+        facts = facts_of(packet)
+        extra: list[str] = []
+        if plan.recall_of is not None:
+            extra = [c for c in plan.recall_targets
+                     if c not in own and canon(c) != canon(packet.sender)]
+            for code in extra:
+                targets.extend(_also(replace(facts, response_for=code), cfg, today))
+        elif plan.kind is not None and cfg.table.defaults.recall_follows_original:
+            for code in sorted({c for codes in plan.unnamed.values() for c in codes}):
+                more = _also(replace(facts, recipients=(code,)), cfg, today)
+                if more:
+                    targets.extend(more)
+                    plan.added.append(code)
+        return plan
 
     def _check_sender(self, cfg: RoutingConfig, system: str, sender: str) -> None:
         directory = cfg.directory
@@ -169,9 +207,9 @@ class Ingress:
             found = held.setdefault(row.id, Original(row.id, row.sender, set()))
             found.recipients.update(code for code in (row.recipient, row.effective_recipient)
                                     if code)
-        today = date.today()
+        today = self.today()
         return match_status(status, list(held.values()),
-                            lambda code: directory.resolve(code, today)[0])
+                            lambda code: directory.canonical(code, today))
 
 
 @dataclass(frozen=True)
@@ -222,6 +260,18 @@ def match_status(status: StatusPacket, held: Sequence[Original],
         f"{rf.document_id} from {rf.organ_id}, which was not sent to it; a status may come "
         "only from an organisation the document was addressed to",
         details={"sender": status.sender, "document_id": rf.document_id})
+
+
+def _also(facts: RoutingFacts, cfg: RoutingConfig, on: date) -> list[NewDelivery]:
+    """Deliveries for a recipient the lifecycle adds (a 13's fan-out, a recall following
+    the original). One that can no longer be routed (a rule refuses it, the directory
+    dropped it) is left out and logged: it must not cost the packet its other recipients."""
+    try:
+        return _targets(route(facts, cfg.table, cfg.directory, on=on))
+    except errors.LgspError as exc:
+        log.warning("lifecycle.recipient_skipped", code=exc.code, reason=exc.message,
+                    recipients=facts.recipients or facts.response_for)
+        return []
 
 
 def _targets(decision: RoutingDecision) -> list[NewDelivery]:

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bus.directory import Directory, load_directory
+from bus.directory import Agency, Directory, load_directory
+from bus.directory.layer import axis_layer_path, read_axis_layer
 from bus.errors import ConfigInvalid
 from bus.lifecycle.deadlines import DeadlinePolicy, load_policy
 from bus.routing import RouteTable
@@ -54,6 +55,8 @@ class Reloader:
         self.known_adapters = tuple(known_adapters) if known_adapters is not None else None
         self.on_change = on_change
         self.validate = validate
+        self.layer_path = axis_layer_path(self.directory_path)
+        self._layer: tuple[tuple[int, ...], dict[str, Agency]] | None = None
         self._lock = threading.Lock()
         self._current = self._load()
         self.failures = 0
@@ -61,16 +64,32 @@ class Reloader:
         """When the last refused reload happened and its problems (the console shows it)."""
 
     def fingerprint(self) -> tuple[int, ...]:
-        """Modification time and size of every file: what a change of any alters."""
+        """Modification time and size of the files: what a change of any alters.
+
+        routes.yaml, directory.yaml, the calendar and SLA rules when configured, then the
+        axis layer (0, 0 while there is none).
+        """
         out: list[int] = []
         for path in (self.routes_path, self.directory_path, *(self.lifecycle or ())):
             st = os.stat(path)
             out += [st.st_mtime_ns, st.st_size]
-        return tuple(out)
+        return (*out, *_stamp(self.layer_path))
+
+    def _axis_layer(self, stamp: tuple[int, ...]) -> dict[str, Agency]:
+        """The axis layer, read again only when its file changed: an edit of
+        directory.yaml does not pay for re-reading 100,000 national rows."""
+        if self._layer is not None and self._layer[0] == stamp:
+            return self._layer[1]
+        layer, problems = read_axis_layer(self.layer_path)
+        if problems:
+            raise ConfigInvalid(problems, file=str(self.layer_path))
+        self._layer = (stamp, layer)
+        return layer
 
     def _load(self) -> RoutingConfig:
         fingerprint = self.fingerprint()
-        directory = load_directory(self.directory_path)
+        layer = self._axis_layer(fingerprint[4:])
+        directory = load_directory(self.directory_path, layer=layer)
         table = load_routes(self.routes_path, directory=directory,
                             known_adapters=self.known_adapters)
         if self.validate is not None:
@@ -100,3 +119,10 @@ class Reloader:
             self.on_change(fresh)
         return True
 
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)

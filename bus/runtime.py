@@ -100,6 +100,10 @@ def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
     loops: list[_Stoppable] = [Keeper(bus.evidence), *delivery_loops(bus, deliver=deliver),
                                _Watcher(bus), memory.Releaser(),
                                *retention.scheduled(bus.settings, bus.store.engine)]
+    if bus.settings.directory_sync_interval_s > 0 and deliver:
+        from bus.directory.sync_cli import SyncSchedule
+
+        loops.append(SyncSchedule(bus))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, _on_sighup(bus))
     for loop in loops:

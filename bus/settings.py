@@ -57,6 +57,9 @@ class Settings(BaseModel):
     poll_interval_s: float = 0.2
     sweep_interval_s: float = 5.0
     reload_check_s: float = 2.0
+    directory_sync_interval_s: float = 0.0
+    """Every so many seconds, prepare a change set from the national axis for an
+    administrator to review (`lgsp directory sync show`); 0: never. Never applies one."""
     log_json: bool = True
     log_level: str = "INFO"
     timezone: str = "Asia/Ho_Chi_Minh"

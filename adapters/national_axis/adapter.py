@@ -199,6 +199,23 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
         except vxp.MalformedAnswer as exc:
             raise Retry(f"getAgenciesList: {exc}") from None
 
+    def agencies_qd20(self) -> list[dict[str, Any]]:
+        """getAgenciesListQD20's rows (code, id, mail, name, code102), for the directory sync."""
+        return self._rows("getAgenciesListQD20",
+                          vxp.get_agencies_list_qd20(self._credentials(), tz=self._zone))
+
+    def synchronize_units(self, since: str | None = None) -> list[dict[str, Any]]:
+        """getSynchronizeUnit's rows (centerCode, deleted, version, …), for the directory sync."""
+        return self._rows("getSynchronizeUnit", vxp.get_synchronize_unit(
+            self._credentials(), since=since, tz=self._zone))
+
+    def _rows(self, op: str, request: vxp.SignedRequest) -> list[dict[str, Any]]:
+        answer = self._exchange(request)
+        try:
+            return answer.items()
+        except vxp.MalformedAnswer as exc:
+            raise Retry(f"{op}: {exc}") from None
+
     # ---- inbound -------------------------------------------------------------------------
 
     def poll(self, inbox: Inbox) -> int:

@@ -38,6 +38,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 
+from adapters.national_axis.sim_units import UnitBook
 from adapters.simulation import LoopbackServer, OwnedHTTPServer
 from bus import vxp
 from bus.edxml import StatusPacket, read_packet
@@ -141,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class AxisSimulator(LoopbackServer):
+class AxisSimulator(UnitBook, LoopbackServer):
     def __init__(self, systems: Mapping[str, str] | None = None, *,
                  agencies: Iterable[vxp.Agency] = (), skew_s: float = vxp.DEFAULT_SKEW_S,
                  port: int = 0) -> None:
@@ -336,6 +337,10 @@ class AxisSimulator(LoopbackServer):
             return 200, vxp.ok_answer(data=listed)
         if op is vxp.Operation.GET_AGENCIES_LIST:
             return 200, vxp.ok_answer(data=[a.to_json() for a in self.agencies])
+        if op is vxp.Operation.GET_AGENCIES_LIST_QD20:
+            return 200, vxp.ok_answer(data=self.qd20_rows())
+        if op is vxp.Operation.GET_SYNCHRONIZE_UNIT:
+            return 200, vxp.ok_answer(data=self.unit_rows())
         if op is vxp.Operation.GET_SENT_EDOC_LIST:
             day = _day(request.param("date"))
             if not doc_id and day is not None:

@@ -37,6 +37,7 @@ from bus.api.vxp import vxp_router
 from bus.app import Bus
 from bus.evidence.api import evidence_router
 from bus.lifecycle.api import deadlines_router
+from bus.lifecycle.feedback_api import feedback_router
 from bus.store import outage, queries
 from bus.store.tables import documents
 
@@ -344,4 +345,5 @@ def create_app(bus: Bus) -> FastAPI:
     from bus.console import mount_console
 
     mount_console(app, bus)
+    app.include_router(feedback_router(bus))
     return app

@@ -31,13 +31,12 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
 
     settings = load_settings(getattr(args, "config", None),
                              data_dir=getattr(args, "data_dir", None))
+    if not create:
+        from bus.clierrors import existing_engine
+
+        return Store(existing_engine(settings))  # the bus's database, never a new one
     if not settings.database_url:
-        database = (settings.data_dir / "lgsp.db").resolve()
-        if create:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        elif not database.exists():
-            raise errors.NotFound(f"no bus database at {database}; pass the --data-dir "
-                                  "(or --config) that `lgsp serve` uses")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(create_engine(settings.effective_database_url))
     try:
         store.create_schema()
@@ -53,25 +52,17 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _fail(exc: errors.LgspError) -> int:
-    print(f"{exc.code}: {exc.message}", file=sys.stderr)
-    return 1
-
-
 def cmd_act(args: argparse.Namespace) -> int:
     from bus.console import actions
 
-    try:
-        store = _store(args)
-        if len(args.ids) == 1:
-            outcome = actions.act(store, args.action, args.ids[0], actor=_actor(),
-                                  reason=args.reason, via="cli")
-            print(f"{outcome.delivery}: {outcome.before} -> {outcome.after}")
-            return 0
-        result = actions.act_many(store, args.action, args.ids, actor=_actor(),
-                                  reason=args.reason, via="cli", per_second=args.rate)
-    except errors.LgspError as exc:
-        return _fail(exc)
+    store = _store(args)
+    if len(args.ids) == 1:
+        outcome = actions.act(store, args.action, args.ids[0], actor=_actor(),
+                              reason=args.reason, via="cli")
+        print(f"{outcome.delivery}: {outcome.before} -> {outcome.after}")
+        return 0
+    result = actions.act_many(store, args.action, args.ids, actor=_actor(),
+                              reason=args.reason, via="cli", per_second=args.rate)
     for o in result.done:
         print(f"{o.delivery}: {o.before} -> {o.after}")
     for delivery, refusal in result.refused:
@@ -85,10 +76,7 @@ def cmd_act(args: argparse.Namespace) -> int:
 def cmd_bulk_stop(args: argparse.Namespace) -> int:
     from bus.console import actions
 
-    try:
-        store = _store(args)
-    except errors.LgspError as exc:
-        return _fail(exc)
+    store = _store(args)
     if args.state is not None:
         actions.set_stop_switch(store, args.state == "on", actor=_actor())
     on = actions.stop_switch(store)
@@ -108,25 +96,22 @@ def _password(args: argparse.Namespace) -> str:
 def cmd_users(args: argparse.Namespace) -> int:
     from bus.console import users
 
-    try:
-        store = _store(args, create=args.users_command == "add")
-        if args.users_command == "list":
-            for user in users.list_users(store):
-                print(f"{user.name:24s} {user.role:9s} {user.system or ''}")
-            return 0
-        if args.users_command == "add":
-            user = users.add_user(store, args.name, _password(args), args.role,
-                                  system=args.system, actor=_actor())
-            print(f"user {user.name} added ({user.role}"
-                  + (f", system {user.system})" if user.system else ")"))
-        elif args.users_command == "passwd":
-            users.set_password(store, args.name, _password(args), actor=_actor())
-            print(f"password of {args.name} changed; their sessions ended")
-        else:
-            users.remove_user(store, args.name, actor=_actor())
-            print(f"user {args.name} removed")
-    except errors.LgspError as exc:
-        return _fail(exc)
+    store = _store(args, create=args.users_command == "add")
+    if args.users_command == "list":
+        for user in users.list_users(store):
+            print(f"{user.name:24s} {user.role:9s} {user.system or ''}")
+        return 0
+    if args.users_command == "add":
+        user = users.add_user(store, args.name, _password(args), args.role,
+                              system=args.system, actor=_actor())
+        print(f"user {user.name} added ({user.role}"
+              + (f", system {user.system})" if user.system else ")"))
+    elif args.users_command == "passwd":
+        users.set_password(store, args.name, _password(args), actor=_actor())
+        print(f"password of {args.name} changed; their sessions ended")
+    else:
+        users.remove_user(store, args.name, actor=_actor())
+        print(f"user {args.name} removed")
     return 0
 
 

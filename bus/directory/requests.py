@@ -218,3 +218,6 @@ def add_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None
         cmd.add_argument("id", type=int)
         cmd.add_argument("--note", help="why (shown with the request)")
         cmd.set_defaults(func=_cmd_decide(approve))
+    from bus.directory.sync_cli import add_cli as add_sync_cli
+
+    add_sync_cli(dsub, common)

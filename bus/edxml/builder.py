@@ -9,6 +9,7 @@ the province's parking queue.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -23,6 +24,7 @@ from bus.edxml.model import (
     Organization,
     OtherInfo,
     PromulgationInfo,
+    ReplacementInfo,
     ResponseFor,
     SignerInfo,
     StaffInfo,
@@ -106,11 +108,15 @@ class EdocBuilder:
         ))
         return self
 
-    def business(self, kind: str, reason: str, *, staff: StaffInfo | None = None) -> EdocBuilder:
-        """``kind`` is new, revoke, update or replace (BussinessDocType 0–3)."""
+    def business(self, kind: str, reason: str, *, staff: StaffInfo | None = None,
+                 replaces: Sequence[ReplacementInfo] | None = None,
+                 document_id: str | None = None) -> EdocBuilder:
+        """``kind`` is new, revoke, update or replace (BussinessDocType 0–3); ``replaces``
+        is the ReplacementInfoList, ``document_id`` the Bussiness block's DocumentId."""
         self._business = Business(
             bussiness_doc_type=_BUSINESS_TYPES[kind], bussiness_doc_reason=reason,
-            staff_info=staff,
+            staff_info=staff, replacements=list(replaces) if replaces else None,
+            document_id=document_id,
         )
         return self
 

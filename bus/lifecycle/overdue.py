@@ -200,6 +200,7 @@ class DeadlineBook:
         at = self.clock() if now is None else now
         stages = [stage] if stage else list(STAGES)
         where = [delivery_deadlines.c.settled_at.is_(None),
+                 deliveries.c.state.not_in(NEVER_SENT),
                  sa.or_(*(_open_past(s, at) for s in stages))]
         if not viewer.operator:
             # The read side's own rule, as a subquery of its own: inlined, its EXISTS on
@@ -220,6 +221,7 @@ class DeadlineBook:
         dl = deliveries.c
         sums = [sa.func.sum(sa.case((_open_past(s, at), 1), else_=0)).label(s) for s in STAGES]
         past = sa.and_(delivery_deadlines.c.settled_at.is_(None),
+                       dl.state.not_in(NEVER_SENT),
                        sa.or_(*(delivery_deadlines.c[f"{s}_due"] < at for s in STAGES)))
         query = (sa.select(dl.destination, *sums)
                  .select_from(delivery_deadlines.join(deliveries,
@@ -255,6 +257,11 @@ class DeadlineBook:
                 rule=row.rule, due_date=row.due_date, stages=stages,
                 overdue=any(s.state == "overdue" for s in stages)))
         return out
+
+
+NEVER_SENT: Final = ("withdrawn", "cancelled")
+"""Delivery states whose recipient was never meant to get the document after all: a
+recall withdrew it, or an operator cancelled it. Nothing can fall due for them."""
 
 
 def _open_past(stage: str, at: float) -> sa.ColumnElement[bool]:

@@ -6,6 +6,7 @@ documents of every agency.
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Security
@@ -38,6 +39,12 @@ def reconcile_router(bus: Bus) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=runs.MAX_RUNS)] = 50,
     ) -> RunPage:
         operator(request, key)
+        if date is not None:
+            try:
+                datetime.date.fromisoformat(date)
+            except ValueError:
+                raise errors.InvalidRequest(
+                    f"date: {date!r} is not a day of the calendar (YYYY-MM-DD)") from None
         return RunPage(items=runs.list_runs(bus.store.engine, day=date, limit=limit))
 
     @router.get("/api/v1/reconciliations/{run}", response_model=RunDetail,

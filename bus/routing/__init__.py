@@ -17,7 +17,10 @@ Each *addressee* is routed on its own and becomes one delivery (plus copies):
 
 The addressee is first resolved through the directory's successor codes as of the day
 ``on`` (an old commune code merged in 2025 becomes the new commune's), and the notes of
-that resolution travel with the delivery. Rules then see the *effective* code.
+that resolution travel with the delivery. Rules then see the *effective* code. A code
+split between several new ones with no ``split_route`` refuses an edoc
+(AmbiguousSuccessor, naming the candidates); a status to it still goes to the old code's
+own system while the directory lists it, since it answers a document that code sent.
 
 Rules are tried in file order against (packet, effective addressee):
 
@@ -68,6 +71,7 @@ from typing import Any, Final, Literal, Protocol, get_args
 
 from bus.errors import (
     ALL_CODES,
+    AmbiguousSuccessor,
     ConfigInvalid,
     LgspError,
     Problem,
@@ -392,6 +396,8 @@ class Defaults:
 
     outside: str | None = None
     retry: RetryPolicy = RetryPolicy()
+    recall_follows_original: bool = False
+    """A revoke/update/replace also goes to the original's recipients it does not name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +488,17 @@ def _default_rule(facts: RoutingFacts, hosted: bool) -> str:
     return DEFAULT_HOSTED if hosted else DEFAULT_OUTSIDE
 
 
+def _resolved(facts: RoutingFacts, directory: DirectoryView, code: str,
+              day: date) -> tuple[str, tuple[str, ...]]:
+    try:
+        return directory.resolve(code, day)
+    except AmbiguousSuccessor as exc:
+        if facts.kind != "status" or directory.host_of(code) is None:
+            raise
+        return code, (f"{exc.message.split(';')[0]}; a status answers a document {code} sent,"
+                      " so it goes to that code's own system",)
+
+
 def route(
     facts: RoutingFacts,
     table: RouteTable,
@@ -523,7 +540,7 @@ def route(
             say(f"  {delivery.destination}: already receives this for {first.effective_recipient}")
 
     for original in _addressees(facts):
-        effective, trail = directory.resolve(original, day)
+        effective, trail = _resolved(facts, directory, original, day)
         system = directory.host_of(effective)
         who = Addressee(facts, effective, system)
         if say:

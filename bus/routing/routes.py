@@ -404,7 +404,9 @@ def _build(doc: YamlDocument, warnings: list[Problem]) -> RouteTable:
     return RouteTable(
         destinations=MappingProxyType(destinations),
         rules=tuple(rules),
-        defaults=Defaults(outside=defaults_spec.get("outside"), retry=default_retry),
+        defaults=Defaults(outside=defaults_spec.get("outside"), retry=default_retry,
+                          recall_follows_original=bool(
+                              defaults_spec.get("recall_follows_original", False))),
         source=doc.file,
         warnings=tuple(warnings),
     )

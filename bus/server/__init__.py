@@ -31,6 +31,11 @@ def build_server(app: ASGIApp, settings: Settings, *, bind: bool = True,
     options: dict[str, Any] = {
         "log_config": None, "access_log": False, "ws": "none",
         "timeout_keep_alive": max(1, round(limits.keep_alive_s)),
+        # X-Forwarded-For names the client only when a trusted proxy sent it; uvicorn's
+        # default would believe any local process, and the console's per-address login
+        # throttle would then count what the caller claims to be.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or "",
         **uvicorn_tls(settings), **config,
     }
     if bind:

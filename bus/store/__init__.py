@@ -13,6 +13,8 @@ machine below until it reaches a terminal state, and every step is an audit even
                                                          (in a mailbox   └─fail──► refused
                                                           the system polls)
 
+    pending, queued, awaiting ──recall accepted──► withdrawn   (terminal; bus.lifecycle)
+
 Transitions are conditional ``UPDATE … WHERE state = …`` statements, so two workers (or
 a worker and a sweeper) racing on the same delivery cannot both win: broker duplicates
 and crashes are absorbed here. Business statuses (01…16) are a separate table: they
@@ -28,7 +30,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
@@ -39,11 +41,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ClauseElement
 
 from bus import errors
-from bus.store.statements import Statements
+from bus.store.statements import Statements, Transaction
 from bus.store.tables import (
     READ_ONLY,
     business_statuses,
     deliveries,
+    document_links,
     documents,
     events,
     inbound_sources,
@@ -197,6 +200,7 @@ class Store:
         status: tuple[str, str, str | None] | None = None,
         original: bytes | None = None,
         notices: Sequence[dict[str, Any]] = (),
+        within: Callable[[Transaction, str, float], Sequence[dict[str, Any]]] | None = None,
     ) -> Accepted:
         """Commits a document and its deliveries in one transaction, or returns the original.
 
@@ -208,7 +212,10 @@ class Store:
         compared on); ``payload`` is what will be forwarded, with the bus's TraceHeader.
         ``original`` is the sender's bytes when ``payload`` was corrected from them (kept as a
         payload row, ``documents.original_sha256``); ``notices`` are the tolerance policy's
-        findings, recorded on the accepted event.
+        findings, recorded on the accepted event. ``within(tx, document, now)`` runs in the
+        same transaction after the deliveries are written (a recall withdraws the original's
+        deliveries there, so no worker can claim one after the recall is accepted) and
+        returns event rows (:func:`event_row`) to record after the accepted one.
         """
         digest = content_sha256
         payload_digest = hashlib.sha256(payload).hexdigest()
@@ -264,6 +271,7 @@ class Store:
                         "document": refers_to, "organ_id": status[0], "code": status[1],
                         "reported_at": status[2], "received_at": now,
                         "status_document": doc})
+                extra = list(within(tx, doc, now)) if within is not None else []
                 tx.insert(events, _EVENT_COLUMNS, [
                     _event(system, "accepted", now, document=doc, digest=digest,
                            detail={"sender": sender, "document_id": document_id,
@@ -277,6 +285,7 @@ class Store:
                                      "effective": r["effective_recipient"],
                                      "destination": r["destination"], "rule": r["rule"]})
                       for r in rows),
+                    *extra,
                 ])
         except sa.exc.IntegrityError:
             with self.engine.connect() as conn:
@@ -403,10 +412,17 @@ class Store:
             done = tx.execute(("finish", shape), lambda: _finish(shape), values)
             if done:
                 action = "retry" if state == "pending" else state
-                tx.insert(events, _EVENT_COLUMNS, [_event(
+                trail = [_event(
                     worker, action, now, document=claim.document, delivery=claim.id,
                     detail={"attempt": claim.attempts, "reason": reason,
-                            "reference": reference, "retry_at": retry_at})])
+                            "reference": reference, "retry_at": retry_at})]
+                if state in ("pending", "parked", "awaiting") and tx.execute(
+                        "withdraw_recalled", _withdraw_recalled, {"delivery": claim.id}):
+                    trail.append(_event(worker, "withdrawn", now, document=claim.document,
+                                        delivery=claim.id,
+                                        detail={"reason": "the document was recalled while "
+                                                          "this attempt was under way"}))
+                tx.insert(events, _EVENT_COLUMNS, trail)
         return bool(done)
 
     def acknowledge(self, delivery: str, *, ok: bool, actor: str,
@@ -562,12 +578,35 @@ def _finish(shape: tuple[str, ...]) -> ClauseElement:
     ).values({d[name]: sa.bindparam(name) for name in settable} | {d.lease_until: None})
 
 
+def _withdraw_recalled() -> ClauseElement:
+    """An attempt under way when its document was revoked or replaced, which then failed,
+    ends ``withdrawn`` instead of going round again (bus.lifecycle)."""
+    d, link = deliveries.c, document_links.c
+    return deliveries.update().where(
+        d.id == sa.bindparam("delivery"),
+        sa.or_(d.state == "pending", d.state == "parked", d.state == "awaiting"),
+        sa.exists().where(link.original == d.document,
+                          sa.or_(link.kind == "revoke", link.kind == "replace")),
+    ).values(state="withdrawn", lease_until=None)
+
+
 def _event(actor: str, action: str, at: float, *, document: str | None = None,
            delivery: str | None = None, digest: str | None = None,
            detail: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"at": at, "document": document, "delivery": delivery, "actor": actor,
             "action": action, "digest": digest,
             "detail": json.dumps(detail, ensure_ascii=False) if detail else None}
+
+
+def event_row(actor: str, action: str, at: float, *, document: str | None = None,
+              delivery: str | None = None, digest: str | None = None,
+              detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An ``events`` row for :meth:`Store.accept`'s ``within`` hook (the one event format)."""
+    return _event(actor, action, at, document=document, delivery=delivery, digest=digest,
+                  detail=detail)
+
+
+EVENT_COLUMNS = _EVENT_COLUMNS
 
 
 def _unique_targets(targets: Sequence[NewDelivery]) -> list[NewDelivery]:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from bus import errors
 from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
+from bus.lifecycle.views import LinkView, RecipientView, lifecycle_of
 from bus.store.tables import (
     READ_ONLY,
     STATES,
@@ -42,7 +43,7 @@ DEFAULT_LIMIT: Final = 50
 
 AnyRow = Row[*tuple[Any, ...]]
 TransportState = Literal["pending", "queued", "delivering", "awaiting", "delivered", "refused",
-                         "parked", "cancelled"]
+                         "parked", "cancelled", "withdrawn"]
 DocumentKind = Literal["edoc", "status"]
 
 
@@ -102,6 +103,12 @@ class DocumentDetail(BaseModel):
     deliveries: list[DeliveryView]
     business_statuses: list[BusinessStatusView]
     latest_statuses: list[BusinessStatusView]
+    supersedes: list[LinkView] = []
+    """The originals this revoke/update/replace document names (bus.lifecycle)."""
+    superseded_by: list[LinkView] = []
+    """Revoke/update/replace documents naming this one; ``withdrawn`` deliveries of it."""
+    recipients: list[RecipientView] = []
+    """Each recipient's delivery state, current business status, timeline, recall answer."""
 
 
 class DeliverySummary(BaseModel):
@@ -153,7 +160,7 @@ def parse_time(value: str, name: str) -> float:
         pass
     else:
         if math.isfinite(number):
-            return number
+            return _in_range(number, value, name)
         raise errors.InvalidRequest(f"{name}: {value!r} is not a finite number of seconds")
     try:
         moment = datetime.fromisoformat(text)
@@ -164,7 +171,20 @@ def parse_time(value: str, name: str) -> float:
     if moment.tzinfo is None:
         raise errors.InvalidRequest(
             f"{name}: {value!r} has no time zone; add an offset such as +07:00 or Z")
-    return moment.timestamp()
+    return _in_range(moment.timestamp(), value, name)
+
+
+# 1970-01-01 to 9999-12-30 UTC: every instant a date, a calendar and a time zone can
+# still convert (the year 10000 does not exist for them).
+_EARLIEST: Final = 0.0
+_LATEST: Final = 253_402_128_000.0
+
+
+def _in_range(epoch: float, value: str, name: str) -> float:
+    if not _EARLIEST <= epoch <= _LATEST:
+        raise errors.InvalidRequest(
+            f"{name}: {value!r} is outside 1970-01-01 to 9999-12-30; give a real time")
+    return epoch
 
 
 def encode_cursor(received_at: float, doc_id: str) -> str:
@@ -349,6 +369,8 @@ def document_detail(engine: Engine, doc_id: str, viewer: Viewer) -> DocumentDeta
         statuses = _statuses(conn, doc_id, viewer)
         refers_to = doc.refers_to if doc.refers_to in readable(conn, [doc.refers_to],
                                                                 viewer) else None
+        life = lifecycle_of(conn, doc_id, statuses,
+                            lambda ids: readable(conn, ids, viewer), iso)
     by_delivery: dict[str | None, list[AnyRow]] = {}
     for event in trail:
         by_delivery.setdefault(event.delivery, []).append(event)
@@ -364,6 +386,7 @@ def document_detail(engine: Engine, doc_id: str, viewer: Viewer) -> DocumentDeta
         business=doc.business, status_code=doc.status_code, refers_to=refers_to,
         received_at=iso(doc.received_at) or "", history=_history(by_delivery.get(None, [])),
         deliveries=views, business_statuses=statuses, latest_statuses=latest_per_organ(statuses),
+        supersedes=life.supersedes, superseded_by=life.superseded_by, recipients=life.recipients,
     )
 
 

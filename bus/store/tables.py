@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["READ_ONLY", "STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
            "console_sessions", "console_switches", "console_users", "create_engine",
-           "deliveries", "delivery_deadlines", "documents", "events", "inbound_sources",
-           "legal_holds", "metadata", "new_id", "payloads", "reconcile_leases",
-           "reconcile_mismatches", "reconcile_runs"]
+           "deliveries", "delivery_deadlines", "document_links", "documents", "events",
+           "inbound_sources", "legal_holds", "metadata", "new_id", "payloads",
+           "reconcile_leases", "reconcile_mismatches", "reconcile_runs"]
 
 metadata = sa.MetaData()
 
@@ -168,9 +168,9 @@ console_switches = sa.Table(
     sa.Column("updated_by", sa.String(64), nullable=False),
 )
 
-TERMINAL = frozenset({"delivered", "refused", "parked", "cancelled"})
+TERMINAL = frozenset({"delivered", "refused", "parked", "cancelled", "withdrawn"})
 STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked",
-          "cancelled")
+          "cancelled", "withdrawn")
 
 
 READ_ONLY: dict[str, Any] = {"lgsp_read_only": True}
@@ -323,6 +323,26 @@ audit_seals = sa.Table(
     sa.Column("skip_hash", sa.String(64), nullable=False),
     sa.Column("sealed_at", sa.Float, nullable=False, index=True),
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)
+
+
+# Document lifecycle (bus.lifecycle): a revoke/update/replace edoc linked to the original
+# it names. ``unnamed`` is the JSON list of the original's recipients the superseding
+# document does not address; ``added`` those a route's recall_follows_original added to it.
+document_links = sa.Table(
+    "document_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("original", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("superseding", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
+              index=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("withdrawn", sa.Integer, nullable=False, default=0),
+    sa.Column("unnamed", sa.Text),
+    sa.Column("added", sa.Text),
+    sa.UniqueConstraint("original", "superseding", name="uq_document_link"),
 )
 
 

@@ -106,7 +106,8 @@ def test_detail_shows_deliveries_history_and_business_statuses(server: ApiServer
     assert detail["document_id"] == packet.document_id
     assert detail["code"] == "12/KH-STTTT" and detail["subject"] == "Kế hoạch chuyển đổi số"
     assert datetime.fromisoformat(detail["received_at"]).tzinfo is not None
-    assert [e["action"] for e in detail["history"]] == ["accepted"]
+    assert [e["action"] for e in detail["history"]] == [
+        "accepted", "business_status", "business_status"]  # the two statuses, as received
     assert detail["history"][0]["actor"] == "eoffice"
     (delivery,) = detail["deliveries"]
     assert delivery["recipient"] == delivery["effective_recipient"] == "000.00.00.H37"

@@ -127,7 +127,8 @@ def test_rest_refuses_a_recall_from_anyone_but_the_sender(server: ApiServer) -> 
     recall = packet_bytes(status_for(victim.edoc, "13"))
     assert httpx.post(server.url + "/api/v1/statuses", content=recall,
                       headers=EOFFICE).status_code == 202
-    assert reported(server, victim.id) == [("13", SO_TTTT)]
+    # recorded under the recipient asked to give it back (issue 13), not the requester
+    assert reported(server, victim.id) == [("13", XA_31)]
 
 
 def test_rest_unmatched_status_is_routed_and_its_record_links_nothing(

@@ -24,7 +24,7 @@ from bus.cli import build_parser
 from bus.settings import REPO_ROOT, load_settings
 from tests.servers import free_port
 
-WRITERS = {("serve",), ("worker",), ("db", "upgrade"), ("restore",)}
+WRITERS = {("serve",), ("worker",), ("db", "upgrade"), ("restore",), ("users", "add")}
 """Commands that create the data directory and its database: an empty one is not a mistake."""
 
 
@@ -55,9 +55,14 @@ def _filled(leaf: Leaf) -> list[str]:
     """The command with a value for each positional: an id no database holds."""
     argv = list(leaf.words)
     for action in leaf.positionals:
-        argv.append("987654" if action.type is int else "no-such-thing")
+        if action.choices:
+            argv.append(str(next(iter(action.choices))))
+        else:
+            argv.append("987654" if action.type is int else "no-such-thing")
     for action in leaf.required:
-        argv += [action.option_strings[-1], "987654" if action.type is int else "no-such-thing"]
+        value = (str(next(iter(action.choices))) if action.choices
+                 else "987654" if action.type is int else "no-such-thing")
+        argv += [action.option_strings[-1], value]
     return argv
 
 
@@ -155,14 +160,15 @@ def test_run_from_another_directory(folder: Path, tmp_path: Path) -> None:
 def test_unknown_ids_on_a_real_database(folder: Path) -> None:
     data_dir = str(folder / "initialised")
     requeue, approve = _run_all([
-        (["deliveries", "requeue", "no-such-delivery", "--data-dir", data_dir], folder, {}),
+        (["deliveries", "requeue", "no-such-delivery", "--reason", "test", "--data-dir",
+          data_dir], folder, {}),
         (["directory", "requests", "approve", "987654", "--data-dir", data_dir], folder, {}),
     ])
     for ran in (requeue, approve):
         assert ran.code == 1 and "Traceback" not in ran.out + ran.err, str(ran)
         assert len((ran.out + ran.err).strip().splitlines()) == 1, str(ran)
-    assert "no-such-delivery" in requeue.out
-    assert "987654" in approve.out
+    assert "no-such-delivery" in requeue.out + requeue.err
+    assert "987654" in approve.out + approve.err
 
 
 def test_database_unreachable(folder: Path) -> None:

@@ -228,7 +228,7 @@ def test_cli_resend_park_cancel_and_the_requeue_alias(
     assert main(["deliveries", "cancel", first, "--reason", "gửi nhầm", *data]) == 0
     assert main(["deliveries", "cancel", first, "--reason", "gửi nhầm", *data]) == 1
     err = capsys.readouterr().err
-    assert err.strip().startswith("StateConflict: ") and "Traceback" not in err
+    assert err.strip().startswith("lgsp: StateConflict: ") and "Traceback" not in err
     with pytest.raises(SystemExit) as usage:
         main(["deliveries", "resend", second, *data])
     assert usage.value.code == 2
@@ -252,7 +252,7 @@ def test_cli_names_a_missing_database_in_one_line(
     nowhere = tmp_path / "typo"
     assert main(["deliveries", "resend", "x", "--reason", "x", "--data-dir", str(nowhere)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("NotFound: no bus database at ") and err.count("\n") == 1
+    assert err.startswith("lgsp: ") and "data directory" in err and err.count("\n") == 1
     assert not nowhere.exists()
     assert main(["deliveries", "bulk-stop", "--data-dir", str(nowhere)]) == 1
     assert not nowhere.exists()

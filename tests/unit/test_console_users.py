@@ -120,10 +120,10 @@ def test_lgsp_users_add_list_passwd_remove(sqlite_store: Store, tmp_path: Path,
     assert "thu" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO("ngắn\n"))
     assert main(["users", "passwd", "thu", "--password-stdin", *data]) == 1
-    assert capsys.readouterr().err.startswith("InvalidRequest: password")
+    assert capsys.readouterr().err.startswith("lgsp: InvalidRequest: password")
     assert main(["users", "remove", "thu", *data]) == 0
     assert main(["users", "remove", "thu", *data]) == 1
-    assert capsys.readouterr().err.startswith("NotFound: ")
+    assert capsys.readouterr().err.startswith("lgsp: NotFound: ")
     with sqlite_store.engine.connect() as conn:
         trail = conn.execute(sa.select(events.c.action).where(
             events.c.action.like("user_%")).order_by(events.c.id)).scalars().all()

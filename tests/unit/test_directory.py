@@ -190,8 +190,9 @@ def test_shipped_directory_loads() -> None:
     assert directory.host_of("000.00.31.H37") == directory.host_of("000.00.32.H37") == "hcm_egov"
     old = next(iter(directory.successors.values()))
     assert old.effective.year == 2025
-    assert directory.resolve(old.old, old.effective)[0] == old.new
-    assert directory.host_of(old.new) is not None
+    [new] = old.new
+    assert directory.resolve(old.old, old.effective)[0] == new
+    assert directory.host_of(new) is not None
 
 
 def test_unknown_key_is_reported_with_a_suggestion(tmp_path: Path) -> None:

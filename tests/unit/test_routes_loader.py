@@ -282,7 +282,7 @@ def test_unknown_refusal_code() -> None:
 
 def test_refusal_code_must_be_known_even_without_a_close_match() -> None:
     text = with_rules("  - name: x", "    refuse: {code: Nope, message: denied}  # <here>")
-    one_problem(text, "<here>", "one of AttachmentInvalid")
+    one_problem(text, "<here>", "one of AmbiguousSuccessor, AttachmentInvalid")
 
 
 def test_unknown_adapter_with_a_suggestion() -> None:

@@ -17,6 +17,7 @@ from bus.store import NewDelivery, Store
 from bus.store.schema import upgrade
 from bus.store.tables import create_engine, documents
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
+from tests.old_schema import strip_to_pre_migration
 from tests.unit.test_store import _pg_url
 
 TARGET = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted")]
@@ -46,8 +47,7 @@ def test_an_older_database_gets_the_column(store: Store) -> None:
     embedded default upgrades at start; PostgreSQL by ``lgsp db upgrade``."""
     with store.engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE documents DROP COLUMN original_sha256"))
-        conn.execute(sa.text("DROP TABLE alembic_version"))
-        conn.execute(sa.text("DROP TABLE legal_holds"))  # came with migrations
+        strip_to_pre_migration(conn)
     if store.engine.dialect.name == "sqlite":
         store.create_schema()
     else:

@@ -71,7 +71,7 @@ def _since(f: Facade, verified: vxp.VerifiedRequest) -> float | None:
 def _directory_changed(f: Facade) -> float:
     config = f.bus.reloader.current()
     if len(config.fingerprint) >= 4:
-        return config.fingerprint[2] / 1e9
+        return max(config.fingerprint[2::2]) / 1e9
     return config.loaded_at
 
 
@@ -101,7 +101,7 @@ def synchronize_unit(f: Facade, entry: VxpSystem,
         unit(agency.code, agency.name, agency.parent)
     for old in sorted(set(directory.successors) - set(directory.agencies)):
         step = directory.successors[old]
-        unit(old, f"replaced by {step.new} on {step.effective.isoformat()}", None)
+        unit(old, f"replaced by {', '.join(step.new)} on {step.effective.isoformat()}", None)
     return vxp.ok_answer(f"{len(rows)} unit(s)", data=rows)
 
 

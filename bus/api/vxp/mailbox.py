@@ -40,6 +40,7 @@ _RECEIVE: Final = {
     "refused": ("fail", "refused by the recipient system"),
     "parked": ("processing", "held for an operator of the provincial bus"),
     "cancelled": ("fail", "cancelled by an operator of the provincial bus"),
+    "withdrawn": ("fail", "withdrawn: the sender revoked or replaced the document first"),
 }
 _MAILBOX_STATES: Final = ("awaiting", "delivered", "refused")
 

@@ -1,7 +1,7 @@
 """Indexes for searches and the purge on a database of millions of rows (issue 16).
 
-Revision ID: 0006_scale_indexes
-Revises: 0005_console
+Revision ID: 0007_scale_indexes
+Revises: 0006_document_links
 Create Date: 2026-12-06
 
 Built in the upgrade's transaction: the bus runs its migrations inside one transaction
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0006_scale_indexes'
-down_revision = '0005_console'
+revision = '0007_scale_indexes'
+down_revision = '0006_document_links'
 branch_labels = None
 depends_on = None
 
