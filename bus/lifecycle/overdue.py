@@ -34,6 +34,7 @@ from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, Documen
 from bus.store import Accepted
 from bus.store.queries import Viewer, iso, visible_to
 from bus.store.tables import (
+    READ_ONLY,
     business_statuses,
     deliveries,
     delivery_deadlines,
@@ -227,7 +228,7 @@ class DeadlineBook:
                  .select_from(delivery_deadlines.join(deliveries,
                                                       dl.id == delivery_deadlines.c.delivery))
                  .where(past).group_by(dl.destination))
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**READ_ONLY) as conn:
             rows = conn.execute(query).all()
         return [(row.destination, s, int(getattr(row, s) or 0)) for row in rows for s in STAGES]
 
