@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from tests.bench import run_all
 
 BUS = """Some words first.
@@ -41,3 +44,17 @@ def test_the_table_sets_previous_beside_new_with_the_change() -> None:
     assert "| bus: a · x | 200 | 150 | -25% |" in lines
     assert "| bus: gone · x | 1 | — |  |" in lines
     assert "| scale: new · y | — | 0.5 |  |" in lines
+
+
+def test_a_benchmark_that_misses_a_target_still_gives_its_figures(tmp_path: Path) -> None:
+    """bench_edxml exits 1 when a target is not met, after printing its table."""
+    table = "| size | ratio |\n|---|---:|\n| 5 KB | 0.42 |\n"
+    missed = run_all.Bench("edxml", [sys.executable, "-c",
+                                     f"print({table!r}); raise SystemExit(1)"],
+                           run_all.markdown_figures, 60)
+    figures, failure = run_all.run(missed, tmp_path)
+    assert figures == {"edxml: 5 KB · ratio": 0.42} and failure is None
+    broken = run_all.Bench("bus", [sys.executable, "-c", "raise SystemExit('no servers')"],
+                           run_all.markdown_figures, 60)
+    figures, failure = run_all.run(broken, tmp_path)
+    assert figures == {} and failure is not None and "no servers" in failure
