@@ -442,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bus.lifecycle.cli import add_cli as add_lifecycle_cli
 
     add_lifecycle_cli(sub, common)
+    from bus.migrate.cli import add_cli as add_migrate_cli
+
+    add_migrate_cli(sub, common)
     return parser
 
 

@@ -35,6 +35,7 @@ FAULT_CODES: Final[dict[str, Side]] = {
     "UnknownRecipient": "Client",
     "Unauthorized": "Client",
     "InvalidRequest": "Client",
+    "UnknownRecord": "Client",
     "Busy": "Server",
     "DatabaseUnavailable": "Server",
     "InternalError": "Server",

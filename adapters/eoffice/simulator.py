@@ -33,12 +33,14 @@ from http.server import BaseHTTPRequestHandler
 
 from lxml import etree
 
+from adapters.eoffice.archive import ARCHIVE_OPERATIONS, ArchiveFault, ArchiveService
 from adapters.eoffice.bus_client import BusFault, BusReceipt, send_to_bus
 from adapters.eoffice.protocol import FAULT_CODES, NS, OPERATIONS, SOAP_ENV, WSSE, action
 from adapters.eoffice.protocol import wsdl_bytes as packaged_wsdl
 from adapters.simulation import LoopbackServer, OwnedHTTPServer
 from bus import errors, xmlsafe
 from bus.edxml import read_packet
+from bus.migrate.source import Source
 
 __all__ = ["PATH", "BusFault", "BusReceipt", "EofficeSimulator", "Received"]
 
@@ -156,8 +158,9 @@ class EofficeSimulator(LoopbackServer):
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1",
                  username: str | None = None, password: str | None = None,
-                 hosted: Iterable[str] | None = None) -> None:
+                 hosted: Iterable[str] | None = None, archive: Source | None = None) -> None:
         super().__init__(_Handler, self, port=port, host=host, name="eoffice-sim")
+        self.archive = ArchiveService(archive) if archive is not None else None
         self.username, self.password = username, password
         self.hosted = frozenset(hosted) if hosted is not None else None
         self._lock = threading.Lock()
@@ -285,6 +288,12 @@ class EofficeSimulator(LoopbackServer):
             raise SoapFault("InvalidRequest", f"expected a SOAP 1.1 Envelope ({SOAP_ENV})")
         request = root.find(f"{{{SOAP_ENV}}}Body/*")
         operation = etree.QName(request).localname if request is not None else ""
+        if request is not None and operation in ARCHIVE_OPERATIONS and self.archive:
+            self._authenticate(root.find(f"{{{SOAP_ENV}}}Header"), rules)
+            try:
+                return _envelope(self.archive.answer(operation, request))
+            except ArchiveFault as fault:
+                raise SoapFault(fault.code, fault.message) from None
         if request is None or request.tag != f"{{{NS}}}{operation}" or operation not in _KIND_OF:
             raise SoapFault("InvalidRequest", f"the Body must hold ReceiveDocument or "
                                               f"ReceiveStatus in {NS}")

@@ -346,4 +346,7 @@ def create_app(bus: Bus) -> FastAPI:
 
     mount_console(app, bus)
     app.include_router(feedback_router(bus))
+    from bus.migrate.api import migrate_router
+
+    app.include_router(migrate_router(bus))
     return app

@@ -41,13 +41,17 @@ class _Scheduler:
     def __init__(self, per_destination: int) -> None:
         self.per_destination = max(per_destination, 1)
         self.cond = threading.Condition()
-        self._ready: dict[str, collections.deque[str]] = {}
+        self._ready: dict[str, tuple[collections.deque[str], collections.deque[str]]] = {}
         self._order: collections.deque[str] = collections.deque()
         self._busy: collections.Counter[str] = collections.Counter()
         self._known: set[str] = set()
         self.closed = False
 
-    def offer(self, rows: Iterable[tuple[str, str]]) -> int:
+    def offer(self, rows: Iterable[tuple[str, str]], *, urgent: bool = False) -> int:
+        """Queues ids for their destination; ``urgent`` ones (a document just accepted
+        by this process) go before those the feeder found (retries coming due, rows
+        other processes committed such as a migration's), so a live document waits only
+        for the attempts in flight, not for a backlog."""
         added = 0
         with self.cond:
             for delivery, destination in rows:
@@ -55,9 +59,9 @@ class _Scheduler:
                     continue
                 self._known.add(delivery)
                 if destination not in self._ready:
-                    self._ready[destination] = collections.deque()
+                    self._ready[destination] = (collections.deque(), collections.deque())
                     self._order.append(destination)
-                self._ready[destination].append(delivery)
+                self._ready[destination][0 if urgent else 1].append(delivery)
                 added += 1
             if added:
                 self.cond.notify(added)
@@ -65,7 +69,8 @@ class _Scheduler:
 
     def backlog(self, destination: str) -> int:
         with self.cond:
-            return len(self._ready.get(destination, ()))
+            lanes = self._ready.get(destination)
+            return len(lanes[0]) + len(lanes[1]) if lanes else 0
 
     def _pick(self) -> tuple[str, str] | None:
         for _ in range(len(self._order)):
@@ -73,9 +78,9 @@ class _Scheduler:
             self._order.rotate(-1)
             if self._busy[destination] >= self.per_destination:
                 continue
-            queue = self._ready[destination]
-            delivery = queue.popleft()
-            if not queue:
+            first, second = self._ready[destination]
+            delivery = (first or second).popleft()
+            if not first and not second:
                 del self._ready[destination]
                 self._order.remove(destination)
             self._busy[destination] += 1
@@ -142,7 +147,7 @@ class EmbeddedDispatcher:
         """Hands the new rows straight to the threads. The feeder is not woken: its
         query would only find these rows again; it is there for retries coming due and
         for rows left by an earlier process, and polls for those on its own."""
-        self._scheduler.offer(accepted.deliveries)
+        self._scheduler.offer(accepted.deliveries, urgent=True)
 
     def start(self) -> None:
         if self._threads:

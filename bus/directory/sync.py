@@ -175,7 +175,8 @@ class ChangeSets:
         try:
             data = json.loads(self._json(set_id).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise errors.NotFound(f"no change set {set_id} in {self.folder}") from None
+            raise errors.NotFound(f"no change set {set_id} in {self.folder} (the data "
+                                  "directory's directory-sync folder)") from None
         return ChangeSet.from_json(data)
 
     def list(self) -> list[ChangeSet]:

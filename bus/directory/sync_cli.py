@@ -253,14 +253,25 @@ class SyncSchedule(threading.Thread):
 
 # ---- the command line ------------------------------------------------------------------
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, *, must_exist: bool = True) -> Settings:
+    """The bus's settings; change sets live in its data directory, which must exist (a
+    typo in --data-dir would otherwise show an empty list or a new folder)."""
     from bus.settings import load_settings
 
-    return load_settings(getattr(args, "config", None), data_dir=getattr(args, "data_dir", None))
+    settings = load_settings(getattr(args, "config", None),
+                             data_dir=getattr(args, "data_dir", None))
+    used = settings.data_dir.is_dir() and (
+        bool(settings.database_url) or (settings.data_dir / "lgsp.db").is_file()
+        or (settings.data_dir / "directory-sync").is_dir())
+    if must_exist and not used:
+        raise errors.ConfigInvalid([errors.Problem(
+            f"data directory {settings.data_dir.resolve()} is not one `lgsp serve` or a sync "
+            "has used: give the data directory of the bus (--data-dir or --config)")])
+    return settings
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(args, must_exist=bool(args.apply))  # preparing may be the first use
     try:
         if args.apply:
             done = apply(settings, args.apply, f"operator:{getpass.getuser()}")
@@ -290,23 +301,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    try:
-        change_set = ChangeSets(settings.data_dir, settings.directory).get(args.id)
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}")
-        return 1
+    change_set = ChangeSets(settings.data_dir, settings.directory).get(args.id)
     print(show(change_set, everything=args.all))
     return 0
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    try:
-        change_set = ChangeSets(settings.data_dir, settings.directory).reject(
-            args.id, actor=f"operator:{getpass.getuser()}", note=args.note or "")
-    except errors.LgspError as exc:
-        print(f"{exc.code}: {exc.message}")
-        return 1
+    change_set = ChangeSets(settings.data_dir, settings.directory).reject(
+        args.id, actor=f"operator:{getpass.getuser()}", note=args.note or "")
     print(summary(change_set))
     return 0
 

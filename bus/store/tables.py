@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = ["READ_ONLY", "STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
            "console_sessions", "console_switches", "console_users", "create_engine",
            "deliveries", "delivery_deadlines", "document_links", "documents", "events",
-           "inbound_sources", "legal_holds", "metadata", "new_id", "payloads",
+           "inbound_sources", "legal_holds", "metadata", "migration_jobs",
+           "migration_records", "new_id", "payloads",
            "reconcile_leases", "reconcile_mismatches", "reconcile_runs"]
 
 metadata = sa.MetaData()
@@ -343,6 +344,44 @@ document_links = sa.Table(
     sa.Column("unnamed", sa.Text),
     sa.Column("added", sa.Text),
     sa.UniqueConstraint("original", "superseding", name="uq_document_link"),
+)
+
+
+# ---- Legacy archive migration (bus/migrate): a job per archive moved, and one row per
+# legacy record: its manifest entry (files and their SHA-256 taken at plan time) and how
+# far it went. Deliveries themselves are ordinary rows of ``deliveries``.
+migration_jobs = sa.Table(
+    "migration_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("manifest", sa.Text),
+    sa.Column("manifest_sha256", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+)
+
+migration_records = sa.Table(
+    "migration_records",
+    metadata,
+    sa.Column("job", sa.String(32), sa.ForeignKey("migration_jobs.id"), primary_key=True),
+    sa.Column("record_id", sa.String(200), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("register", sa.String(64), nullable=False),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("files", sa.Text, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("document", sa.String(32)),
+    sa.Column("packets", sa.Integer),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_migration_records_state", "job", "state", "seq"),
 )
 
 

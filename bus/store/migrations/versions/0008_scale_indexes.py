@@ -1,7 +1,7 @@
 """Indexes for searches and the purge on a database of millions of rows (issue 16).
 
-Revision ID: 0007_scale_indexes
-Revises: 0006_document_links
+Revision ID: 0008_scale_indexes
+Revises: 0007_migration
 Create Date: 2026-12-06
 
 Built in the upgrade's transaction: the bus runs its migrations inside one transaction
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0007_scale_indexes'
-down_revision = '0006_document_links'
+revision = '0008_scale_indexes'
+down_revision = '0007_migration'
 branch_labels = None
 depends_on = None
 
