@@ -26,13 +26,24 @@ from bus.store import Store
 from bus.store.queries import (
     DocumentDetail,
     Viewer,
+    addressed_to,
     decode_cursor,
     document_detail,
     encode_cursor,
+    in_state,
     readable,
+    visible_in_window,
     visible_to,
 )
-from bus.store.tables import STATES, business_statuses, deliveries, documents, events
+from bus.store.tables import (
+    READ_ONLY,
+    STATES,
+    business_statuses,
+    deliveries,
+    documents,
+    events,
+)
+from bus.store.window import newest_first
 
 PAGE: Final = 25
 ATTACHMENTS_READ_MAX: Final = 32 * 1024 * 1024
@@ -110,40 +121,47 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
     """Newest first, paged by (received_at, id) as the REST API pages."""
     d, dl = documents.c, deliveries.c
     sqlite = engine.dialect.name == "sqlite"
-    where: list[sa.ColumnElement[bool]] = [visible_to(viewer)]
-    if query.document_id:
-        where.append(d.document_id == query.document_id.strip())
-    if query.code:
-        where.append(_contains(d.code, query.code.strip(), sqlite))
-    if query.sender:
-        where.append(d.sender == query.sender.strip())
-    if query.recipient:
-        who = query.recipient.strip()
-        where.append(sa.exists().where(dl.document == d.id, sa.or_(
-            dl.recipient == who, dl.effective_recipient == who)))
-    for word in query.words.split()[:_WORDS]:
-        where.append(_contains(d.subject, word, sqlite))
-    if query.since:
-        where.append(d.received_at >= _day(query.since, "from", zone))
-    if query.until:
-        end = _day(query.until, "to", zone) + timedelta(days=1).total_seconds()
-        where.append(d.received_at < end)
-    if query.state:
-        if query.state not in STATES:
-            raise errors.InvalidRequest(f"state: {query.state!r} is not a delivery state")
-        where.append(sa.exists().where(dl.document == d.id, dl.state == query.state))
-    if query.cursor:
-        stamp, last = decode_cursor(query.cursor)
-        where.append(sa.or_(d.received_at < stamp, sa.and_(d.received_at == stamp,
-                                                           d.id < last)))
-    select = (sa.select(d.id, d.kind, d.document_id, d.code, d.subject, d.sender,
-                        d.received_at)
-              .where(*where).order_by(d.received_at.desc(), d.id.desc()).limit(limit + 1))
-    with engine.connect() as conn:
+    if query.state and query.state not in STATES:
+        raise errors.InvalidRequest(f"state: {query.state!r} is not a delivery state")
+    low = _day(query.since, "from", zone) if query.since else None
+    high = _day(query.until, "to", zone) + timedelta(days=1).total_seconds() \
+        if query.until else None
+    after = decode_cursor(query.cursor) if query.cursor else None
+
+    def conditions(since: float | None, until: float | None) -> list[sa.ColumnElement[bool]]:
+        """Through the windows of bus.store.window, as the REST list searches."""
+        # A DocumentId names a handful of documents: each is probed, as a point lookup.
+        where: list[sa.ColumnElement[bool]] = [
+            visible_to(viewer) if query.document_id.strip()
+            else visible_in_window(viewer, since, until)]
+        if query.document_id:
+            where.append(d.document_id == query.document_id.strip())
+        if query.code:
+            where.append(_contains(d.code, query.code.strip(), sqlite))
+        if query.sender:
+            where.append(d.sender == query.sender.strip())
+        if query.recipient:
+            where.append(addressed_to([query.recipient.strip()], since, until))
+        for word in query.words.split()[:_WORDS]:
+            where.append(_contains(d.subject, word, sqlite))
+        if high is not None:
+            where.append(d.received_at < high)
+        if query.state:
+            where.append(in_state(query.state, since, until))
+        if after is not None:
+            stamp, last = after
+            where.append(sa.or_(d.received_at < stamp, sa.and_(d.received_at == stamp,
+                                                               d.id < last)))
+        return where
+
+    columns = (d.id, d.kind, d.document_id, d.code, d.subject, d.sender, d.received_at)
+    with engine.connect().execution_options(**READ_ONLY) as conn:
         if sqlite:
             conn.connection.driver_connection.create_function(  # type: ignore[union-attr]
                 "lgsp_fold", 1, _fold, deterministic=True)
-        found = conn.execute(select).all()
+        found = newest_first(conn, columns, conditions, limit=limit + 1, since=low,
+                             before=after[0] if after else high,
+                             windows=not query.document_id.strip())
         more = len(found) > limit
         found = found[:limit]
         states: dict[str, list[tuple[str, str]]] = {r.id: [] for r in found}

@@ -35,6 +35,7 @@ from bus.store import Accepted, Store
 from bus.store.blobs import PayloadFiles
 from bus.store.queries import Viewer, iso, visible_to
 from bus.store.tables import (
+    READ_ONLY,
     business_statuses,
     deliveries,
     delivery_deadlines,
@@ -233,7 +234,7 @@ class DeadlineBook:
                  .select_from(delivery_deadlines.join(deliveries,
                                                       dl.id == delivery_deadlines.c.delivery))
                  .where(past).group_by(dl.destination))
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**READ_ONLY) as conn:
             rows = conn.execute(query).all()
         return [(row.destination, s, int(getattr(row, s) or 0)) for row in rows for s in STAGES]
 

@@ -45,6 +45,7 @@ from bus import errors
 from bus.store.blobs import PayloadBody, PayloadFiles, Staged
 from bus.store.statements import Statements, Transaction
 from bus.store.tables import (
+    READ_ONLY,
     business_statuses,
     deliveries,
     document_links,
@@ -520,7 +521,7 @@ class Store:
                  .where(deliveries.c.state.in_(("pending", "queued", "delivering", "awaiting",
                                                 "parked")))
                  .group_by(deliveries.c.destination, deliveries.c.state))
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**READ_ONLY) as conn:
             return [(r[0], r[1], int(r[2]), r[3]) for r in conn.execute(query)]
 
     def requeue(self, delivery: str, *, actor: str) -> bool:

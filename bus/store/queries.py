@@ -28,7 +28,15 @@ from sqlalchemy.engine import Connection, Engine, Row
 from bus import errors
 from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
 from bus.lifecycle.views import LinkView, RecipientView, lifecycle_of
-from bus.store.tables import STATES, business_statuses, deliveries, documents, events
+from bus.store.tables import (
+    READ_ONLY,
+    STATES,
+    business_statuses,
+    deliveries,
+    documents,
+    events,
+)
+from bus.store.window import newest_first
 
 MAX_LIMIT: Final = 500
 DEFAULT_LIMIT: Final = 50
@@ -219,6 +227,8 @@ def list_query(*, sender: str | None = None, recipient: str | None = None,
 
 
 def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
+    """For known documents (one id, a page's links): each is probed through its own
+    deliveries. A search uses :func:`visible_in_window` instead."""
     if viewer.operator:
         return sa.true()
     conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
@@ -229,6 +239,62 @@ def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
             sa.or_(deliveries.c.recipient.in_(hosted),
                    deliveries.c.effective_recipient.in_(hosted))))
     return sa.or_(*conditions)
+
+
+def visible_in_window(viewer: Viewer, since: float | None,
+                      until: float | None = None) -> sa.ColumnElement[bool]:
+    """:func:`visible_to` for a search of the documents received from ``since`` on (a
+    window of :mod:`bus.store.window`): the system's documents through its index, those
+    addressed to its organisations through the recipient indexes from ``since`` on."""
+    if viewer.operator:
+        return sa.true()
+    conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
+    if viewer.hosted:
+        conditions.append(addressed_to(sorted(viewer.hosted), since, until))
+    return sa.or_(*conditions)
+
+
+def _between(since: float | None, until: float | None) -> list[sa.ColumnElement[bool]]:
+    """A delivery is created with its document, ``created_at`` equal to its
+    ``received_at`` (tables.deliveries), so bounding the deliveries by the window of the
+    documents loses nothing and keeps the subquery to the window's rows."""
+    out = [] if since is None else [deliveries.c.created_at >= since]
+    return out if until is None else [*out, deliveries.c.created_at <= until]
+
+
+def addressed_to(organs: Sequence[str], since: float | None = None,
+                 until: float | None = None) -> sa.ColumnElement[bool]:
+    """Documents with a delivery to one of ``organs``, before or after successor resolution.
+
+    An uncorrelated ``IN`` over the deliveries' recipient indexes, not a correlated
+    ``EXISTS``: an organisation receives a small share of a province's mail, and the
+    ``EXISTS`` made every search walk the documents newest first, probing each one's
+    deliveries, until a page was found — all million of them for an organisation that
+    received nothing (tests/bench/bench_scale.py; the plans are in the dbscale report).
+    """
+    dl = deliveries.c
+    return documents.c.id.in_(sa.union(
+        sa.select(dl.document).where(dl.recipient.in_(organs), *_between(since, until)),
+        sa.select(dl.document).where(dl.effective_recipient.in_(organs),
+                                     *_between(since, until))))
+
+
+def in_state(state: str, since: float | None = None,
+             until: float | None = None) -> sa.ColumnElement[bool]:
+    """Documents with a delivery in ``state``.
+
+    Every state but ``delivered`` holds a small, bounded share of the deliveries (work
+    under way, and the failures an operator has to look at), so the documents are found
+    through ``ix_deliveries_state``; the correlated ``EXISTS`` let SQLite probe each
+    document against every parked delivery (quadratic). ``delivered`` is nearly every
+    delivery: there the newest documents match at once and ``EXISTS`` stops early,
+    where an ``IN`` would first collect millions of ids.
+    """
+    dl = deliveries.c
+    if state == "delivered":
+        return sa.exists().where(dl.document == documents.c.id, dl.state == state)
+    return documents.c.id.in_(sa.select(dl.document).where(dl.state == state,
+                                                             *_between(since, until)))
 
 
 def _history(rows: Iterable[AnyRow]) -> list[HistoryEntry]:
@@ -328,31 +394,31 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     """Newest first; the cursor is the (received_at, id) of the last item, so pages never
     skip or repeat a document even when new ones arrive between requests."""
     d, dl = documents.c, deliveries.c
-    where: list[sa.ColumnElement[bool]] = [visible_to(viewer)]
-    if query.sender:
-        where.append(d.sender == query.sender)
-    if query.kind:
-        where.append(d.kind == query.kind)
-    if query.since is not None:
-        where.append(d.received_at >= query.since)
-    if query.until is not None:
-        where.append(d.received_at < query.until)
-    if query.recipient:
-        where.append(sa.exists().where(
-            dl.document == d.id, sa.or_(dl.recipient == query.recipient,
-                                        dl.effective_recipient == query.recipient)))
-    if query.state:
-        where.append(sa.exists().where(dl.document == d.id, dl.state == query.state))
-    if query.after is not None:
-        stamp, last = query.after
-        where.append(sa.or_(d.received_at < stamp,
-                            sa.and_(d.received_at == stamp, d.id < last)))
-    select = (sa.select(d.id, d.kind, d.sender, d.document_id, d.code, d.subject, d.refers_to,
-                        d.received_at)
-              .where(*where).order_by(d.received_at.desc(), d.id.desc())
-              .limit(query.limit + 1))
-    with engine.connect() as conn:
-        rows = conn.execute(select).all()
+
+    def conditions(since: float | None, until: float | None) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = [visible_in_window(viewer, since, until)]
+        if query.sender:
+            where.append(d.sender == query.sender)
+        if query.kind:
+            where.append(d.kind == query.kind)
+        if query.until is not None:
+            where.append(d.received_at < query.until)
+        if query.recipient:
+            where.append(addressed_to([query.recipient], since, until))
+        if query.state:
+            where.append(in_state(query.state, since, until))
+        if query.after is not None:
+            stamp, last = query.after
+            where.append(sa.or_(d.received_at < stamp,
+                                sa.and_(d.received_at == stamp, d.id < last)))
+        return where
+
+    columns = (d.id, d.kind, d.sender, d.document_id, d.code, d.subject, d.refers_to,
+               d.received_at)
+    with engine.connect().execution_options(**READ_ONLY) as conn:
+        rows = newest_first(conn, columns, conditions, limit=query.limit + 1,
+                            since=query.since,
+                            before=query.after[0] if query.after else query.until)
         more = len(rows) > query.limit
         rows = rows[:query.limit]
         targets: dict[str, list[DeliverySummary]] = {r.id: [] for r in rows}

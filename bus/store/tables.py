@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
+__all__ = ["READ_ONLY", "STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
            "console_sessions", "console_switches", "console_users", "create_engine",
            "deliveries", "delivery_deadlines", "document_links", "documents", "events",
            "inbound_sources", "legal_holds", "metadata", "migration_jobs",
@@ -174,6 +174,11 @@ STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused",
           "cancelled", "withdrawn")
 
 
+READ_ONLY: dict[str, Any] = {"lgsp_read_only": True}
+"""Execution options for a connection that only reads (``engine.connect()
+.execution_options(**READ_ONLY)``): on SQLite its transaction does not take the write lock."""
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -200,7 +205,12 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A search (READ_ONLY) reads a WAL snapshot: taking the write lock would queue
+            # it behind every writer, a purge batch included, and block them in turn.
+            if conn.get_execution_options().get("lgsp_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # No pre-ping: it is a round trip per checkout. A connection the server dropped fails
@@ -396,3 +406,25 @@ migration_records = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_migration_records_state", "job", "state", "seq"),
 )
+
+
+# Searches and the purge on a database that is never small again (issue 16; figures and
+# plans in tests/bench/bench_scale.py's report). Each index serves a query that otherwise
+# walked every document or delivery: a sender's or system's documents newest first, the
+# documents addressed to an organisation or with a delivery in a state, and the purge's
+# "is this payload still used" check.
+sa.Index("ix_documents_sender_received", documents.c.sender, documents.c.received_at)
+sa.Index("ix_documents_system_received", documents.c.system, documents.c.received_at)
+sa.Index("ix_documents_payload_sha256", documents.c.payload_sha256)
+sa.Index("ix_documents_original_sha256", documents.c.original_sha256)
+# Searches go newest first through windows of time (bus.store.window). A delivery row is
+# created in its document's transaction with created_at EQUAL to the document's
+# received_at (Store.accept; tests/integration/test_scale_plans.py holds it to that), so
+# a window on documents.received_at is the same window on deliveries.created_at. Code
+# that ever adds a delivery to an older document must keep that, or widen the windows.
+sa.Index("ix_deliveries_recipient", deliveries.c.recipient, deliveries.c.created_at,
+         deliveries.c.document)
+sa.Index("ix_deliveries_effective_recipient", deliveries.c.effective_recipient,
+         deliveries.c.created_at, deliveries.c.document)
+sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.created_at,
+         deliveries.c.document)

@@ -46,8 +46,8 @@ def test_an_older_database_gets_the_column(store: Store) -> None:
     """As a release before migrations left it: no column, no alembic_version. The
     embedded default upgrades at start; PostgreSQL by ``lgsp db upgrade``."""
     with store.engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE documents DROP COLUMN original_sha256"))
         strip_to_pre_migration(conn)
+        conn.execute(sa.text("ALTER TABLE documents DROP COLUMN original_sha256"))
     if store.engine.dialect.name == "sqlite":
         store.create_schema()
     else:
