@@ -16,7 +16,7 @@ BASELINE_TABLES = frozenset({"documents", "deliveries", "payloads", "events",
                              "business_statuses", "inbound_sources", "agency_requests"})
 
 
-# Indexes a later revision added to the baseline tables (0008_scale_indexes).
+# Indexes a later revision added to the baseline tables (0009_scale_indexes).
 LATER_INDEXES = ("ix_documents_sender_received", "ix_documents_system_received",
                  "ix_documents_payload_sha256", "ix_documents_original_sha256",
                  "ix_deliveries_recipient", "ix_deliveries_effective_recipient",

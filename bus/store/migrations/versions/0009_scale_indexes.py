@@ -1,7 +1,7 @@
 """Indexes for searches and the purge on a database of millions of rows (issue 16).
 
-Revision ID: 0008_scale_indexes
-Revises: 0007_migration
+Revision ID: 0009_scale_indexes
+Revises: 0008_payload_files
 Create Date: 2026-12-06
 
 Built in the upgrade's transaction: the bus runs its migrations inside one transaction
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0008_scale_indexes'
-down_revision = '0007_migration'
+revision = '0009_scale_indexes'
+down_revision = "0008_payload_files"
 branch_labels = None
 depends_on = None
 
