@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -50,10 +51,13 @@ def has_axis(bus: Bus) -> bool:
 
 class ReconcileSchedule(threading.Thread):
     def __init__(self, bus: Bus, *, now: Callable[[], datetime] | None = None,
-                 check_s: float = CHECK_S) -> None:
+                 check_s: float = CHECK_S, clock: Callable[[], float] = time.time) -> None:
         super().__init__(name="lgsp-reconcile", daemon=True)
         self.bus = bus
         self.now = now or (lambda: datetime.now(bus.settings.zone))
+        # Runs record their start on the wall clock; the retry interval is measured on it
+        # too, whatever day ``now`` says it is.
+        self.clock = clock
         self.check_s = check_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
@@ -69,7 +73,7 @@ class ReconcileSchedule(threading.Thread):
         if runs.scheduled_done(store, day):
             return None
         last = runs.last_scheduled_attempt(store, day)
-        if last is not None and now.timestamp() - last < RETRY_S:
+        if last is not None and self.clock() - last < RETRY_S:
             return None
         if not runs.acquire(store, LEASE, self.holder, LEASE_S):
             return None

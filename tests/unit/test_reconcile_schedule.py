@@ -7,6 +7,7 @@ axis is the simulator, so each run really reads the axis.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -125,7 +126,8 @@ def test_a_failed_scheduled_run_is_kept_and_tried_again_later(
     assert kept.state == "failed" and kept.error and "axis" in kept.error
     axis.ok()
     assert schedule.tick() is None  # within RETRY_S of the failed attempt
-    later = ReconcileSchedule(processes[1], now=lambda: now + timedelta(seconds=RETRY_S + 1))
+    later = ReconcileSchedule(processes[1], now=lambda: now,
+                              clock=lambda: time.time() + RETRY_S + 1)
     assert later.tick() is not None
     assert [state for _, state in scheduled(processes[0])].count("finished") == 1
 
