@@ -28,8 +28,9 @@ def test_read_commands_on_an_empty_then_an_initialised_database(
     Bus(load_settings(environ={}, database_url=url, data_dir=tmp_path / "var")).close()
     listed = _lgsp(["deliveries", "list"], tmp_path, LGSP_DATABASE_URL=url)
     assert listed.code == 0 and listed.out.strip() == "0 deliveries", str(listed)
-    unknown = _lgsp(["deliveries", "requeue", "no-such-delivery"], tmp_path,
+    unknown = _lgsp(["deliveries", "requeue", "no-such-delivery", "--reason", "test"], tmp_path,
                     LGSP_DATABASE_URL=url)
     assert unknown.code == 1 and "Traceback" not in unknown.out + unknown.err
-    assert unknown.out.strip().splitlines() == [
-        "no-such-delivery: not requeued (unknown, or not parked/refused)"], str(unknown)
+    assert unknown.err.strip().splitlines() == [
+        "lgsp: NotFound: no delivery 'no-such-delivery'; `lgsp deliveries list` shows the ids"
+    ], str(unknown)
