@@ -80,7 +80,8 @@ class Bus:
                                       lambda: self.reloader.current().deadlines,
                                       payload_files=self.store.files)
         self.metrics.registry.register(OverdueCollector(
-            self.deadlines, lambda: self.reloader.current().table.destinations))
+            self.deadlines, lambda: self.reloader.current().table.destinations,
+            max_age_s=settings.overdue_gauge_max_age_s))
         self.dispatcher: Dispatcher = _NoDispatch()
         self.readiness_checks: list[Callable[[], str | None]] = []
         self.destinations = DestinationChecks(lambda: self.reloader.current().table)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bus import errors
 from bus.xmlsafe import DEFAULT_MAX_ELEMENTS
@@ -106,6 +106,8 @@ class Settings(BaseModel):
     the previous day with the national axis; one process of many runs it (a database
     lease). Empty: no scheduled run (``lgsp reconcile axis`` still works)."""
     reconcile_grace_s: float = 600.0
+    # How old the overdue gauge's count may be at a scrape (0: counted at every scrape).
+    overdue_gauge_max_age_s: float = Field(default=30.0, ge=0)
     """An item the axis listed less than this long ago is in flight, not missing."""
 
     retention: dict[str, str] = {}

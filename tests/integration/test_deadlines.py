@@ -37,7 +37,7 @@ OFFICE, COMMUNE = "000.00.00.H37", "000.00.31.H37"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = {"overdue_gauge_max_age_s": 0}  # the gauge follows each step
     if request.param == "postgresql":
         from tests.cluster import fresh_database
 

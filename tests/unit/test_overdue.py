@@ -130,3 +130,51 @@ def test_routes_check_reports_the_files_reloaded_with_the_routes(
             "--directory", str(tmp_path / "directory.yaml")]
     assert cli.main(argv) == 1
     assert "deadlines.yaml, line 4" in capsys.readouterr().out
+
+
+def test_a_stale_count_is_refreshed_in_the_background_not_in_the_scrape(
+        tmp_path: Path) -> None:
+    """At a million documents the count takes seconds; a scrape must not wait for it."""
+    import threading
+    import time
+
+    from bus.lifecycle.overdue import OverdueCollector
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'bus.db'}")  # shared across threads
+    metadata.create_all(engine)
+    policy = DeadlinePolicy(WorkCalendar(zone=ZoneInfo("Asia/Ho_Chi_Minh")))
+    book = DeadlineBook(engine, lambda: policy, clock=lambda: T0 + 100 * HOUR)
+
+    calls: list[float] = []
+    slow = threading.Event()
+    real = book.counts
+
+    def counting(**kwargs: Any) -> list[tuple[str, str, int]]:
+        calls.append(time.monotonic())
+        if len(calls) > 1:
+            slow.wait(10)  # the background refresh takes long
+        return real(**kwargs)
+
+    book.counts = counting  # type: ignore[method-assign]
+    now = [0.0]
+    collector = OverdueCollector(book, lambda: ["hcm_egov"], max_age_s=30,
+                                 clock=lambda: now[0])
+    (gauge,) = collector.collect()
+    assert len(calls) == 1 and len(gauge.samples) == 3  # the first scrape counts
+    collector.collect()
+    assert len(calls) == 1  # fresh: answered from the last count
+    now[0] = 31.0
+    started = time.monotonic()
+    (gauge,) = collector.collect()
+    collector.collect()
+    assert time.monotonic() - started < 1.0 and len(gauge.samples) == 3
+    deadline = time.monotonic() + 5
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(calls) == 2  # one refresh, started by the stale scrape, however many scrapes
+    slow.set()
+    deadline = time.monotonic() + 5
+    while collector._refreshing.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not collector._refreshing.locked() and collector._last is not None
+    assert collector._last[0] == 31.0
