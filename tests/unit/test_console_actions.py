@@ -10,7 +10,6 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,33 +21,13 @@ from bus.console import actions
 from bus.edxml import EdocBuilder, packet_bytes
 from bus.store import NewDelivery, Store
 from bus.store.queries import Viewer, document_detail
-from bus.store.tables import create_engine, deliveries, events
+from bus.store.tables import deliveries, events
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
-from tests.unit.test_store import _pg_url as pg_url
 
 SENDER = "000.00.12.H37"
 RECIPIENT = "000.00.31.H37"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'lgsp.db'}"
-    else:
-        url = pg_url(request.getfixturevalue("postgres"))
-    result = Store(create_engine(url))
-    result.create_schema()
-    yield result
-    result.engine.dispose()
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    """The store ``lgsp --data-dir`` opens: the embedded default's database file."""
-    result = Store(create_engine(f"sqlite:///{tmp_path / 'lgsp.db'}"))
-    result.create_schema()
-    yield result
-    result.engine.dispose()
 
 
 def _delivery(store: Store, state: str = "parked") -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,32 +12,12 @@ from bus import errors
 from bus.cli import main
 from bus.console import users
 from bus.store import Store
-from bus.store.tables import console_sessions, console_users, create_engine, events
+from bus.store.tables import console_sessions, console_users, events
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
-from tests.unit.test_store import _pg_url as pg_url
 
 PASSWORD = "một-mật-khẩu-dài"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'lgsp.db'}"
-    else:
-        url = pg_url(request.getfixturevalue("postgres"))
-    result = Store(create_engine(url))
-    result.create_schema()
-    yield result
-    result.engine.dispose()
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    """The store ``lgsp --data-dir`` opens: the embedded default's database file."""
-    result = Store(create_engine(f"sqlite:///{tmp_path / 'lgsp.db'}"))
-    result.create_schema()
-    yield result
-    result.engine.dispose()
 
 
 def test_passwords_are_stored_as_argon2id_and_checked(store: Store) -> None:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -21,16 +19,9 @@ from bus.evidence.verify import verify
 from bus.store import NewDelivery, Store
 from bus.store.tables import audit_seals, create_engine, documents, events, payloads
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
-from tests.servers import PostgresServer
+from tests.unit.test_store import _pg_url as pg_url
 
 TARGETS = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted")]
-
-
-def pg_url(server: PostgresServer) -> str:
-    name = f"evidence_{secrets.token_hex(4)}"
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.url.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
