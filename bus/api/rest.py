@@ -337,6 +337,7 @@ def create_app(bus: Bus) -> FastAPI:
     app.add_exception_handler(errors.LgspError, _on_refusal)
     app.add_exception_handler(sa.exc.DBAPIError, _on_database)
     app.add_exception_handler(sa.exc.TimeoutError, _on_database)
+    app.add_exception_handler(OSError, _on_database)  # a full disk under a spooled body
     app.add_exception_handler(RequestValidationError, _on_invalid)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.include_router(rest_router(bus))

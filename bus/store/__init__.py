@@ -26,6 +26,7 @@ tables are in :mod:`bus.store.tables`, the hot statements run through :mod:`bus.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import sqlite3
@@ -78,6 +79,8 @@ def outage(exc: BaseException) -> errors.Unavailable | None:
     was rolled back, which is why the message can promise "nothing was stored".
     """
     orig = getattr(exc, "orig", None) or exc
+    if _no_space(exc):  # a payload file or a spooled body, written beside the database
+        return errors.StorageFull(_DISK_FULL)
     if isinstance(orig, sqlite3.Error):
         if getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL \
                 or "database or disk is full" in str(orig):
@@ -100,6 +103,17 @@ def outage(exc: BaseException) -> errors.Unavailable | None:
     if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)):
         return errors.Unavailable(_UNREACHABLE)
     return None
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or what caused it is the file system saying it is full."""
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @contextmanager

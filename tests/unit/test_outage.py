@@ -120,3 +120,22 @@ def test_a_read_during_a_database_outage_is_a_coded_503(tmp_path: Path) -> None:
     assert response.json()["code"] == "Unavailable"
     assert "database is unreachable" in response.json()["message"]
     assert response.headers["Retry-After"] == "5"
+
+
+def test_a_full_disk_under_a_payload_file_or_a_spooled_body_is_storage_full() -> None:
+    """Payload files and spooled bodies are written beside the database: ENOSPC there is
+    the same refusal as SQLite's SQLITE_FULL, not a 500."""
+    import errno
+
+    from bus.store import outage
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert isinstance(outage(full), errors.StorageFull)
+    try:
+        try:
+            raise full
+        except OSError as inner:
+            raise RuntimeError("staging the payload failed") from inner
+    except RuntimeError as wrapped:
+        assert isinstance(outage(wrapped), errors.StorageFull)
+    assert outage(OSError(errno.EACCES, "Permission denied")) is None

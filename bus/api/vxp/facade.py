@@ -29,7 +29,7 @@ from bus.api.vxp.replay import GUARDED, ReplayGuard, ReplayKey
 from bus.api.vxp_systems import RegistryFile, VxpSystem
 from bus.app import Bus
 from bus.directory import Directory
-from bus.store import Store
+from bus.store import Store, outage
 from bus.store.blobs import PayloadBody
 
 __all__ = ["Action", "Facade", "Failure", "MethodNotAllowed", "Result", "UnknownOperation"]
@@ -263,6 +263,7 @@ class Facade:
     def failure(self, operation: str, exc: Exception, *, counted: bool = False) -> Failure:
         """The refusal for ``exc``, logged and counted; never raises."""
         fields: dict[str, Any] = {"DocId": ""} if operation == vxp.Operation.SEND_EDOC else {}
+        exc = outage(exc) or exc  # the database or the data directory's disk, not the call
         if isinstance(exc, vxp.VxpError):
             self._count(exc)
             log.info("vxp.refused", operation=operation, code=exc.code, reason=exc.message)
