@@ -35,6 +35,7 @@ SESSION_S: Final = 8 * 3600.0
 MIN_PASSWORD: Final = 10
 LOGIN_FAILURES: Final = 5
 LOGIN_WINDOW_S: Final = 300.0
+KNOWN_S: Final = 30 * 86400.0
 
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so a wrong name costs as long as a wrong
@@ -136,7 +137,13 @@ def list_users(store: Store) -> list[User]:
 
 
 class LoginThrottle:
-    """At most LOGIN_FAILURES failed logins per name and per client address in a window.
+    """Caps failed logins in a window, per client address, per (name, address) and per name.
+
+    The per-name cap is what stops guessing spread over many addresses, but it also lets
+    anyone lock the on-call operator out by failing five times at their name. So an address
+    from which a name logged in successfully in the last KNOWN_S is exempt from that name's
+    cap (it is still held to its own per-address and per-pair caps): the operator's own
+    workstation keeps working while a stranger's guesses lock the name everywhere else.
 
     Kept in the process: each ``lgsp serve`` behind a balancer counts on its own, which
     still caps guessing at a handful of tries per minute per process.
@@ -145,6 +152,7 @@ class LoginThrottle:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: dict[str, list[float]] = {}
+        self._known: dict[tuple[str, str], float] = {}
 
     def _recent(self, key: str, now: float) -> list[float]:
         kept = [t for t in self._failures.get(key, []) if now - t < LOGIN_WINDOW_S]
@@ -154,21 +162,34 @@ class LoginThrottle:
             self._failures.pop(key, None)
         return kept
 
-    def check(self, *keys: str) -> None:
+    def _keys(self, name: str, address: str, now: float) -> list[str]:
+        keys = ["ip:" + address, f"pair:{name}\x00{address}"]
+        if now - self._known.get((name, address), -KNOWN_S) >= KNOWN_S:
+            keys.append("user:" + name)
+        return keys
+
+    def check(self, name: str, address: str) -> None:
         now = time.monotonic()
         with self._lock:
             if len(self._failures) > 10_000:
                 self._failures.clear()
-            if any(len(self._recent(k, now)) >= LOGIN_FAILURES for k in keys):
+            if any(len(self._recent(k, now)) >= LOGIN_FAILURES
+                   for k in self._keys(name, address, now)):
                 raise errors.TooManyRequests(
                     "too many failed logins; wait five minutes",
                     details={"retry_after": int(LOGIN_WINDOW_S)})
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, name: str, address: str) -> None:
         now = time.monotonic()
         with self._lock:
-            for key in keys:
+            for key in ("ip:" + address, f"pair:{name}\x00{address}", "user:" + name):
                 self._failures.setdefault(key, []).append(now)
+
+    def succeeded(self, name: str, address: str) -> None:
+        with self._lock:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[(name, address)] = time.monotonic()
 
 
 def _digest(token: str) -> str:

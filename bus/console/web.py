@@ -238,14 +238,15 @@ def console_router(bus: Bus) -> APIRouter:
             return console.render(request, "error.html", 403, None, key="csrf", message=None)
         client = request.client.host if request.client else "?"
         try:
-            console.throttle.check("user:" + name, "ip:" + client)
+            console.throttle.check(name, client)
             session = await run_in_threadpool(users.login, store, name, password)
         except errors.TooManyRequests:
             failure = "login_throttled"
         except errors.Unauthenticated:
-            console.throttle.failed("user:" + name, "ip:" + client)
+            console.throttle.failed(name, client)
             failure = "login_failed"
         else:
+            console.throttle.succeeded(name, client)
             response = RedirectResponse(target, status_code=303, headers=_HEADERS)
             response.set_cookie(console.cookie, session.token, max_age=int(users.SESSION_S),
                                 httponly=True, samesite="strict", secure=console.secure,

@@ -104,6 +104,26 @@ def test_a_wrong_password_is_refused_and_logins_are_throttled(tmp_path: Path) ->
         assert answer.status_code == 401 and "chờ năm phút" in answer.text
 
 
+def _login_from(url: str, address: str, name: str, password: str) -> int:
+    with httpx.Client(base_url=url, timeout=15,
+                      transport=httpx.HTTPTransport(local_address=address)) as client:
+        form = client.get("/console/login")
+        return client.post("/console/login", data={
+            "user": name, "password": password, "csrf": _csrf(form.text)}).status_code
+
+
+def test_a_stranger_guessing_cannot_lock_the_operator_out_of_their_workstation(
+        tmp_path: Path) -> None:
+    with province(tmp_path) as running:
+        running.user("op", "operator")
+        assert _login_from(running.url, "127.0.0.20", "op", PASSWORD) == 303
+        guesses = [_login_from(running.url, f"127.0.1.{i + 1}", "op", f"guess-{i}")
+                   for i in range(6)]
+        assert guesses[-1] == 401 and guesses.count(401) == 6
+        assert _login_from(running.url, "127.0.0.20", "op", PASSWORD) == 303
+        assert _login_from(running.url, "127.0.0.21", "op", PASSWORD) == 401
+
+
 def test_login_without_its_csrf_token_is_refused(bus: Province) -> None:
     client = httpx.Client(base_url=bus.url)
     client.get("/console/login")

@@ -75,16 +75,36 @@ def test_bad_users_are_refused(store: Store, name: str, role: str, system: str |
         users.add_user(store, name, password, role, system=system, actor="test")
 
 
-def test_the_login_throttle_counts_failures_per_key() -> None:
+def test_the_login_throttle_counts_failures_per_name_and_per_address() -> None:
     throttle = users.LoginThrottle()
     for _ in range(users.LOGIN_FAILURES):
-        throttle.check("user:lan", "ip:10.0.0.1")
-        throttle.failed("user:lan", "ip:10.0.0.1")
+        throttle.check("lan", "10.0.0.1")
+        throttle.failed("lan", "10.0.0.1")
     with pytest.raises(errors.TooManyRequests):
-        throttle.check("user:lan", "ip:10.0.0.9")
+        throttle.check("lan", "10.0.0.9")
     with pytest.raises(errors.TooManyRequests):
-        throttle.check("user:binh", "ip:10.0.0.1")
-    throttle.check("user:binh", "ip:10.0.0.9")
+        throttle.check("binh", "10.0.0.1")
+    throttle.check("binh", "10.0.0.9")
+
+
+def test_a_stranger_cannot_lock_an_operator_out_of_a_workstation_it_logged_in_from() -> None:
+    throttle = users.LoginThrottle()
+    throttle.check("lan", "10.0.0.5")
+    throttle.succeeded("lan", "10.0.0.5")
+    for i in range(3 * users.LOGIN_FAILURES):
+        throttle.failed("lan", f"198.51.100.{i}")
+    throttle.check("lan", "10.0.0.5")
+    with pytest.raises(errors.TooManyRequests):
+        throttle.check("lan", "10.0.0.6")
+
+
+def test_a_known_workstation_is_still_held_to_its_own_failures() -> None:
+    throttle = users.LoginThrottle()
+    throttle.succeeded("lan", "10.0.0.5")
+    for _ in range(users.LOGIN_FAILURES):
+        throttle.failed("lan", "10.0.0.5")
+    with pytest.raises(errors.TooManyRequests):
+        throttle.check("lan", "10.0.0.5")
 
 
 def test_lgsp_users_add_list_passwd_remove(sqlite_store: Store, tmp_path: Path,
