@@ -25,11 +25,13 @@ any process, stops a running bulk action by turning it on.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter
 
 from bus import errors
 from bus.store import Store
@@ -95,14 +97,33 @@ def _action(name: str) -> Action:
     raise errors.InvalidRequest(f"action: {name!r} is not one of {', '.join(ACTIONS)}")
 
 
+Tally = Callable[[str, str, str], None]
+"""Counts one action: (action, via, outcome), the outcome ``done`` or an error code."""
+
+
 def act(store: Store, action: str, delivery: str, *, actor: str, reason: str | None,
-        viewer: Viewer | None = None, via: str = "api") -> Outcome:
+        viewer: Viewer | None = None, via: str = "api", tally: Tally | None = None
+        ) -> Outcome:
     """Applies ``action`` to one delivery, or raises NotFound / StateConflict / InvalidRequest.
 
     ``viewer`` narrows what exists (an agency officer's scope); None means the whole
     province. The state change is conditional on the state read, so a worker that moved
     the delivery in between makes this a StateConflict, never a lost update.
     """
+    try:
+        outcome = _act(store, action, delivery, actor=actor, reason=reason, viewer=viewer,
+                       via=via)
+    except errors.LgspError as exc:
+        if tally is not None:
+            tally(action if action in ALLOWED else "other", via, exc.code)
+        raise
+    if tally is not None:
+        tally(outcome.action, via, "done")
+    return outcome
+
+
+def _act(store: Store, action: str, delivery: str, *, actor: str, reason: str | None,
+         viewer: Viewer | None, via: str) -> Outcome:
     name = _action(action)
     text = check_reason(reason)
     allowed, target = ALLOWED[name]
@@ -159,10 +180,27 @@ def set_stop_switch(store: Store, on: bool, *, actor: str) -> None:
         Store.audit(conn, actor, "bulk_stop" if on else "bulk_resume", at=now)
 
 
+def tally_on(registry: CollectorRegistry) -> Tally:
+    """A counter of operator actions on ``registry`` (one per registry, however many apps
+    are mounted on it). Process-local like the other counters: actions taken with
+    ``lgsp deliveries`` in another process are in the documents' history, not here."""
+    counter = _counters.get(registry)
+    if counter is None:
+        counter = _counters[registry] = Counter(
+            "lgsp_operator_actions", "Operator actions on deliveries, by outcome",
+            ["action", "via", "outcome"], registry=registry)
+    found = counter
+    return lambda action, via, outcome: found.labels(action, via, outcome).inc()
+
+
+_counters: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+
+
 def act_many(store: Store, action: str, ids: Sequence[str], *, actor: str,
              reason: str | None, viewer: Viewer | None = None, via: str = "api",
              per_second: float = BULK_PER_SECOND,
-             sleep: Callable[[float], None] = time.sleep) -> BulkResult:
+             sleep: Callable[[float], None] = time.sleep, tally: Tally | None = None
+             ) -> BulkResult:
     """:func:`act` on each id at ``per_second`` at most, stopping when the switch is on.
 
     Validation that concerns the whole selection (action, reason, size, the switch) is
@@ -190,7 +228,7 @@ def act_many(store: Store, action: str, ids: Sequence[str], *, actor: str,
                 break
         try:
             result.done.append(act(store, action, delivery, actor=actor, reason=reason,
-                                   viewer=viewer, via=via))
+                                   viewer=viewer, via=via, tally=tally))
         except (errors.NotFound, errors.StateConflict) as exc:
             result.refused.append((delivery, exc))
     return result

@@ -82,6 +82,7 @@ def _operator(bus: Bus, request: Request, key: str | None) -> str:
 
 
 def actions_router(bus: Bus) -> APIRouter:
+    tally = actions.tally_on(bus.metrics.registry)
     router = APIRouter(tags=["operations"])
 
     @router.get("/api/v1/deliveries/bulk/stop", summary="Whether bulk actions are stopped")
@@ -106,7 +107,7 @@ def actions_router(bus: Bus) -> APIRouter:
         body = await _body(request, BulkBody)
         result = await run_in_threadpool(
             actions.act_many, bus.store, action, body.ids, actor=f"api:{system}",
-            reason=body.reason, via="api")
+            reason=body.reason, via="api", tally=tally)
         return result.to_dict()
 
     @router.post("/api/v1/deliveries/{id}/{action}", response_model=ActionResult,
@@ -118,7 +119,7 @@ def actions_router(bus: Bus) -> APIRouter:
         body = await _body(request, ActionBody)
         outcome = await run_in_threadpool(actions.act, bus.store, action, id,
                                           actor=f"api:{system}", reason=body.reason,
-                                          via="api")
+                                          via="api", tally=tally)
         return ActionResult(delivery=outcome.delivery, document=outcome.document,
                             action=outcome.action, before=outcome.before, after=outcome.after)
 

@@ -110,6 +110,7 @@ class Console:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.throttle = users.LoginThrottle()
+        self.tally = actions.tally_on(bus.metrics.registry)
         configured = bus.settings.console_secure_cookies
         self.secure = bool(bus.settings.tls_certfile) if configured is None else configured
         self.cookie = ("__Host-" + COOKIE) if self.secure else COOKIE
@@ -322,14 +323,14 @@ def console_router(bus: Bus) -> APIRouter:
                 try:
                     outcome = await run_in_threadpool(
                         actions.act, store, action, ids[0], actor=actor, reason=reason,
-                        via="console")
+                        via="console", tally=console.tally)
                     result = actions.BulkResult(done=[outcome])
                 except (errors.NotFound, errors.StateConflict) as exc:
                     result = actions.BulkResult(refused=[(ids[0], exc)])
             else:
                 result = await run_in_threadpool(
                     actions.act_many, store, action, ids, actor=actor, reason=reason,
-                    via="console")
+                    via="console", tally=console.tally)
             return console.render(request, "result.html", session=session, result=result,
                                   action=action, next=safe_next(str(form.get("next") or "")))
         return await authed(request, work)

@@ -360,6 +360,11 @@ def test_bulk_api_and_its_stop_switch(bus: Province) -> None:
     assert [d["delivery"] for d in body["done"]] == [first["delivery"], second["delivery"]]
     assert [(r["delivery"], r["code"]) for r in body["refused"]] == [("0" * 32, "NotFound")]
     assert bus.state(first["delivery"]) == bus.state(second["delivery"]) == "cancelled"
+    scrape = httpx.get(bus.url + "/metrics", timeout=10).text
+    assert 'lgsp_operator_actions_total{action="cancel",outcome="done",via="api"} 2.0' \
+        in scrape
+    assert 'lgsp_operator_actions_total{action="cancel",outcome="NotFound",via="api"} 1.0' \
+        in scrape
 
 
 def test_a_refused_reload_and_its_problems_show_on_the_state_page(tmp_path: Path) -> None:

@@ -184,6 +184,32 @@ def test_the_stop_switch_stops_a_running_bulk_action_between_items(store: Store)
                                             ("console:binh", "bulk_resume")]
 
 
+def test_each_action_is_counted_by_outcome_once_per_registry(store: Store) -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    tally = actions.tally_on(registry)
+    assert actions.tally_on(registry) is not tally  # a second mount shares the counter
+    parked, queued = _delivery(store), _delivery(store, "delivered")
+    actions.act(store, "resend", parked, actor="t", reason="back", via="console", tally=tally)
+    with pytest.raises(errors.StateConflict):
+        actions.act(store, "park", queued, actor="t", reason="x", via="api", tally=tally)
+    with pytest.raises(errors.InvalidRequest):
+        actions.act(store, "explode", parked, actor="t", reason="x", via="api", tally=tally)
+    result = actions.act_many(store, "cancel", [parked, "nope"], actor="t", reason="done",
+                              via="api", per_second=1000, tally=tally)
+    assert len(result.done) == 1 and len(result.refused) == 1
+
+    def value(*labels: str) -> float | None:
+        return registry.get_sample_value("lgsp_operator_actions_total", dict(
+            action=labels[0], via=labels[1], outcome=labels[2]))
+    assert value("resend", "console", "done") == 1
+    assert value("park", "api", "StateConflict") == 1
+    assert value("other", "api", "InvalidRequest") == 1
+    assert value("cancel", "api", "done") == 1
+    assert value("cancel", "api", "NotFound") == 1
+
+
 def test_bulk_refuses_an_empty_or_oversized_selection(store: Store) -> None:
     with pytest.raises(errors.InvalidRequest):
         actions.act_many(store, "resend", [" "], actor="x", reason="x")
