@@ -51,7 +51,7 @@ def spooled_call(spool: Spool, files: PayloadFiles | None, cap: int
                  ) -> tuple[object, Spool | None]:
     """(the SoapCall, the decoded packet's spool or None). The caller discards both
     spools."""
-    from bus.api.soap import parse_call
+    from bus.api.soap_wire import parse_call
 
     assert files is not None  # whole_or_spool spools only with payload files
     spool.flush()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.outsider.doors_kit import bus  # noqa: F401 - the new doors tests' bus, one per module
 from tests.outsider.harness import IOFFICE_SECRET, IOFFICE_SYSTEM_ID, Server, start_server
 from tests.outsider.sdk_client import SdkService
 
