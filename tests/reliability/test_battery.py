@@ -1,6 +1,6 @@
 """The delivery contract (shared/docs/contract.md) under crashes, outages and bad packets.
 
-The bus runs as real processes (tests/cluster.py): two ``lgsp serve --no-workers`` ingress
+The bus runs as real processes (tests/cluster/): two ``lgsp serve --no-workers`` ingress
 processes and two ``lgsp worker`` processes on RabbitMQ + PostgreSQL, or one embedded
 ``lgsp serve`` on SQLite. A loopback destination (tests/http_sink.py) counts *effects* by
 Idempotency-Key, the way a destination that honours the key would. The client is an
