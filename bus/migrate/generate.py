@@ -70,26 +70,30 @@ class GeneratedArchive:
     def __init__(self, count: int, *, owner: str = "000.00.12.H37", seed: int = 1,
                  sizes: tuple[int, int] = (50 * KB, 500 * KB), big_every: int = 0,
                  big: tuple[int, int] = (20 * MB, 50 * MB), reject_every: int = 0,
-                 years: tuple[int, int] = (2019, 2024), spread: str = "uniform") -> None:
+                 years: tuple[int, int] = (2019, 2024), spread: str = "uniform",
+                 second_every: int = 2) -> None:
         if spread not in ("uniform", "log"):
             raise ValueError(f"spread {spread!r} is neither uniform nor log")
         self.count, self.owner, self.seed = count, owner, seed
         self.sizes, self.big_every, self.big = sizes, big_every, big
         self.reject_every, self.years, self.spread = reject_every, years, spread
+        self.second_every = max(second_every, 1)
         self.label = f"generated:{seed}:{count}"
 
     def spec(self) -> dict[str, Any]:
         return {"kind": "generated", "count": self.count, "owner": self.owner,
                 "seed": self.seed, "sizes": list(self.sizes), "big_every": self.big_every,
                 "big": list(self.big), "reject_every": self.reject_every,
-                "years": list(self.years), "spread": self.spread}
+                "years": list(self.years), "spread": self.spread,
+                "second_every": self.second_every}
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> GeneratedArchive:
         return cls(int(spec["count"]), owner=spec["owner"], seed=int(spec["seed"]),
                    sizes=tuple(spec["sizes"]), big_every=int(spec["big_every"]),
                    big=tuple(spec["big"]), reject_every=int(spec["reject_every"]),
-                   years=tuple(spec["years"]), spread=str(spec.get("spread") or "uniform"))
+                   years=tuple(spec["years"]), spread=str(spec.get("spread") or "uniform"),
+                   second_every=int(spec.get("second_every") or 2))
 
     def _size(self, rnd: random.Random, low: int, high: int) -> int:
         if self.spread == "log" and low > 0:
@@ -124,7 +128,7 @@ class GeneratedArchive:
         history = tuple(HistoryEntry(step, start + timedelta(hours=3 * i), "Nguyễn Văn An",
                                      "Văn phòng", "") for i, step in enumerate(steps))
         files = []
-        for i in range(1 + n % 2):
+        for i in range(1 + (n % self.second_every == 1 % self.second_every)):
             big = self.big_every and n % self.big_every == self.big_every // 2 and i == 0
             low, high = self.big if big else self.sizes
             size = self._size(rnd, low, high)

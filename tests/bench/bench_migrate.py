@@ -1,7 +1,7 @@
 """Benchmark: a generated eOffice archive migrated to HCM Egov beside live traffic.
 
     python tests/bench/bench_migrate.py [--records N ...] [--live-rate R] [--small]
-        [--spread uniform|log] [--big-every K]
+        [--spread uniform|log] [--big-every K] [--second-every K] [--log FILE]
 
 The sample province runs as in ``lgsp demo`` (the bus on the embedded default with its
 delivery threads, each system's simulator on a loopback socket). The eOffice simulator
@@ -135,13 +135,14 @@ def _drain(province: Province, target: str, timeout: float) -> None:
 
 def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
             window: int = 8, rate: float = 0.0, spread: str = "uniform",
-            big_every: int = 500) -> Figures:
+            big_every: int = 500, second_every: int = 2, log_to: Path | None = None
+            ) -> Figures:
     with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
         work = Path(tmp)
         province = Province(work)
         sizes = (2 * KB, 20 * KB) if small else (50 * KB, 500 * KB)
         archive = GeneratedArchive(records, sizes=sizes, big_every=0 if small else big_every,
-                                   spread=spread)
+                                   spread=spread, second_every=second_every)
         province.eoffice.archive = ArchiveService(archive)
         # The platform keeps each effect's digest; 100,000 records' bytes would not fit.
         province.egov.keep_bodies = False
@@ -152,25 +153,35 @@ def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
                "LGSP_ROUTES": str(work / "routes.yaml")}
         cli = [sys.executable, "-m", "bus.cli", "migrate"]
         data = ["--data-dir", str(work / "var")]
-        with (work / "bus.log").open("a", encoding="utf-8") as log, province.started(log):
+        progress = (log_to or work / "progress.log").open("a", encoding="utf-8")
+        with (work / "bus.log").open("a", encoding="utf-8") as log, progress, \
+                province.started(log):
             live = LiveTraffic(province, live_rate)
             stop = threading.Event()
             timer = threading.Timer(baseline_s, stop.set)
             timer.start()
             without = live.latencies(live.run_for(stop))
             started = time.monotonic()
-            planned = subprocess.run([*cli, "plan", "--source-eoffice", province.eoffice.url,
-                                      "--target", "hcm_egov", "--owner", EOFFICE, *data],
-                                     env=env, capture_output=True, text=True, check=True)
+            planning = subprocess.Popen([*cli, "plan", "--source-eoffice",
+                                         province.eoffice.url, "--target", "hcm_egov",
+                                         "--owner", EOFFICE, *data], env=env,
+                                        stdout=subprocess.PIPE, stderr=progress, text=True)
+            assert planning.stdout is not None
+            lines = []
+            for line in planning.stdout:  # progress as it comes, for long runs
+                lines.append(line)
+                progress.write(line)
+                progress.flush()
+            if planning.wait() != 0:
+                raise RuntimeError(f"plan failed: {''.join(lines[-5:])}")
             plan_s = time.monotonic() - started
-            job = planned.stdout.split()[1].rstrip(":")
+            job = lines[0].split()[1].rstrip(":")
             stop = threading.Event()
             ids: list[str] = []
             poster = threading.Thread(target=lambda: ids.extend(live.run_for(stop)))
             started = time.monotonic()
             run = subprocess.Popen([*cli, "run", job, "--window", str(window), "--rate", str(rate),
-                                    *data], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    *data], env=env, stdout=progress, stderr=progress)
             poster.start()
             peak = 0.0
             while run.poll() is None:
@@ -211,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="file sizes in 50-500 KB: uniform, or log-uniform (most small)")
     parser.add_argument("--big-every", type=int, default=500,
                         help="one record in K carries a 20-50 MB scan (default 500)")
+    parser.add_argument("--second-every", type=int, default=2,
+                        help="one record in K has a second file (default 2)")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="append plan's and run's progress lines to FILE")
     args = parser.parse_args(argv)
     print("| records | plan rec/s | run rec/s | peak RSS MB | live p50/p99 ms without | "
           "live p50/p99 ms during | verify | plan / run / drain / verify / total s |")
@@ -219,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.records:
         f = measure(n, live_rate=args.live_rate, small=args.small, baseline_s=args.baseline_s,
                     window=args.window, rate=args.rate, spread=args.spread,
-                    big_every=args.big_every)
+                    big_every=args.big_every, second_every=args.second_every,
+                    log_to=args.log)
         ok = ok and f.verified
         print(f"| {n} | {n / f.plan_s:.1f} | {n / f.run_s:.1f} | {f.peak_rss_mb:.0f} | "
               f"{_p(f.live_without, 0.5):.0f} / {_p(f.live_without, 0.99):.0f} "
