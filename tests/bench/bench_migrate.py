@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,12 @@ class Figures:
     verified: bool
     drain_s: float = 0.0
     verify_s: float = 0.0
+    plan_cpu_s: float = 0.0
+    run_cpu_s: float = 0.0
+    bus_cpu_s: float = 0.0
+    """CPU of the bench's own process (the bus, its delivery threads and the simulators)
+    while ``run`` ran: on a shared machine the wall-clock rates depend on the others'
+    load, CPU per record does much less."""
 
     @property
     def total_s(self) -> float:
@@ -104,6 +111,11 @@ class LiveTraffic:
                 return [arrived[i] - self.sent[i] for i in ids]
             time.sleep(0.2)
         raise RuntimeError(f"{len(wanted) - len(arrived)} live documents never arrived")
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -161,7 +173,7 @@ def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
             timer = threading.Timer(baseline_s, stop.set)
             timer.start()
             without = live.latencies(live.run_for(stop))
-            started = time.monotonic()
+            started, children = time.monotonic(), _cpu(resource.RUSAGE_CHILDREN)
             planning = subprocess.Popen([*cli, "plan", "--source-eoffice",
                                          province.eoffice.url, "--target", "hcm_egov",
                                          "--owner", EOFFICE, *data], env=env,
@@ -175,11 +187,13 @@ def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
             if planning.wait() != 0:
                 raise RuntimeError(f"plan failed: {''.join(lines[-5:])}")
             plan_s = time.monotonic() - started
+            plan_cpu = _cpu(resource.RUSAGE_CHILDREN) - children
             job = lines[0].split()[1].rstrip(":")
             stop = threading.Event()
             ids: list[str] = []
             poster = threading.Thread(target=lambda: ids.extend(live.run_for(stop)))
             started = time.monotonic()
+            children, own = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
             run = subprocess.Popen([*cli, "run", job, "--window", str(window), "--rate", str(rate),
                                     *data], env=env, stdout=progress, stderr=progress)
             poster.start()
@@ -188,6 +202,8 @@ def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
                 peak = max(peak, _peak_rss_mb(run.pid))
                 time.sleep(0.2)
             run_s = time.monotonic() - started
+            run_cpu = _cpu(resource.RUSAGE_CHILDREN) - children
+            bus_cpu = _cpu(resource.RUSAGE_SELF) - own
             stop.set()
             poster.join(30)
             during = live.latencies(ids)
@@ -205,7 +221,8 @@ def measure(records: int, *, live_rate: float, small: bool, baseline_s: float,
             verify_s = time.monotonic() - started
             if not verified:
                 print(answer.stdout, file=sys.stderr)
-    return Figures(records, plan_s, run_s, peak, without, during, verified, drain_s, verify_s)
+    return Figures(records, plan_s, run_s, peak, without, during, verified, drain_s, verify_s,
+                   plan_cpu, run_cpu, bus_cpu)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="append plan's and run's progress lines to FILE")
     args = parser.parse_args(argv)
     print("| records | plan rec/s | run rec/s | peak RSS MB | live p50/p99 ms without | "
-          "live p50/p99 ms during | verify | plan / run / drain / verify / total s |")
-    print("|---:|---:|---:|---:|---|---|---|---|")
+          "live p50/p99 ms during | verify | plan / run / drain / verify / total s | "
+          "CPU ms/record: plan / run / bus+simulators during run |")
+    print("|---:|---:|---:|---:|---|---|---|---|---|")
     ok = True
     for n in args.records:
         f = measure(n, live_rate=args.live_rate, small=args.small, baseline_s=args.baseline_s,
@@ -242,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({len(f.live_without)}) | {_p(f.live_during, 0.5):.0f} / "
               f"{_p(f.live_during, 0.99):.0f} ({len(f.live_during)}) | "
               f"{'passed' if f.verified else 'FAILED'} | {f.plan_s:.0f} / {f.run_s:.0f} / "
-              f"{f.drain_s:.0f} / {f.verify_s:.0f} / {f.total_s:.0f} |", flush=True)
+              f"{f.drain_s:.0f} / {f.verify_s:.0f} / {f.total_s:.0f} | "
+              f"{1000 * f.plan_cpu_s / n:.0f} / {1000 * f.run_cpu_s / n:.0f} / "
+              f"{1000 * f.bus_cpu_s / n:.0f} |", flush=True)
     return 0 if ok else 1
 
 
