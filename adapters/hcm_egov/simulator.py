@@ -137,11 +137,15 @@ class HcmEgovSimulator:
                  secret_key: str = "sim-secret-key",  # noqa: S107 - a simulator's, public
                  partner_code: str = "LGSP-H37",
                  partner_code_cus: str = "H37", hosted: Iterable[str] | None = None,
-                 max_body_bytes: int = 50 * 1024 * 1024, port: int = 0) -> None:
+                 max_body_bytes: int = 50 * 1024 * 1024, port: int = 0,
+                 keep_bodies: bool = True) -> None:
         self.credentials = Credentials(app_name, access_key, secret_key, partner_code,
                                        partner_code_cus)
         self.hosted = frozenset(hosted) if hosted is not None else None
         self.max_body_bytes = max_body_bytes
+        # A long benchmark stores hundreds of thousands of effects: their digests are
+        # kept, their bytes (tens of GB) only when asked.
+        self.keep_bodies = keep_bodies
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._rules = _Rules()
@@ -365,7 +369,8 @@ class HcmEgovSimulator:
                 reference=f"HCM-{uuid.uuid4().hex[:16].upper()}", key=key, kind=kind,
                 recipient=recipient, sender=packet.sender, document_id=packet.document_id,
                 status_code=None if isinstance(packet, Edoc) else packet.status_code,
-                sha256=digest, body=body, at=time.time())
+                sha256=digest, body=body if self.keep_bodies else b"",
+                at=time.time())
             self._received[key] = stored
         return _envelope(200, "Thành công", {id_field: stored.reference, "Duplicate": False})
 

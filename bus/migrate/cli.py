@@ -190,7 +190,7 @@ def cmd_pause(bus: Bus, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(bus: Bus, args: argparse.Namespace) -> int:
-    result = verify(bus.store.engine, args.job)
+    result = verify(bus.store, args.job)
     print(json.dumps({"job": args.job, "verified": result.ok,
                       "manifest_intact": result.manifest_ok, "counts": result.counts},
                      ensure_ascii=False))
@@ -200,7 +200,7 @@ def cmd_verify(bus: Bus, args: argparse.Namespace) -> int:
 
 
 def cmd_report(bus: Bus, args: argparse.Namespace) -> int:
-    result = verify(bus.store.engine, args.job)
+    result = verify(bus.store, args.job)
     written = write_reports(result, Path(args.out))
     record_evidence(bus.store, result, written, actor=f"operator:{getpass.getuser()}")
     for path, digest in written.items():

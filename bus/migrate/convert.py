@@ -15,7 +15,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Final
 
@@ -23,6 +23,7 @@ from bus import errors
 from bus.directory import Directory
 from bus.edxml import Edoc, EdocBuilder, packet_bytes, read_packet, status_for
 from bus.edxml.model import Organization, StaffInfo
+from bus.edxml.reader import DEFAULT_LIMITS, Limits, ReadResult
 from bus.migrate.source import LegacyRecord
 
 __all__ = ["CONFIDENTIAL", "DOCUMENT_TYPES", "HISTORY_STATUS", "ISSUE_ACTIONS", "URGENCY",
@@ -92,6 +93,9 @@ class Converted:
     document_id: str
     files: tuple[tuple[str, str], ...]
     """(name, SHA-256) of each file as put in the edoc."""
+    edoc_read: ReadResult | None = field(default=None, compare=False, repr=False)
+    """The edoc as the bus's reader read it with the bus's limits: the door takes this
+    check as its own instead of parsing and validating the same bytes a second time."""
 
     @property
     def packets(self) -> tuple[bytes, ...]:
@@ -102,8 +106,10 @@ class Converter:
     """Converts records of one owner's archive, resolving names through ``directory``."""
 
     def __init__(self, directory: Directory, owner: str, *, place: str = "",
-                 aliases: Mapping[str, str] | None = None, today: date | None = None) -> None:
+                 aliases: Mapping[str, str] | None = None, today: date | None = None,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.directory = directory
+        self.limits = limits
         self.today = today or date.today()
         self.owner = directory.resolve(owner, self.today)[0]
         self.place = place
@@ -185,10 +191,10 @@ class Converter:
         if record.recipients:
             edoc.to_places = [r.strip() for r in record.recipients]
         data = packet_bytes(edoc)
-        read_packet(data)
+        checked = read_packet(data, limits=self.limits)
         statuses = self._statuses(record, edoc, owner, unit)
         return Converted(data, statuses, document_id,
-                         tuple((f.name, f.sha256) for f in record.files))
+                         tuple((f.name, f.sha256) for f in record.files), checked)
 
     def _statuses(self, record: LegacyRecord, edoc: Edoc, owner: Organization,
                   unit: str) -> tuple[bytes, ...]:

@@ -18,8 +18,9 @@ from datetime import date, datetime
 
 from bus.app import Bus
 from bus.edxml import Edoc, StatusPacket, TraceHeader
-from bus.edxml.dialects import read_from
+from bus.edxml.dialects import Door, read_from
 from bus.edxml.forward import forwarded_bytes
+from bus.edxml.reader import ReadResult
 from bus.edxml.tolerance import policy_notices
 from bus.edxml.writer import format_timestamp
 from bus.ingress import dedup_key, summary_of
@@ -34,12 +35,15 @@ SOURCE = "migration"
 
 
 def submit_packet(bus: Bus, data: bytes, *, job: str, target: str, owner: str,
-                  key: str) -> Accepted:
+                  key: str, read: ReadResult | None = None) -> Accepted:
     """Commits one converted packet for ``owner`` on ``target``; the same ``key`` with the
-    same bytes again returns the original receipt (``existing``), never a second copy."""
+    same bytes again returns the original receipt (``existing``), never a second copy.
+    ``read`` is ``data`` already read by the bus's reader with this bus's limits (the
+    converter's own check), which the door then does not repeat."""
     ingress = bus.ingress
     cfg = bus.reloader.current()
-    door = read_from(data, limits=ingress.settings.limits)
+    door = (Door(read, data, False) if read is not None
+            else read_from(data, limits=ingress.settings.limits))
     result = door.result
     packet = result.packet
     digest = hashlib.sha256(data).hexdigest()

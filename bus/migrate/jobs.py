@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,28 +105,74 @@ def heartbeat(engine: Engine, job: str) -> None:
 
 
 def plan(engine: Engine, job: Job, source: Source, *, page_size: int = 200,
-         progress: Callable[[int], None] | None = None) -> Job:
-    """Lists and hashes the whole source into the manifest (resumable), then seals it."""
+         progress: Callable[[int], None] | None = None, readers: int = 3) -> Job:
+    """Lists and hashes the whole source into the manifest (resumable), then seals it.
+
+    ``readers`` threads read records at once, each through a source of its own opened
+    from the job's spec (a source need not be thread-safe): a record's time is mostly the
+    source answering, and while one reader waits another hashes. Rows keep the listing's
+    order, so the manifest and its digest do not depend on who read what first."""
     if job.state != "planning":
         return job
     with engine.connect() as conn:
         known = {r for (r,) in conn.execute(sa.select(R.record_id).where(R.job == job.id))}
     seq = len(known)
-    for page in source.pages(page_size):
-        rows = []
-        for ref in page:
-            if ref.record_id in known:
-                continue
-            files = _files_of(source, ref.record_id)
-            rows.append({"job": job.id, "record_id": ref.record_id, "seq": seq,
-                         "register": ref.register, "year": ref.year, "files": files,
-                         "state": "listed", "updated_at": time.time()})
-            seq += 1
-        if rows:
-            with engine.begin() as conn:
-                conn.execute(migration_records.insert(), rows)
-        if progress:
-            progress(seq)
+    with _Readers(source, job.source, readers) as pool:
+        for page in source.pages(page_size):
+            refs = [ref for ref in page if ref.record_id not in known]
+            rows = []
+            for ref, files in zip(refs, pool.files([r.record_id for r in refs]),
+                                  strict=True):
+                rows.append({"job": job.id, "record_id": ref.record_id, "seq": seq,
+                             "register": ref.register, "year": ref.year, "files": files,
+                             "state": "listed", "updated_at": time.time()})
+                seq += 1
+            if rows:
+                with engine.begin() as conn:
+                    conn.execute(migration_records.insert(), rows)
+            if progress:
+                progress(seq)
+    return _seal(engine, job, source)
+
+
+class _Readers:
+    """Reads records' files with ``count`` threads, one source per thread."""
+
+    def __init__(self, source: Source, spec: dict[str, Any], count: int) -> None:
+        reopenable = spec.get("kind") in ("eoffice", "folder", "generated")
+        self.source, self.spec = source, spec
+        self.count = max(count, 1) if reopenable else 1
+        self._local = threading.local()
+        self._opened: list[Source] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="migrate-plan")
+
+    def _own(self) -> Source:
+        mine: Source | None = getattr(self._local, "source", None)
+        if mine is None:
+            from bus.migrate.source import open_source
+
+            mine = open_source(self.spec)
+            self._local.source = mine
+            with self._lock:
+                self._opened.append(mine)
+        return mine
+
+    def files(self, record_ids: list[str]) -> list[str]:
+        if self.count == 1:
+            return [_files_of(self.source, r) for r in record_ids]
+        return list(self._pool.map(lambda r: _files_of(self._own(), r), record_ids))
+
+    def __enter__(self) -> _Readers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for opened in self._opened:
+            opened.close()
+
+
+def _seal(engine: Engine, job: Job, source: Source) -> Job:
     counts, digest = manifest_of(engine, job.id)
     with engine.begin() as conn:
         sealed = conn.execute(migration_jobs.update().where(
@@ -181,13 +229,34 @@ def records(engine: Engine, job: str, *, state: str | None = None,
         last = rows[-1].seq
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A record's new state, as :func:`mark_many` writes it."""
+
+    record_id: str
+    state: str
+    reason: str | None = None
+    document: str | None = None
+    packets: int | None = None
+
+
 def mark(engine: Engine, job: str, record_id: str, state: str, *, reason: str | None = None,
          document: str | None = None, packets: int | None = None) -> None:
+    mark_many(engine, job, [Mark(record_id, state, reason, document, packets)])
+
+
+def mark_many(engine: Engine, job: str, marks: list[Mark]) -> None:
+    """Several records' states in one transaction (one commit, not one per record)."""
+    now = time.time()
+    query = migration_records.update().where(
+        R.job == job, R.record_id == sa.bindparam("b_record")).values(
+        state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"),
+        document=sa.bindparam("b_document"), packets=sa.bindparam("b_packets"),
+        updated_at=now)
     with engine.begin() as conn:
-        conn.execute(migration_records.update().where(
-            R.job == job, R.record_id == record_id).values(
-            state=state, reason=reason, document=document, packets=packets,
-            updated_at=time.time()))
+        conn.execute(query, [{"b_record": m.record_id, "b_state": m.state,
+                              "b_reason": m.reason, "b_document": m.document,
+                              "b_packets": m.packets} for m in marks])
 
 
 def counts_by_state(engine: Engine, job: str) -> dict[str, int]:

@@ -12,7 +12,14 @@ traffic makes the migration wait, not the other way round.
 Exactly once: each packet's key is (target, source, record, packet number); a record is
 marked ``submitted`` only after all its packets are committed, and a record found still
 ``listed`` after a kill is converted again — to the same bytes — and re-submitted, which
-the bus answers with the original receipts.
+the bus answers with the original receipts. That is also why the records' marks can be
+written in batches (one transaction per 64 records or half a second, and whenever the
+lane waits): a mark lost to a kill only means that record is submitted again, and
+answered with its receipts.
+
+The next record is read from the source by a thread of its own while the current one is
+converted and committed, so the source's answer time and the bus's commit time overlap
+instead of adding up; at most one record is read ahead.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -32,13 +40,15 @@ from bus.app import Bus
 from bus.migrate import jobs
 from bus.migrate.convert import ConversionError, Converter
 from bus.migrate.door import submit_packet
-from bus.migrate.source import Source
+from bus.migrate.source import LegacyRecord, Source
 from bus.store.tables import deliveries
 
 __all__ = ["Lane", "SourceUnavailable"]
 
 log = structlog.get_logger("lgsp.migrate")
 _BUSY = ("pending", "queued", "delivering")
+_MARK_BATCH = 64
+_MARK_EVERY_S = 0.5
 
 
 class SourceUnavailable(Exception):  # noqa: N818 - the source's state, not our error
@@ -83,8 +93,11 @@ class Lane:
         self._next_at = 0.0
         self._checked_at = 0.0
         self._shown_at = 0.0
+        self._marks: list[jobs.Mark] = []
+        self._marked_at = time.monotonic()
         options = job.options
         self.converter = Converter(bus.reloader.current().directory, job.owner,
+                                   limits=bus.ingress.settings.limits,
                                    place=str(options.get("place") or ""),
                                    aliases=options.get("names") or {})
 
@@ -98,19 +111,51 @@ class Lane:
         progress = Progress(total, total - counts.get("listed", 0),
                             counts.get("rejected", 0) + counts.get("mismatched", 0))
         progress.done_at_start = progress.done
-        for row in jobs.records(self.engine, self.job.id, state="listed"):
-            state = self._wait_turn(progress)
-            if state not in ("running",):
-                return state
-            outcome = self._one(row)
-            progress.done += 1
-            if outcome != "submitted":
-                progress.rejected += 1
-            self._show(progress)
+        with ThreadPoolExecutor(1, thread_name_prefix="migrate-read") as reader:
+            try:
+                for row, record in self._read_ahead(reader):
+                    state = self._wait_turn(progress)
+                    if state not in ("running",):
+                        return state
+                    outcome = self._one(row, record)
+                    progress.done += 1
+                    if outcome != "submitted":
+                        progress.rejected += 1
+                    self._flush()
+                    self._show(progress)
+            finally:
+                self._flush(force=True)
         jobs.set_state(self.engine, self.job.id, "finished", only_from=("running",))
         progress.state = "finished"
         self._show(progress, force=True)
         return "finished"
+
+    def _read_ahead(self, reader: ThreadPoolExecutor
+                    ) -> Iterator[tuple[Any, Future[LegacyRecord] | None]]:
+        """Each listed row with its record being read; the next one is asked for before
+        this one is handed over. Rows the plan could not read are not read again."""
+        ahead: tuple[Any, Future[LegacyRecord] | None] | None = None
+        for row in jobs.records(self.engine, self.job.id, state="listed"):
+            readable = not isinstance(json.loads(row.files), dict)
+            current = (row, reader.submit(self.source.fetch, row.record_id)
+                       if readable else None)
+            if ahead is not None:
+                yield ahead
+            ahead = current
+        if ahead is not None:
+            yield ahead
+
+    def _mark(self, record_id: str, state: str, **values: Any) -> None:
+        self._marks.append(jobs.Mark(record_id, state, **values))
+
+    def _flush(self, *, force: bool = False) -> None:
+        if not self._marks:
+            return
+        if (force or len(self._marks) >= _MARK_BATCH
+                or time.monotonic() - self._marked_at >= _MARK_EVERY_S):
+            jobs.mark_many(self.engine, self.job.id, self._marks)
+            self._marks = []
+            self._marked_at = time.monotonic()
 
     # ---- the lane ----------------------------------------------------------------------
 
@@ -122,6 +167,7 @@ class Lane:
                 jobs.heartbeat(self.engine, self.job.id)
                 progress.state = jobs.get_job(self.engine, self.job.id).state
             if progress.state == "paused":
+                self._flush(force=True)
                 self._show(progress)
                 self.sleep(0.2)
                 continue
@@ -134,6 +180,7 @@ class Lane:
             if busy >= self.window:
                 progress.waiting = (f"waiting: {busy} deliveries to {self.job.target} not yet "
                                     "handed over (is `lgsp serve` or `lgsp worker` running?)")
+                self._flush(force=True)
                 self._show(progress)
                 self.sleep(0.02)
                 continue
@@ -163,21 +210,21 @@ class Lane:
 
     # ---- one record --------------------------------------------------------------------
 
-    def _one(self, row: Any) -> str:
+    def _one(self, row: Any, reading: Future[LegacyRecord] | None) -> str:
         job, record_id = self.job, row.record_id
         listed = json.loads(row.files)
-        if isinstance(listed, dict):
+        if isinstance(listed, dict) or reading is None:
             return self._reject(record_id, f"the source could not read it: {listed['error']}")
         try:
-            record = self.source.fetch(record_id)
+            record = reading.result()
         except SourceUnavailable:
             raise
         except (ValueError, KeyError, OSError, errors.LgspError) as exc:
             return self._reject(record_id, f"the source could not read it: {exc}")
         now_files = [[f.name, f.sha256, len(f.data)] for f in record.files]
         if now_files != listed:
-            jobs.mark(self.engine, job.id, record_id, "mismatched",
-                      reason="its files changed since the manifest was taken")
+            self._mark(record_id, "mismatched",
+                       reason="its files changed since the manifest was taken")
             return "mismatched"
         try:
             converted = self.converter.convert(record)
@@ -189,24 +236,24 @@ class Lane:
             key = f"{job.target}|{label}|{record_id}|{number}"
             try:
                 accepted = submit_packet(self.bus, packet, job=job.id, target=job.target,
-                                         owner=job.owner, key=key)
+                                         owner=job.owner, key=key,
+                                         read=converted.edoc_read if number == 0 else None)
             except (errors.Unavailable, errors.StorageFull):
                 raise
             except errors.LgspError as exc:
                 if number == 0:
                     return self._reject(record_id, f"the bus refused it: {exc.code}: "
                                                    f"{exc.message}")
-                jobs.mark(self.engine, job.id, record_id, "failed", document=document,
-                          reason=f"status {number} refused: {exc.code}: {exc.message}")
+                self._mark(record_id, "failed", document=document,
+                           reason=f"status {number} refused: {exc.code}: {exc.message}")
                 return "failed"
             if number == 0:
                 document = accepted.document
-        jobs.mark(self.engine, job.id, record_id, "submitted", document=document,
-                  packets=len(converted.packets))
+        self._mark(record_id, "submitted", document=document, packets=len(converted.packets))
         return "submitted"
 
     def _reject(self, record_id: str, reason: str) -> str:
-        jobs.mark(self.engine, self.job.id, record_id, "rejected", reason=reason)
+        self._mark(record_id, "rejected", reason=reason)
         log.info("migrate.rejected", job=self.job.id, record=record_id, reason=reason)
         return "rejected"
 

@@ -11,6 +11,7 @@ A record carries what an incoming or outgoing register (sổ văn bản đến /
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import tempfile
@@ -52,8 +53,10 @@ class LegacyFile:
     content_type: str
     data: bytes = field(repr=False)
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
+        """Hashed once per file: the lane compares it with the manifest and the
+        converter records it, on files of up to 50 MB."""
         return hashlib.sha256(self.data).hexdigest()
 
 

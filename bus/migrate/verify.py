@@ -25,7 +25,7 @@ from bus.edxml import Edoc, read_packet
 from bus.migrate import jobs
 from bus.migrate.door import SOURCE
 from bus.store import Store
-from bus.store.tables import deliveries, documents, inbound_sources, payloads
+from bus.store.tables import deliveries, documents, inbound_sources
 
 __all__ = ["Outcome", "Verification", "verify"]
 
@@ -88,18 +88,20 @@ def _sent(engine: Engine, prefix: str) -> Iterator[tuple[str, list[Any]]]:
         yield current, rows
 
 
-def _files(engine: Engine, digest: str) -> list[list[Any]]:
-    with engine.connect() as conn:
-        data = conn.execute(sa.select(payloads.c.data).where(payloads.c.sha256 == digest)
-                            ).scalar()
-    if data is None:
+def _files(store: Store, digest: str) -> list[list[Any]]:
+    """The edoc's files as the target was given them: a large payload is a file of the
+    store (``payload_files``), a small one a row, so both are read through the store."""
+    try:
+        data = store.body(digest).read()
+    except errors.NotFound:
         return []
-    packet = read_packet(bytes(data)).packet
+    packet = read_packet(data).packet
     assert isinstance(packet, Edoc)
     return [[a.attachment_name, a.content.sha256, a.content.size] for a in packet.attachments]
 
 
-def verify(engine: Engine, job_id: str) -> Verification:
+def verify(store: Store, job_id: str) -> Verification:
+    engine = store.engine
     job = jobs.get_job(engine, job_id)
     if job.manifest_sha256 is None:
         raise errors.InvalidRequest(f"job {job_id} has no manifest yet; run `lgsp migrate "
@@ -112,7 +114,7 @@ def verify(engine: Engine, job_id: str) -> Verification:
         out = Outcome(row.record_id, row.register, row.year, row.state, row.reason or "",
                       row.document, row.packets or 0)
         if row.state == "submitted":
-            _judge(engine, out, json.loads(row.files), sent.get(row.record_id))
+            _judge(store, out, json.loads(row.files), sent.get(row.record_id))
         outcomes.append(out)
     counts = {name: 0 for name in OUTCOMES}
     per: dict[str, dict[str, dict[str, int]]] = {}
@@ -129,7 +131,7 @@ def verify(engine: Engine, job_id: str) -> Verification:
 
 
 
-def _judge(engine: Engine, out: Outcome, manifest_files: list[Any],
+def _judge(store: Store, out: Outcome, manifest_files: list[Any],
            rows: list[Any] | None) -> None:
     if not rows:
         out.outcome, out.reason = "mismatched", "marked submitted but the bus holds no packet"
@@ -143,7 +145,7 @@ def _judge(engine: Engine, out: Outcome, manifest_files: list[Any],
         out.reason = f"{out.packets} packets converted, {len(documents_seen)} held by the bus"
         return
     edoc = next((r for r in rows if r.kind == "edoc"), None)
-    if edoc is None or _files(engine, edoc.payload_sha256) != manifest_files:
+    if edoc is None or _files(store, edoc.payload_sha256) != manifest_files:
         out.outcome = "mismatched"
         out.reason = "the files the target was sent differ from the manifest"
         return

@@ -124,7 +124,7 @@ def _plan_kill_resume(province: Province, target: str, *, pause: bool = False,
         done = _done(province)
         assert at_kill < done < COUNT, (at_kill, done)
         at_kill = done
-    resumed = subprocess.Popen(_lgsp(province, "resume", job, "--rate", "3" if pause else "10"),
+    resumed = subprocess.Popen(_lgsp(province, "resume", job, "--rate", "1.5" if pause else "10"),
                                env=_env(province),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if pause:

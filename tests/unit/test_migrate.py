@@ -159,7 +159,7 @@ def test_verify_catches_a_changed_file_and_an_edited_manifest(bus: Bus) -> None:
     engine = bus.store.engine
     with bus.store.begin() as conn:
         conn.execute(deliveries.update().values(state="delivered"))
-    assert verify(engine, job.id).ok
+    assert verify(bus.store, job.id).ok
     first = next(jobs.records(engine, job.id))
     with bus.store.begin() as conn:
         digest = conn.execute(sa.select(documents.c.payload_sha256).where(
@@ -173,10 +173,27 @@ def test_verify_catches_a_changed_file_and_an_edited_manifest(bus: Bus) -> None:
         files[0][1] = "0" * 64
         conn.execute(migration_records.update().where(
             migration_records.c.record_id == first.record_id).values(files=json.dumps(files)))
-    result = verify(engine, job.id)
+    result = verify(bus.store, job.id)
     assert not result.ok and not result.manifest_ok
     bad = [o for o in result.outcomes if o.outcome == "mismatched"]
     assert [o.record_id for o in bad] == [first.record_id] and name
+
+
+def test_verify_reads_a_large_edoc_from_the_store_s_payload_files(bus: Bus) -> None:
+    # A payload from payload_inline_below (256 KiB) is a file of the store, not a row:
+    # verify must decode the files the target was given from there too.
+    archive = GeneratedArchive(2, sizes=(300 * KB, 320 * KB))
+    job = _job(bus, archive)
+    Lane(bus, job, archive, window=1000).run()
+    with bus.store.begin() as conn:
+        conn.execute(deliveries.update().values(state="delivered"))
+        in_rows = conn.execute(sa.select(sa.func.count()).select_from(payloads).where(
+            payloads.c.sha256.in_(sa.select(documents.c.payload_sha256).where(
+                documents.c.kind == "edoc")))).scalar_one()
+    assert in_rows == 0
+    result = verify(bus.store, job.id)
+    assert result.ok, result.problems
+    assert result.counts["acknowledged"] == 2
 
 
 def test_live_deliveries_go_before_what_the_feeder_found() -> None:
