@@ -14,8 +14,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Final
 
@@ -27,10 +31,11 @@ from adapters.eoffice.simulator import EofficeSimulator
 from adapters.national_axis.simulator import AxisSimulator
 from adapters.vnpt_ioffice.simulator import IofficeSimulator
 from bus.api.vxp_systems import dev_secret
+from bus.evidence.bundle import FORWARDED, ORIGINAL, check
 from bus.store import Store
 from bus.store.blobs import PayloadFiles
 from bus.store.tables import documents, payload_files
-from tests.cluster import Cluster, routes_document
+from tests.cluster import REPO_ROOT, Cluster, routes_document
 from tests.http_sink import HttpSink
 from tests.large_packet import file_chunks, write_large_packet
 from tests.reliability.test_memory import resident
@@ -369,3 +374,73 @@ def test_each_adapter_delivers_large_packets_in_bounded_memory(
           f"{large // MB} MB at {SIZES[1] // MB} MB")
     assert small <= BOUND and large <= BOUND
     assert large - small < (SIZES[1] - SIZES[0]) // 4, rises
+
+
+def _peak_child_rss(argv: list[str], env: dict[str, str]) -> tuple[int, int, str]:
+    """Runs ``argv``; (exit status, its peak RSS in bytes, its output)."""
+    with subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as proc:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        output = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.returncode, usage.ru_maxrss * 1024, output
+
+
+def test_the_evidence_of_a_large_document_is_exported_in_bounded_memory(
+        tmp_path: Path) -> None:
+    """GET /api/v1/edocs/{id}/evidence of a 60 MB document from a real ``lgsp serve``,
+    and ``lgsp evidence export`` of it: the zip carries both payloads, ``lgsp evidence
+    verify`` passes, and neither process holds the payloads."""
+    with HttpSink() as sink, Cluster(tmp_path, routes=routes_document(sink),
+                                     max_body_bytes=1024 * MB,
+                                     max_attachment_bytes=1024 * MB) as cluster:
+        bus = cluster.add("embedded")
+        bus.start()
+        bus.wait_ready(60)
+        assert bus.pid is not None
+        ids = []
+        for number, content in enumerate((1 * MB, SIZES[1]), start=1):
+            packet = tmp_path / f"p{number}.xml"
+            size, digest = write_large_packet(packet, content)
+            send_and_deliver(bus.url, packet, size, sink, number)
+            with cluster.engine.connect() as conn:
+                ids.append(conn.execute(sa.select(documents.c.id).where(
+                    documents.c.sha256 == digest)).scalar_one())
+        small_id, large_id = ids
+        url = bus.url + "/api/v1/edocs/{}/evidence"
+        headers = {"X-API-Key": KEY}
+        httpx.get(url.format(small_id), headers=headers, timeout=60).raise_for_status()
+        time.sleep(1.0)
+        zipped = tmp_path / "api.zip"
+        base = resident(bus.pid)
+        with PeakRss(bus.pid) as rss, zipped.open("wb") as out, httpx.stream(
+                "GET", url.format(large_id), headers=headers, timeout=300) as answer:
+            assert answer.status_code == 200
+            assert int(answer.headers["Content-Length"]) > 50 * MB
+            for piece in answer.iter_bytes():
+                out.write(piece)
+        api_rise = rss.peak - base
+        assert check(zipped).ok
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LGSP_")}
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        peaks = []
+        for doc_id in (small_id, large_id):
+            out_path = tmp_path / f"cli-{doc_id}.zip"
+            status, peak, output = _peak_child_rss(
+                [sys.executable, "-m", "bus.cli", "evidence", "export", doc_id,
+                 "-o", str(out_path), "--config", str(cluster.config_path)], env)
+            assert status == 0, output
+            peaks.append(peak)
+        status, _, output = _peak_child_rss(
+            [sys.executable, "-m", "bus.cli", "evidence", "verify", str(out_path)], env)
+        assert status == 0 and "OK" in output, output
+    with zipfile.ZipFile(zipped) as archive:
+        names = set(archive.namelist())
+        forwarded = archive.getinfo(FORWARDED).file_size
+    assert {ORIGINAL, FORWARDED} <= names and forwarded > SIZES[1]
+    cli_rise = peaks[1] - peaks[0]
+    print(f"\n[large] evidence of a {SIZES[1] // MB} MB document: serve RSS rise "
+          f"{api_rise // MB} MB, CLI peak {peaks[1] // MB} MB ({cli_rise // MB} MB over a "
+          "1 MB document)")
+    assert api_rise < 48 * MB
+    assert cli_rise < 48 * MB
