@@ -26,6 +26,7 @@ from typing import Final
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from adapters.eoffice.simulator import EofficeSimulator
 from adapters.national_axis.simulator import AxisSimulator
@@ -37,6 +38,8 @@ from bus.store.blobs import PayloadFiles
 from bus.store.tables import documents, payload_files
 from tests.cluster import REPO_ROOT, Cluster, routes_document
 from tests.http_sink import HttpSink
+from tests.field import producers as field
+from tests.large_packet import _encoded as encoded_content
 from tests.large_packet import file_chunks, write_large_packet
 from tests.reliability.test_memory import resident
 from tests.unit.test_store import _pg_url
@@ -454,3 +457,76 @@ def test_the_evidence_of_a_large_document_is_exported_in_bounded_memory(
           "1 MB document)")
     assert api_rise < 48 * MB
     assert cli_rise < 48 * MB
+
+
+# ---- a dialect packet translated at the door ------------------------------------------
+
+_DIALECT_MARKER: Final = b"LGSP-LARGE-DIALECT-MARKER" * 4
+
+
+def write_dialect_packet(path: Path, size: int, number: int) -> tuple[int, str]:
+    """A vendor-hub-2019 packet (tests/field/producers.py) whose attachment holds
+    ``size`` bytes; its file size and SHA-256."""
+    data = field.sample_data(
+        document_id=f"000.00.12.H37,2025/03/14,{number}/STTTT-VP",
+        attachments=[{"id": "1", "name": "scan.pdf", "type": "application/pdf",
+                      "content": _DIALECT_MARKER}])
+    head, found, tail = field.vendor_hub_2019(data).partition(
+        base64.b64encode(_DIALECT_MARKER))
+    assert found
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for piece in (head, *encoded_content(size), tail):
+            out.write(piece)
+            digest.update(piece)
+    return path.stat().st_size, digest.hexdigest()
+
+
+def test_a_large_dialect_packet_is_translated_at_the_door_in_bounded_memory(
+        tmp_path: Path) -> None:
+    """eOffice configured with ``dialect: vendor-hub-2019`` sends 20 and 60 MB packets in
+    that dialect: receivers get the standard form, the sender's bytes are kept, and the
+    serve process does not hold the packet while translating and reading it."""
+    directory = tmp_path / "directory.yaml"
+    shipped = (REPO_ROOT / "config" / "directory.yaml").read_text(encoding="utf-8")
+    anchor = "  eoffice:\n    destination: eoffice\n"
+    directory.write_text(shipped.replace(anchor, anchor + "    dialect: vendor-hub-2019\n"),
+                         encoding="utf-8")
+    with HttpSink() as sink, Cluster(tmp_path, routes=routes_document(sink),
+                                     max_body_bytes=1024 * MB,
+                                     max_attachment_bytes=1024 * MB) as cluster:
+        values = yaml.safe_load(cluster.config_path.read_text(encoding="utf-8"))
+        values["directory"] = str(directory)
+        cluster.config_path.write_text(yaml.safe_dump(values, sort_keys=False),
+                                       encoding="utf-8")
+        bus = cluster.add("embedded")
+        bus.start()
+        bus.wait_ready(60)
+        assert bus.pid is not None
+        warm = tmp_path / "warm.xml"
+        size, _ = write_dialect_packet(warm, 9 * MB, 1)
+        send_and_deliver(bus.url, warm, size, sink, 1)
+        time.sleep(1.0)
+        rises = []
+        for number, content in enumerate(SIZES, start=2):
+            packet = tmp_path / f"d{number}.xml"
+            size, digest = write_dialect_packet(packet, content, number)
+            base = resident(bus.pid)
+            with PeakRss(bus.pid) as rss:
+                send_and_deliver(bus.url, packet, size, sink, number)
+            rises.append(rss.peak - base)
+            delivered = sink.requests[number - 1].body
+            head = delivered[:10_000]
+            assert b"<edXML:Bussiness>" in head and b"<edXML:Business>" not in head
+            assert b"edXML:version" not in head
+            assert delivered[-1000:] == packet.read_bytes()[-1000:]
+            del delivered
+            with cluster.engine.connect() as conn:
+                original = conn.execute(sa.select(documents.c.original_sha256).where(
+                    documents.c.sha256 == digest)).scalar_one()
+            assert original == digest  # the sender's own bytes are kept as sent
+    small, large = rises
+    print(f"\n[large] dialect: RSS rise {small // MB} MB at {SIZES[0] // MB} MB, "
+          f"{large // MB} MB at {SIZES[1] // MB} MB")
+    assert small <= BOUND and large <= BOUND
+    assert large - small < (SIZES[1] - SIZES[0]) // 4, rises
