@@ -37,8 +37,8 @@ from bus.store import Store
 from bus.store.blobs import PayloadFiles
 from bus.store.tables import documents, payload_files
 from tests.cluster import REPO_ROOT, Cluster, routes_document
-from tests.http_sink import HttpSink
 from tests.field import producers as field
+from tests.http_sink import HttpSink
 from tests.large_packet import _encoded as encoded_content
 from tests.large_packet import file_chunks, write_large_packet
 from tests.reliability.test_memory import resident
