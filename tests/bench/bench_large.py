@@ -186,7 +186,7 @@ class _Peers:
 
 
 def run(folder: Path, content_mb: int, repeats: int, database_url: str = "",
-        adapter: str = "http") -> list[dict[str, Any]]:
+        adapter: str = "http", evidence: bool = False) -> list[dict[str, Any]]:
     sink = HashingSink()
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     peers = _Peers(adapter, sink)
@@ -218,19 +218,40 @@ def run(folder: Path, content_mb: int, repeats: int, database_url: str = "",
                     accepted, delivered = _send(bus.url, packet, size, key, peers, repeat + 2)
                 got, got_digest = peers.received[repeat + 1]
                 with cluster.engine.connect() as conn:
-                    stored = conn.execute(sa.select(documents.c.payload_sha256).where(
-                        documents.c.sha256 == digest)).scalar_one()
+                    doc_id, stored = conn.execute(sa.select(
+                        documents.c.id, documents.c.payload_sha256).where(
+                        documents.c.sha256 == digest)).one()
                 rows.append({"body_mb": size / MB, "delivered_mb": got / MB,
                              "base_rss_mb": base["VmRSS"] / MB,
                              "rss_rise_mb": (sampler.peak["VmRSS"] - base["VmRSS"]) / MB,
                              "anon_rise_mb": (sampler.peak["RssAnon"] - base["RssAnon"]) / MB,
                              "accept_s": accepted, "delivered_s": delivered,
                              "intact": got_digest == stored})
+                if evidence:
+                    rows[-1].update(_evidence(bus.url, bus.pid, doc_id, key))
                 packet.unlink()
     finally:
         peers.close()
         sink.shutdown()
     return rows
+
+
+def _evidence(url: str, pid: int, doc_id: str, key: str) -> dict[str, float]:
+    """GET the document's evidence bundle, hashing it as it arrives; the serve's rise."""
+    base = status_bytes(pid, "VmRSS")
+    began = time.monotonic()
+    size = 0
+    with Sampler(pid) as sampler, httpx.stream(
+            "GET", f"{url}/api/v1/edocs/{doc_id}/evidence", headers={"X-API-Key": key},
+            timeout=900) as answer:
+        if answer.status_code != 200:
+            raise SystemExit(f"evidence: HTTP {answer.status_code}")
+        digest = hashlib.sha256()
+        for piece in answer.iter_bytes(1 << 20):
+            digest.update(piece)
+            size += len(piece)
+    return {"evidence_mb": size / MB, "evidence_s": time.monotonic() - began,
+            "evidence_rise_mb": (sampler.peak["VmRSS"] - base) / MB}
 
 
 def _send(url: str, path: Path, size: int, key: str, peers: _Peers, count: int
@@ -258,13 +279,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="on a private PostgreSQL (payloads as large objects)")
     parser.add_argument("--adapter", choices=ADAPTERS, default="http",
                         help="the adapter that delivers it (default: http)")
+    parser.add_argument("--evidence", action="store_true",
+                        help="then GET the document's evidence bundle (zip) and measure it")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="lgsp-bench-large-"))
     server = PostgresServer() if args.postgresql else None
     try:
         if server is not None:
             server.start()
-        rows = run(folder, args.mb, args.repeats, server.url if server else "", args.adapter)
+        rows = run(folder, args.mb, args.repeats, server.url if server else "", args.adapter,
+                   args.evidence)
     finally:
         if server is not None:
             server.stop()
@@ -281,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['delivered_s']:.1f} | {r['body_mb'] / r['delivered_s']:.0f} | "
               f"{'yes' if r['rss_rise_mb'] <= 256 else 'NO'} | "
               f"{'yes' if r['intact'] else 'NO'} |")
+    if args.evidence:
+        print("\n| evidence bundle MB | answered in s | serve RSS rise MB |\n|---|---|---|")
+        for r in rows:
+            print(f"| {r['evidence_mb']:.0f} | {r['evidence_s']:.1f} | "
+                  f"{r['evidence_rise_mb']:.0f} |")
     return 0
 
 
