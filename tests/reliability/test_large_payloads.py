@@ -376,7 +376,8 @@ def test_each_adapter_delivers_large_packets_in_bounded_memory(
     print(f"\n[large] {adapter}: RSS rise {small // MB} MB at {SIZES[0] // MB} MB, "
           f"{large // MB} MB at {SIZES[1] // MB} MB")
     assert small <= BOUND and large <= BOUND
-    assert large - small < (SIZES[1] - SIZES[0]) // 4, rises
+    # Half the difference: the in-memory code grew by 100-350 MB here, RSS noise is ~10.
+    assert large - small < (SIZES[1] - SIZES[0]) // 2, rises
 
 
 def _peak_child_rss(argv: list[str], env: dict[str, str]) -> tuple[int, int, str]:
@@ -529,4 +530,5 @@ def test_a_large_dialect_packet_is_translated_at_the_door_in_bounded_memory(
     print(f"\n[large] dialect: RSS rise {small // MB} MB at {SIZES[0] // MB} MB, "
           f"{large // MB} MB at {SIZES[1] // MB} MB")
     assert small <= BOUND and large <= BOUND
-    assert large - small < (SIZES[1] - SIZES[0]) // 4, rises
+    # Half the difference: the in-memory code grew by 100-350 MB here, RSS noise is ~10.
+    assert large - small < (SIZES[1] - SIZES[0]) // 2, rises
