@@ -22,7 +22,7 @@ import json
 import re
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -107,6 +107,18 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
 
 
+def _cut_piece(chunk: bytes, at: int, start: int, end: int) -> Iterator[bytes]:
+    """What is left of ``chunk`` (found at offset ``at``) once ``[start, end)`` is cut."""
+    done = at + len(chunk)
+    if done <= start or at >= end:
+        yield chunk
+        return
+    if at < start:
+        yield chunk[:start - at]
+    if done > end:
+        yield chunk[end - at:]
+
+
 @dataclass(frozen=True)
 class _Cut:
     """The sender's bytes as the forwarded ones without ``[start, end)``."""
@@ -120,38 +132,54 @@ class _Cut:
         return self.forwarded.size - (self.end - self.start)
 
     def chunks(self) -> Iterator[bytes]:
-        done = 0
+        at = 0
         for chunk in self.forwarded.chunks():
-            at, done = done, done + len(chunk)
-            if done <= self.start or at >= self.end:
-                yield chunk
-                continue
-            if at < self.start:
-                yield chunk[:self.start - at]
-            if done > self.end:
-                yield chunk[self.end - at:]
+            yield from _cut_piece(chunk, at, self.start, self.end)
+            at += len(chunk)
 
 
-def _sender_cut(forwarded: PayloadBody, sha256: str) -> _Cut | None:
-    """:func:`sender_bytes` for a payload too large to hold: the TraceHeader is looked
-    for in the packet's head only, and each candidate is hashed in one streamed pass."""
+def _cut_candidates(forwarded: PayloadBody) -> list[_Cut]:
+    """:func:`sender_bytes`'s candidate removals for a payload too large to hold, in the
+    same order; the TraceHeader is looked for in the packet's head only."""
     with forwarded.open() as file:
         head_bytes = file.read(_HEAD)
+    candidates = []
     for match in reversed(list(_TRACE.finditer(head_bytes))):
         start, end = match.span()
         prefix = match["p"]
-        spans = [(start, end)]
+        candidates.append(_Cut(forwarded, start, end))
         opening, closing = b"<" + prefix + b"TraceHeaderList>", b"</" + prefix + b"TraceHeaderList>"
         if head_bytes[:start].endswith(opening) and head_bytes.startswith(closing, end):
-            spans.append((start - len(opening), end + len(closing)))
-        for a, b in spans:
-            cut = _Cut(forwarded, a, b)
-            digest = hashlib.sha256()
-            for chunk in cut.chunks():
-                digest.update(chunk)
-            if digest.hexdigest() == sha256:
-                return cut
-    return None
+            candidates.append(_Cut(forwarded, start - len(opening), end + len(closing)))
+    return candidates
+
+
+class _CutHashes:
+    """Hashes every candidate's bytes while the forwarded ones stream past (no pass of
+    their own); :meth:`match` is the first whose digest is the sender's."""
+
+    def __init__(self, candidates: list[_Cut]) -> None:
+        self.candidates = candidates
+        self._hashes = [hashlib.sha256() for _ in candidates]
+
+    def __call__(self, chunk: bytes, at: int) -> None:
+        for cut, digest in zip(self.candidates, self._hashes, strict=True):
+            for part in _cut_piece(chunk, at, cut.start, cut.end):
+                digest.update(part)
+
+    def match(self, sha256: str) -> _Cut | None:
+        return next((cut for cut, digest in zip(self.candidates, self._hashes, strict=True)
+                     if digest.hexdigest() == sha256), None)
+
+
+def _sender_cut(forwarded: PayloadBody, sha256: str) -> _Cut | None:
+    """The candidate removal that gives the sender's bytes, in one streamed pass."""
+    hashes = _CutHashes(_cut_candidates(forwarded))
+    at = 0
+    for chunk in forwarded.chunks():
+        hashes(chunk, at)
+        at += len(chunk)
+    return hashes.match(sha256)
 
 
 Source = bytes | PayloadBody | _Cut
@@ -199,55 +227,46 @@ def write(target: IO[bytes], engine: Engine, doc_id: str, viewer: queries.Viewer
     original: Source | None = None
     if doc["original_sha256"]:
         original = _body(store, doc["original_sha256"])
-    files: dict[str, Source] = {}
     notes: list[str] = []
-    if forwarded is None:
-        notes.append("the forwarded bytes are no longer stored (purged)")
-    else:
-        files[FORWARDED] = forwarded
-        if original is None:
-            original = (sender_bytes(forwarded.read(), doc["sha256"])
-                        if forwarded.size < _STREAM_FROM
-                        else _sender_cut(forwarded, doc["sha256"]))
-            if original is None:
-                notes.append("the sender's own bytes were not kept; the forwarded bytes "
-                             "differ from them only by the bus's TraceHeader, and the "
-                             "sender's copy can be checked against sender_sha256")
-    if original is not None:
-        files[ORIGINAL] = original
-    sealed_ids = {i for s in seals for i in covered_ids(s)}
-    unsealed = [int(r["id"]) for r in rows if int(r["id"]) not in sealed_ids]
-    if unsealed:
-        notes.append(f"{len(unsealed)} event(s) are not sealed yet; export again in a "
-                     "minute for a proof of every event")
-    document = {"detail": detail.model_dump(mode="json"),
-                "receipt": json.loads(doc["receipt"]),
-                "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
-                "original_sha256": doc["original_sha256"]}
-    files["document.json"] = _json(document)
-    files["events.json"] = _json(rows)
-    files["chain.json"] = _json({"seals": seals, "path": headers,
-                                 "head": _header(top) if top else None})
-    files["summary.html"] = summary_html(
-        detail, rows, seals, top, notes, zone=zone,
-        digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]},
-        names=names or {}).encode()
     digests: dict[str, str] = {}
     start = target.tell() if target.seekable() else 0
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, source in sorted(files.items()):
-            size = len(source) if isinstance(source, bytes) else source.size
-            entry_info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
-            # A scan's base64 deflates to ~3/4 at the cost of a minute of CPU per 500 MB;
-            # large payloads are stored as they are, so an export is bound by the disk.
-            entry_info.compress_type = (zipfile.ZIP_STORED if size >= _STREAM_FROM
-                                        else zipfile.ZIP_DEFLATED)
-            digest = hashlib.sha256()
-            with archive.open(entry_info, "w", force_zip64=size >= _ZIP64_FROM) as entry:
-                for piece in _pieces(source):
-                    digest.update(piece)
-                    entry.write(piece)
-            digests[name] = digest.hexdigest()
+        if forwarded is None:
+            notes.append("the forwarded bytes are no longer stored (purged)")
+        else:
+            streamed = original is None and forwarded.size >= _STREAM_FROM
+            hashes = _CutHashes(_cut_candidates(forwarded) if streamed else [])
+            digests[FORWARDED] = _put(archive, FORWARDED, forwarded, hashes)
+            if original is None:
+                original = (hashes.match(doc["sha256"]) if streamed
+                            else sender_bytes(forwarded.read(), doc["sha256"]))
+                if original is None:
+                    notes.append("the sender's own bytes were not kept; the forwarded bytes "
+                                 "differ from them only by the bus's TraceHeader, and the "
+                                 "sender's copy can be checked against sender_sha256")
+        if original is not None:
+            digests[ORIGINAL] = _put(archive, ORIGINAL, original)
+        sealed_ids = {i for s in seals for i in covered_ids(s)}
+        unsealed = [int(r["id"]) for r in rows if int(r["id"]) not in sealed_ids]
+        if unsealed:
+            notes.append(f"{len(unsealed)} event(s) are not sealed yet; export again in a "
+                         "minute for a proof of every event")
+        document = {"detail": detail.model_dump(mode="json"),
+                    "receipt": json.loads(doc["receipt"]),
+                    "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
+                    "original_sha256": doc["original_sha256"]}
+        files = {
+            "document.json": _json(document),
+            "events.json": _json(rows),
+            "chain.json": _json({"seals": seals, "path": headers,
+                                 "head": _header(top) if top else None}),
+            "summary.html": summary_html(
+                detail, rows, seals, top, notes, zone=zone,
+                digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]},
+                names=names or {}).encode(),
+        }
+        for name, data in sorted(files.items()):
+            digests[name] = _put(archive, name, data)
         manifest = {"format": FORMAT, "document": doc_id, "exported_at": time.time(),
                     "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
                     "notes": notes, "unsealed_events": unsealed,
@@ -255,6 +274,27 @@ def write(target: IO[bytes], engine: Engine, doc_id: str, viewer: queries.Viewer
                     "files": dict(sorted(digests.items()))}
         archive.writestr("manifest.json", _json(manifest))
     return (target.tell() - start) if target.seekable() else 0
+
+
+def _put(archive: zipfile.ZipFile, name: str, source: Source,
+         observe: Callable[[bytes, int], None] | None = None) -> str:
+    """Writes one entry from ``source`` piece by piece; its SHA-256. ``observe`` sees
+    each piece with its offset (the sender-cut candidates are hashed that way)."""
+    size = len(source) if isinstance(source, bytes) else source.size
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    # A scan's base64 deflates to ~3/4 at the cost of a minute of CPU per 500 MB; large
+    # payloads are stored as they are, so an export is bound by the disk.
+    info.compress_type = zipfile.ZIP_STORED if size >= _STREAM_FROM else zipfile.ZIP_DEFLATED
+    digest = hashlib.sha256()
+    at = 0
+    with archive.open(info, "w", force_zip64=size >= _ZIP64_FROM) as entry:
+        for piece in _pieces(source):
+            digest.update(piece)
+            entry.write(piece)
+            if observe is not None:
+                observe(piece, at)
+            at += len(piece)
+    return digest.hexdigest()
 
 
 def _header(seal: dict[str, Any]) -> dict[str, Any]:
