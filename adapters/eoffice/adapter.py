@@ -15,9 +15,14 @@ parse error.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
 import os
+import secrets
 import threading
+from collections.abc import Iterator
+from itertools import chain
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
@@ -26,8 +31,10 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from zeep.wsdl.utils import etree_to_string
 from zeep.wsse.username import UsernameToken
 
+from adapters._http import SizedStream, base64_length, packet_base64
 from adapters.eoffice.protocol import (
     OPERATIONS,
     PERMANENT_CODES,
@@ -38,10 +45,12 @@ from adapters.eoffice.protocol import (
 )
 from adapters.http.adapter import retry_after_s
 from bus.adapter import Adapter, Delivery, Receipt, Refuse, Retry
+from bus.store.blobs import PayloadBody
 
 # zeep ships py.typed without annotations; calls go through Any rather than a cast each.
 _zeep: Any = zeep
 _UsernameToken: Any = UsernameToken
+_etree_to_string: Any = etree_to_string
 
 _DETAIL_CHARS: Final = 300
 _XML_TYPES: Final = frozenset({"text/xml", "application/xml", "application/soap+xml"})
@@ -149,6 +158,49 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
+class _SplicingTransport(_zeep.Transport):  # type: ignore[misc]
+    """zeep's transport, sending the packet of a delivery as a stream spliced into the
+    envelope zeep built around a placeholder.
+
+    zeep builds the whole envelope as an lxml tree and serialises it to bytes, so a
+    500 MB packet given as ``packet=`` would be held three times (the bytes, their base64
+    in the tree, the serialised envelope). Instead the operation is called with a short
+    random placeholder; zeep does everything it normally does (WS-Security header,
+    plugins, SOAPAction), and this transport — zeep's documented place to change how an
+    envelope is posted — finds the placeholder's base64 in the serialised envelope and
+    posts prefix, the packet's base64 read from its file, and suffix, with the exact
+    Content-Length. The bytes on the wire are the ones zeep would have sent.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending = threading.local()
+
+    @contextlib.contextmanager
+    def splicing(self, body: PayloadBody) -> Iterator[bytes]:
+        """The placeholder to pass as ``packet``; the call made inside sends ``body``."""
+        placeholder = secrets.token_bytes(24)
+        # As zeep writes a base64Binary value: standard alphabet, unwrapped.
+        self._pending.value = (base64.b64encode(placeholder), body)
+        try:
+            yield placeholder
+        finally:
+            self._pending.value = None
+
+    def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> Any:
+        pending = getattr(self._pending, "value", None)
+        if pending is None:
+            return super().post_xml(address, envelope, headers)
+        marker, body = pending
+        message: bytes = _etree_to_string(envelope)
+        prefix, found, suffix = message.partition(marker)
+        if not found or marker in suffix:
+            raise RuntimeError("the packet placeholder is not once in zeep's envelope")
+        size = len(prefix) + base64_length(body.size) + len(suffix)
+        stream = SizedStream(size, lambda: chain((prefix,), packet_base64(body), (suffix,)))
+        return self.post(address, stream, headers)
+
+
 class EofficeAdapter(Adapter[EofficeConfig]):
     """ReceiveDocument / ReceiveStatus per delivery; faults become Refuse or Retry."""
 
@@ -183,8 +235,8 @@ class EofficeAdapter(Adapter[EofficeConfig]):
             session = requests.Session()
             session.trust_env = False
             session.hooks["response"].extend((_check_http, screen_answer))
-            transport = _zeep.Transport(session=session, timeout=self.config.timeout_s,
-                                       operation_timeout=self.config.timeout_s)
+            transport = _SplicingTransport(session=session, timeout=self.config.timeout_s,
+                                           operation_timeout=self.config.timeout_s)
             password = os.environ.get(self.config.password_env or "")
             wsse = (_UsernameToken(self.config.username, password)
                     if self.config.username else None)
@@ -261,9 +313,11 @@ class EofficeAdapter(Adapter[EofficeConfig]):
                          code="UnsupportedKind")
         try:
             self.open()
-            answer = getattr(self._service, operation)(
-                idempotencyKey=delivery.idempotency_key, documentId=delivery.document_id,
-                recipient=delivery.recipient, packet=delivery.payload)
+            with self._client.transport.splicing(delivery.body) as placeholder:
+                answer = getattr(self._service, operation)(
+                    idempotencyKey=delivery.idempotency_key,
+                    documentId=delivery.document_id, recipient=delivery.recipient,
+                    packet=placeholder)
         except zeep.exceptions.Fault as exc:
             raise self.decide_fault(exc) from exc
         except CredentialsRejected as exc:

@@ -15,15 +15,18 @@ a re-serialisation, so the attachments and everything else stay as sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import mmap
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import IO, Final, NamedTuple
 
 from lxml import etree
 
 from bus import errors
 from bus.edxml.findings import element_path, line_of
-from bus.edxml.markup import Element, UnreadableError, apply, line_at, scan
+from bus.edxml.mapped import Mapped
+from bus.edxml.markup import Edit, Element, UnreadableError, apply, line_at, scan
 from bus.edxml.reader import DEFAULT_LIMITS, Limits, ReadResult, read_packet
 from bus.edxml.tolerance import DIALECT_TRANSLATED
 from bus.schemas import EDXML_NS
@@ -115,7 +118,42 @@ def _hub_2019(data: bytes) -> tuple[bytes, list[errors.Notice]]:
                     note("edXML:version attribute removed", element)
     if not edits:
         return data, []
-    return apply(data, edits), _notices("vendor-hub-2019", changes)
+    return _applied(data, edits), _notices("vendor-hub-2019", changes)
+
+
+_SPILL_FROM: Final = 8 << 20
+_COPY: Final = 4 << 20
+
+
+def _applied(data: bytes, edits: Sequence[Edit]) -> bytes:
+    """``data`` with ``edits`` made: in memory for a packet in memory, else into a file.
+
+    A large packet arrives spooled and is read through a :class:`Mapped` file; building
+    its translation as ``bytes`` would put the whole packet in memory once more (and the
+    reader, the forwarder and the store would then work on that copy). The edits are
+    all in the envelope's first kilobytes, so the translation is written to an unnamed
+    temporary file piece by piece (the untouched rest copied window by window, each
+    window given back) and read through a map of its own, like the sender's."""
+    if not isinstance(data, Mapped) or len(data) < _SPILL_FROM:
+        return apply(data, edits)
+    with tempfile.TemporaryFile(prefix="lgsp-dialect-") as out:
+        position = 0
+        for start, end, replacement in sorted(edits):
+            if start < position:
+                raise UnreadableError("overlapping edits")
+            _copy(data, position, start, out)
+            out.write(replacement)
+            position = end
+        _copy(data, position, len(data), out)
+        out.flush()
+        return Mapped(out.fileno(), 0, access=mmap.ACCESS_READ).as_bytes()
+
+
+def _copy(source: Mapped, start: int, end: int, out: IO[bytes]) -> None:
+    for at in range(start, end, _COPY):
+        stop = min(end, at + _COPY)
+        out.write(source[at:stop])
+        source.release(at, stop)
 
 
 def _notices(dialect: str, changes: list[_Change]) -> list[errors.Notice]:

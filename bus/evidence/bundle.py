@@ -22,9 +22,10 @@ import json
 import re
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from pathlib import Path
+from typing import IO, Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -34,12 +35,16 @@ from bus.evidence.canonical import SKIP, covered_ids, events_hash, leaf, seal_ha
 from bus.evidence.chain import event_rows, head, seal_row
 from bus.evidence.summary import summary_html
 from bus.store import Store, queries
-from bus.store.blobs import PayloadFiles
-from bus.store.tables import audit_seals, documents, events, payloads
+from bus.store.blobs import PayloadBody, PayloadFiles
+from bus.store.tables import audit_seals, documents, events
 
 FORMAT: Final = "lgsp-evidence/1"
 ORIGINAL: Final = "sender/original.edxml"
 FORWARDED: Final = "forwarded/forwarded.edxml"
+PAYLOAD_FILES: Final = (ORIGINAL, FORWARDED)
+_ZIP64_FROM: Final = zipfile.ZIP64_LIMIT // 2
+"""An entry streamed in has no size up front; from here it is written as ZIP64 so that
+it may pass 2 GiB (compressed base64 of a scan can exceed its raw size)."""
 
 _TRACE: Final = re.compile(
     rb"<(?P<p>(?:[A-Za-z_][\w.\-]*:)?)TraceHeader><(?P=p)OrganId>[^<]*</(?P=p)OrganId>"
@@ -83,10 +88,17 @@ def proof_path(numbers: list[int], last: int) -> list[int]:
     return sorted(path)
 
 
-def _kept(store: Store, digest: str) -> bytes | None:
-    """A payload kept outside rows (bus.store.blobs), or None when it is not there."""
+_HEAD: Final = 4 << 20
+"""How far into the forwarded packet its TraceHeader is looked for: it is in the edXML
+header, which precedes the attachments, so a few MB covers any real packet."""
+_STREAM_FROM: Final = 1 << 20
+"""Payloads from this size are streamed into the zip from their file, never held."""
+
+
+def _body(store: Store, digest: str) -> PayloadBody | None:
+    """A stored payload (row, file or large object), or None when it is not there."""
     try:
-        return store.payload(digest)
+        return store.body(digest)
     except errors.NotFound:
         return None
 
@@ -95,76 +107,194 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
 
 
+def _cut_piece(chunk: bytes, at: int, start: int, end: int) -> Iterator[bytes]:
+    """What is left of ``chunk`` (found at offset ``at``) once ``[start, end)`` is cut."""
+    done = at + len(chunk)
+    if done <= start or at >= end:
+        yield chunk
+        return
+    if at < start:
+        yield chunk[:start - at]
+    if done > end:
+        yield chunk[end - at:]
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """The sender's bytes as the forwarded ones without ``[start, end)``."""
+
+    forwarded: PayloadBody
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.forwarded.size - (self.end - self.start)
+
+    def chunks(self) -> Iterator[bytes]:
+        at = 0
+        for chunk in self.forwarded.chunks():
+            yield from _cut_piece(chunk, at, self.start, self.end)
+            at += len(chunk)
+
+
+def _cut_candidates(forwarded: PayloadBody) -> list[_Cut]:
+    """:func:`sender_bytes`'s candidate removals for a payload too large to hold, in the
+    same order; the TraceHeader is looked for in the packet's head only."""
+    with forwarded.open() as file:
+        head_bytes = file.read(_HEAD)
+    candidates = []
+    for match in reversed(list(_TRACE.finditer(head_bytes))):
+        start, end = match.span()
+        prefix = match["p"]
+        candidates.append(_Cut(forwarded, start, end))
+        opening, closing = b"<" + prefix + b"TraceHeaderList>", b"</" + prefix + b"TraceHeaderList>"
+        if head_bytes[:start].endswith(opening) and head_bytes.startswith(closing, end):
+            candidates.append(_Cut(forwarded, start - len(opening), end + len(closing)))
+    return candidates
+
+
+class _CutHashes:
+    """Hashes every candidate's bytes while the forwarded ones stream past (no pass of
+    their own); :meth:`match` is the first whose digest is the sender's."""
+
+    def __init__(self, candidates: list[_Cut]) -> None:
+        self.candidates = candidates
+        self._hashes = [hashlib.sha256() for _ in candidates]
+
+    def __call__(self, chunk: bytes, at: int) -> None:
+        for cut, digest in zip(self.candidates, self._hashes, strict=True):
+            for part in _cut_piece(chunk, at, cut.start, cut.end):
+                digest.update(part)
+
+    def match(self, sha256: str) -> _Cut | None:
+        return next((cut for cut, digest in zip(self.candidates, self._hashes, strict=True)
+                     if digest.hexdigest() == sha256), None)
+
+
+def _sender_cut(forwarded: PayloadBody, sha256: str) -> _Cut | None:
+    """The candidate removal that gives the sender's bytes, in one streamed pass."""
+    hashes = _CutHashes(_cut_candidates(forwarded))
+    at = 0
+    for chunk in forwarded.chunks():
+        hashes(chunk, at)
+        at += len(chunk)
+    return hashes.match(sha256)
+
+
+Source = bytes | PayloadBody | _Cut
+
+
+def _pieces(source: Source) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        yield source
+    else:
+        yield from source.chunks()
+
+
 def build(engine: Engine, doc_id: str, viewer: queries.Viewer, *,
           zone: str = "Asia/Ho_Chi_Minh", names: Mapping[str, str] | None = None,
           payload_files: PayloadFiles | None = None) -> bytes:
-    """The bundle of ``doc_id``; NotFound when the viewer may not read it. ``names``:
-    organisation code → name (the directory's), for the summary."""
+    """The bundle of ``doc_id`` in memory (small documents, tests); see :func:`write`."""
+    out = io.BytesIO()
+    write(out, engine, doc_id, viewer, zone=zone, names=names, payload_files=payload_files)
+    return out.getvalue()
+
+
+def write(target: IO[bytes], engine: Engine, doc_id: str, viewer: queries.Viewer, *,
+          zone: str = "Asia/Ho_Chi_Minh", names: Mapping[str, str] | None = None,
+          payload_files: PayloadFiles | None = None) -> int:
+    """Writes the bundle of ``doc_id`` into ``target``; returns the bytes written.
+    NotFound when the viewer may not read it. ``names``: organisation code → name (the
+    directory's), for the summary.
+
+    The payloads are streamed from the store into their zip entries, hashed on the way,
+    and ``manifest.json`` is written last, once every digest is known: a 500 MB scan
+    costs its export a few MB of memory, not three copies of itself.
+    """
     detail = queries.document_detail(engine, doc_id, viewer)
+    store = Store(engine, payload_files)
     with engine.connect() as conn:
         doc = conn.execute(sa.select(documents).where(documents.c.id == doc_id)).mappings().one()
         rows = event_rows(conn, events.c.document == doc_id)
-        forwarded = conn.execute(sa.select(payloads.c.data).where(
-            payloads.c.sha256 == doc["payload_sha256"])).scalar()
-        original = None
-        if doc["original_sha256"]:
-            original = conn.execute(sa.select(payloads.c.data).where(
-                payloads.c.sha256 == doc["original_sha256"])).scalar()
-        if payload_files is not None:
-            store = Store(engine, payload_files)
-            if forwarded is None:
-                forwarded = _kept(store, doc["payload_sha256"])
-            if original is None and doc["original_sha256"]:
-                original = _kept(store, doc["original_sha256"])
         top = head(conn)
         seals = _covering(conn, [int(r["id"]) for r in rows], top)
         path = proof_path([s["number"] for s in seals], top["number"]) if top and seals else []
         headers = [_header(seal_row(r)) for r in conn.execute(
             sa.select(audit_seals).where(audit_seals.c.number.in_(path))
             .order_by(audit_seals.c.number)).mappings()] if path else []
-    files: dict[str, bytes] = {}
+    forwarded = _body(store, doc["payload_sha256"])
+    original: Source | None = None
+    if doc["original_sha256"]:
+        original = _body(store, doc["original_sha256"])
     notes: list[str] = []
-    if forwarded is None:
-        notes.append("the forwarded bytes are no longer stored (purged)")
-    else:
-        files[FORWARDED] = bytes(forwarded)
-        if original is None:
-            original = sender_bytes(bytes(forwarded), doc["sha256"])
+    digests: dict[str, str] = {}
+    start = target.tell() if target.seekable() else 0
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        if forwarded is None:
+            notes.append("the forwarded bytes are no longer stored (purged)")
+        else:
+            streamed = original is None and forwarded.size >= _STREAM_FROM
+            hashes = _CutHashes(_cut_candidates(forwarded) if streamed else [])
+            digests[FORWARDED] = _put(archive, FORWARDED, forwarded, hashes)
             if original is None:
-                notes.append("the sender's own bytes were not kept; the forwarded bytes "
-                             "differ from them only by the bus's TraceHeader, and the "
-                             "sender's copy can be checked against sender_sha256")
-    if original is not None:
-        files[ORIGINAL] = bytes(original)
-    sealed_ids = {i for s in seals for i in covered_ids(s)}
-    unsealed = [int(r["id"]) for r in rows if int(r["id"]) not in sealed_ids]
-    if unsealed:
-        notes.append(f"{len(unsealed)} event(s) are not sealed yet; export again in a "
-                     "minute for a proof of every event")
-    document = {"detail": detail.model_dump(mode="json"),
-                "receipt": json.loads(doc["receipt"]),
-                "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
-                "original_sha256": doc["original_sha256"]}
-    files["document.json"] = _json(document)
-    files["events.json"] = _json(rows)
-    files["chain.json"] = _json({"seals": seals, "path": headers,
-                                 "head": _header(top) if top else None})
-    files["summary.html"] = summary_html(
-        detail, rows, seals, top, notes, zone=zone,
-        digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]},
-        names=names or {}).encode()
-    manifest = {"format": FORMAT, "document": doc_id, "exported_at": time.time(),
-                "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
-                "notes": notes, "unsealed_events": unsealed,
-                "head": _header(top) if top else None,
-                "files": {name: hashlib.sha256(data).hexdigest()
-                          for name, data in sorted(files.items())}}
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", _json(manifest))
+                original = (hashes.match(doc["sha256"]) if streamed
+                            else sender_bytes(forwarded.read(), doc["sha256"]))
+                if original is None:
+                    notes.append("the sender's own bytes were not kept; the forwarded bytes "
+                                 "differ from them only by the bus's TraceHeader, and the "
+                                 "sender's copy can be checked against sender_sha256")
+        if original is not None:
+            digests[ORIGINAL] = _put(archive, ORIGINAL, original)
+        sealed_ids = {i for s in seals for i in covered_ids(s)}
+        unsealed = [int(r["id"]) for r in rows if int(r["id"]) not in sealed_ids]
+        if unsealed:
+            notes.append(f"{len(unsealed)} event(s) are not sealed yet; export again in a "
+                         "minute for a proof of every event")
+        document = {"detail": detail.model_dump(mode="json"),
+                    "receipt": json.loads(doc["receipt"]),
+                    "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
+                    "original_sha256": doc["original_sha256"]}
+        files = {
+            "document.json": _json(document),
+            "events.json": _json(rows),
+            "chain.json": _json({"seals": seals, "path": headers,
+                                 "head": _header(top) if top else None}),
+            "summary.html": summary_html(
+                detail, rows, seals, top, notes, zone=zone,
+                digests={"sender": doc["sha256"], "forwarded": doc["payload_sha256"]},
+                names=names or {}).encode(),
+        }
         for name, data in sorted(files.items()):
-            archive.writestr(name, data)
-    return out.getvalue()
+            digests[name] = _put(archive, name, data)
+        manifest = {"format": FORMAT, "document": doc_id, "exported_at": time.time(),
+                    "sender_sha256": doc["sha256"], "forwarded_sha256": doc["payload_sha256"],
+                    "notes": notes, "unsealed_events": unsealed,
+                    "head": _header(top) if top else None,
+                    "files": dict(sorted(digests.items()))}
+        archive.writestr("manifest.json", _json(manifest))
+    return (target.tell() - start) if target.seekable() else 0
+
+
+def _put(archive: zipfile.ZipFile, name: str, source: Source,
+         observe: Callable[[bytes, int], None] | None = None) -> str:
+    """Writes one entry from ``source`` piece by piece; its SHA-256. ``observe`` sees
+    each piece with its offset (the sender-cut candidates are hashed that way)."""
+    size = len(source) if isinstance(source, bytes) else source.size
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    # A scan's base64 deflates to ~3/4 at the cost of a minute of CPU per 500 MB; large
+    # payloads are stored as they are, so an export is bound by the disk.
+    info.compress_type = zipfile.ZIP_STORED if size >= _STREAM_FROM else zipfile.ZIP_DEFLATED
+    digest = hashlib.sha256()
+    at = 0
+    with archive.open(info, "w", force_zip64=size >= _ZIP64_FROM) as entry:
+        for piece in _pieces(source):
+            digest.update(piece)
+            entry.write(piece)
+            if observe is not None:
+                observe(piece, at)
+            at += len(piece)
+    return digest.hexdigest()
 
 
 def _header(seal: dict[str, Any]) -> dict[str, Any]:
@@ -208,13 +338,25 @@ class BundleReport:
         return not self.problems
 
 
-def check(data: bytes) -> BundleReport:
-    """Checks a bundle with nothing but its bytes."""
+def _member_digest(archive: zipfile.ZipFile, name: str) -> str:
+    digest = hashlib.sha256()
+    with archive.open(name) as member:
+        while piece := member.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def check(data: bytes | Path | IO[bytes]) -> BundleReport:
+    """Checks a bundle with nothing but its bytes (or its file: the payloads in it are
+    hashed as they are read, so a bundle of a 500 MB scan is checked in little memory)."""
     report = BundleReport()
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        files = {name: archive.read(name) for name in archive.namelist()}
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+        names = archive.namelist()
+        digests = {name: _member_digest(archive, name) for name in names}
+        files = {name: archive.read(name) for name in names if name not in PAYLOAD_FILES}
         manifest = json.loads(files.pop("manifest.json"))
+        digests.pop("manifest.json")
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         report.problems.append(f"not an evidence bundle: {exc}")
         return report
@@ -223,12 +365,12 @@ def check(data: bytes) -> BundleReport:
         return report
     report.notes.extend(manifest.get("notes", []))
     listed: dict[str, str] = manifest.get("files", {})
-    for name in sorted(set(listed) | set(files)):
-        if name not in files:
+    for name in sorted(set(listed) | set(digests)):
+        if name not in digests:
             report.problems.append(f"{name}: listed in the manifest but missing")
         elif name not in listed:
             report.problems.append(f"{name}: not listed in the manifest")
-        elif hashlib.sha256(files[name]).hexdigest() != listed[name]:
+        elif digests[name] != listed[name]:
             report.problems.append(f"{name}: was changed (its SHA-256 is not the manifest's)")
     if report.problems:
         return report
@@ -238,12 +380,12 @@ def check(data: bytes) -> BundleReport:
     except (KeyError, ValueError) as exc:
         report.problems.append(f"events.json or chain.json unreadable: {exc}")
         return report
-    _check_bytes(files, manifest, rows, report)
+    _check_bytes(digests, manifest, rows, report)
     _check_chain(rows, chain, manifest.get("unsealed_events", []), report)
     return report
 
 
-def _check_bytes(files: dict[str, bytes], manifest: dict[str, Any],
+def _check_bytes(digests: dict[str, str], manifest: dict[str, Any],
                  rows: list[dict[str, Any]], report: BundleReport) -> None:
     accepted = next((r for r in rows if r["action"] == "accepted"), None)
     if accepted is None:
@@ -252,7 +394,7 @@ def _check_bytes(files: dict[str, bytes], manifest: dict[str, Any],
     said = json.loads(accepted["detail"] or "{}")
     wanted = {ORIGINAL: accepted["digest"], FORWARDED: said.get("payload_sha256")}
     for name, digest in wanted.items():
-        if name in files and digest and hashlib.sha256(files[name]).hexdigest() != digest:
+        if name in digests and digest and digests[name] != digest:
             report.problems.append(f"{name}: its SHA-256 is not the one the sealed accepted "
                                    f"event {accepted['id']} records")
     if manifest.get("sender_sha256") != accepted["digest"]:

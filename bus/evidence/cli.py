@@ -108,21 +108,28 @@ def cmd_audit_seal(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence_export(args: argparse.Namespace) -> int:
-    from bus.evidence.bundle import build
+    from bus.evidence.bundle import write
     from bus.store.queries import Viewer
 
     engine, zone = _engine(args)
-    data = build(engine, args.id, Viewer(system="lgsp-cli", operator=True), zone=zone,
-                 names=_names(args), payload_files=_files(args, engine))
-    Path(args.output).write_bytes(data)
-    print(f"{args.output}: {len(data)} bytes")
+    output = Path(args.output)
+    partial = output.with_name(output.name + ".part")
+    try:
+        with partial.open("wb") as target:
+            size = write(target, engine, args.id, Viewer(system="lgsp-cli", operator=True),
+                         zone=zone, names=_names(args), payload_files=_files(args, engine))
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"{args.output}: {size} bytes")
     return 0
 
 
 def cmd_evidence_verify(args: argparse.Namespace) -> int:
     from bus.evidence.bundle import check
 
-    report = check(Path(args.bundle).read_bytes())
+    with Path(args.bundle).open("rb") as bundle:
+        report = check(bundle)
     for problem in report.problems:
         print(f"problem: {problem}")
     for note in report.notes:
