@@ -96,7 +96,8 @@ class Bus:
                               max_attachment_bytes=settings.max_attachment_bytes,
                               max_elements=settings.max_elements),
             ),
-            on_accepted=self._accepted, on_committed=self.deadlines.record,
+            on_accepted=self._accepted, on_committed=self.deadlines.settle,
+            prepare=self.deadlines.prepare,
         )
 
     @property

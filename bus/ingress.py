@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -33,9 +34,12 @@ from bus.reloader import Reloader, RoutingConfig
 from bus.routing import RoutingDecision, RoutingFacts, business_from_doctype, route
 from bus.store import Accepted, NewDelivery, Store
 from bus.store.blobs import Spool, Staged
+from bus.store.statements import Transaction
 from bus.store.tables import deliveries, documents
 
 log = structlog.get_logger("lgsp.ingress")
+
+WithDeliveries = Callable[[Transaction, str, Sequence[dict[str, Any]]], None]
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,13 @@ class Ingress:
     def __init__(self, store: Store, config: Reloader, settings: IngressSettings | None = None,
                  *, on_accepted: Callable[[Accepted], None] | None = None,
                  on_refused: Callable[[errors.LgspError], None] | None = None,
-                 on_committed: Callable[[Accepted, Packet], object] | None = None) -> None:
+                 on_committed: Callable[[Accepted, Packet], object] | None = None,
+                 prepare: Callable[[Packet, Sequence[str]], WithDeliveries | None]
+                 | None = None) -> None:
+        """``prepare(packet, destinations)``: rows to write in the accept transaction
+        beside the deliveries (the document's deadlines), computed before it begins."""
         self.on_committed = on_committed
+        self.prepare = prepare
         self.store = store
         self.config = config
         self.settings = settings or IngressSettings()
@@ -157,6 +166,8 @@ class Ingress:
         plan = self._lifecycle(cfg, packet, decision, refers_to, targets)
         if plan.recall_of is not None:
             status = None
+        also = self.prepare(packet, [t.destination for t in targets]) \
+            if self.prepare is not None else None
         accepted = self.store.accept(
             kind=packet.kind, sender=packet.sender,
             document_id=(packet.document_id or "") if isinstance(packet, Edoc)
@@ -167,6 +178,7 @@ class Ingress:
             original=original,
             notices=policy_notices(result.notices),
             within=None if plan.empty else plan.apply,
+            with_deliveries=also,
         )
         log.info("packet.accepted", document=accepted.document, kind=packet.kind,
                  sender=packet.sender, system=system, existing=accepted.existing,

@@ -104,7 +104,10 @@ class _Scheduler:
         with self.cond:
             self._busy[destination] -= 1
             self._known.discard(delivery)
-            self.cond.notify()  # a destination at its cap may have a free slot now
+            if destination in self._ready:
+                # Its backlog may have been held back by the cap: a thread can take it
+                # now. Otherwise no thread is woken for nothing after every delivery.
+                self.cond.notify()
 
     def close(self) -> None:
         with self.cond:

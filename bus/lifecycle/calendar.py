@@ -35,6 +35,7 @@ _WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "sat
                     "sunday")
 _MAX_DAYS: Final = 3660
 """How far arithmetic walks before deciding the calendar has no working time left."""
+_DAYS_KEPT: Final = 4096
 
 
 @lru_cache(maxsize=64)
@@ -56,6 +57,8 @@ class WorkCalendar:
     working_days: Mapping[date, str] = field(default_factory=dict)
     _months: dict[tuple[int, int], int] = field(default_factory=dict, compare=False,
                                                  repr=False)
+    _days: dict[date, tuple[tuple[float, float], ...]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @property
     def day_seconds(self) -> float:
@@ -78,13 +81,20 @@ class WorkCalendar:
             return False
         return day.weekday() not in self.weekend or day in swapped
 
-    def segments(self, day: date) -> list[tuple[float, float]]:
-        """Office periods of ``day`` as epoch-second intervals; empty on a day off."""
-        if not self.is_working_day(day):
-            return []
-        return [(datetime.combine(day, start, self.zone).timestamp(),
+    def segments(self, day: date) -> tuple[tuple[float, float], ...]:
+        """Office periods of ``day`` as epoch-second intervals; empty on a day off.
+
+        Kept per day (the calendar is immutable): every accepted document's deadlines
+        walk the same few days, and the zone arithmetic was most of their cost."""
+        found = self._days.get(day)
+        if found is None:
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            found = self._days[day] = () if not self.is_working_day(day) else tuple(
+                (datetime.combine(day, start, self.zone).timestamp(),
                  datetime.combine(day, end, self.zone).timestamp())
-                for start, end in self.office_hours]
+                for start, end in self.office_hours)
+        return found
 
     def _days_from(self, instant: float) -> Iterator[date]:
         day = datetime.fromtimestamp(instant, self.zone).date()

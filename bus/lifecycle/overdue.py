@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -35,6 +35,7 @@ from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, Documen
 from bus.store import Accepted, Store
 from bus.store.blobs import PayloadFiles
 from bus.store.queries import Viewer, iso, visible_to
+from bus.store.statements import Transaction
 from bus.store.tables import (
     READ_ONLY,
     business_statuses,
@@ -44,6 +45,9 @@ from bus.store.tables import (
 )
 
 log = structlog.get_logger("lgsp.deadlines")
+
+_DEADLINE_COLUMNS: Final = ("delivery", "document", "rule", "started_at", "computed_at",
+                            "due_date", *(f"{stage}_due" for stage in STAGES))
 
 MET: Final = {"arrival": ("01", "03", "04", "05", "06"),
               "acceptance": ("03", "04", "05", "06"), "completion": ("06",)}
@@ -115,6 +119,59 @@ class DeadlineBook:
         except Exception as exc:  # the document is committed; never fail its sender
             log.error("deadlines.not_recorded", document=accepted.document, error=repr(exc))
             return 0
+
+    def settle(self, accepted: Accepted, packet: Packet) -> None:
+        """After a status's commit: what :meth:`record` does for statuses. An edoc's
+        deadlines are written inside its accept transaction instead (:meth:`prepare`)."""
+        if isinstance(packet, StatusPacket) and not accepted.existing \
+                and packet.status_code in SETTLING:
+            self._settle(accepted.document, packet.sender)
+
+    def prepare(self, packet: Packet, destinations: Iterable[str]
+                ) -> Callable[[Transaction, str, Sequence[Mapping[str, Any]]], None] | None:
+        """The deadlines of a document about to be accepted, as a writer for its accept
+        transaction (``Store.accept(with_deliveries=...)``): no second transaction and
+        commit per document, and a duplicate that is rolled back records nothing.
+
+        Computed here, before the transaction, one per destination: a failure is logged
+        and the document is accepted without deadlines (``lgsp deadlines backfill``
+        gives them later), never refused."""
+        if not isinstance(packet, Edoc) or packet.business_kind == "revoke":
+            return None
+        try:
+            policy = self.policy()
+            if policy is None:
+                return None
+            start = self.clock()
+            found = {destination: policy.deadlines(start, DocumentFacts(
+                         document_type=packet.document_type.type, priority=packet.priority,
+                         due_date=packet.due_date, destination=destination))
+                     for destination in set(destinations)}
+        except Exception as exc:  # the sender must never pay for the deadline policy
+            log.error("deadlines.not_recorded", document_id=packet.document_id,
+                      error=repr(exc))
+            return None
+
+        def write(tx: Transaction, document: str,
+                  targets: Sequence[Mapping[str, Any]]) -> None:
+            computed = time.time()
+            rows = []
+            for target in sorted(targets, key=lambda t: str(t["effective_recipient"])):
+                deadline = found.get(target["destination"])
+                if target["is_copy"] or deadline is None or (
+                        deadline.rule is None
+                        and all(v is None for v in deadline.due.values())):
+                    continue
+                rows.append({"delivery": target["id"], "document": document,
+                             "rule": deadline.rule, "started_at": start,
+                             "computed_at": computed,
+                             "due_date": deadline.due_date.isoformat()
+                             if deadline.due_date else None,
+                             **{f"{stage}_due": deadline.due[stage] for stage in STAGES}})
+            if rows:
+                tx.insert(delivery_deadlines, _DEADLINE_COLUMNS, rows)
+
+        return write
 
     def _settle(self, status_document: str, organ: str) -> None:
         """Marks the answered deliveries settled; only an optimisation of the gauge (the

@@ -224,6 +224,8 @@ class Store:
         original: bytes | Staged | None = None,
         notices: Sequence[dict[str, Any]] = (),
         within: Callable[[Transaction, str, float], Sequence[dict[str, Any]]] | None = None,
+        with_deliveries: Callable[[Transaction, str, Sequence[dict[str, Any]]], None]
+        | None = None,
     ) -> Accepted:
         """Commits a document and its deliveries in one transaction, or returns the original.
 
@@ -241,7 +243,9 @@ class Store:
         ``within(tx, document, now)`` runs in the same transaction after the deliveries
         are written (a recall withdraws the original's deliveries there, so no worker can
         claim one after the recall is accepted) and returns event rows
-        (:func:`event_row`) to record after the accepted one.
+        (:func:`event_row`) to record after the accepted one. ``with_deliveries(tx,
+        document, rows)`` also runs in it, with the delivery rows as written (their ids),
+        for rows of other tables that hang off them (a document's deadlines).
         """
         digest = content_sha256
         kept = self._keep(payload)
@@ -286,6 +290,8 @@ class Store:
                     "received_at": now, "receipt": json.dumps(receipt, ensure_ascii=False)})
                 if rows:
                     tx.insert(deliveries, _DELIVERY_COLUMNS, rows)
+                if with_deliveries is not None:
+                    with_deliveries(tx, doc, rows)
                 if source is not None:
                     tx.execute("inbound", _insert_source, {
                         "source": source[0], "source_id": source[1], "document": doc,

@@ -36,7 +36,7 @@ _ROWS_PER_INSERT = 50
 class Compiled:
     """One statement as its dialect's SQL, with the literal values it carries."""
 
-    __slots__ = ("defaults", "order", "required", "sql")
+    __slots__ = ("defaults", "order", "required", "rowwise", "sql")
 
     def __init__(self, statement: ClauseElement, engine: Engine) -> None:
         compiled = statement.compile(dialect=engine.dialect)
@@ -48,6 +48,9 @@ class Compiled:
         self.defaults = {k: v for k, v in compiled.params.items() if k not in self.required}
         self.order: tuple[str, ...] | None = (
             tuple(compiled.positiontup) if compiled.positiontup is not None else None)
+        self.rowwise = False
+        """Set by :meth:`Transaction.insert`'s statements whose positional parameters are
+        ``column__row`` in row-major order and carry no defaults."""
 
     def bind(self, values: Params) -> Sequence[Any] | Mapping[str, Any]:
         """The driver's parameters; a missing one is a KeyError, never a silent NULL."""
@@ -85,6 +88,12 @@ class Transaction:
             compiled = self._statements.compiled(
                 ("insert", table.name, tuple(columns), count),
                 functools.partial(_multi_row_insert, table, columns, count))
+            if compiled.rowwise:
+                # Positional and in row order (SQLite): the values as they come, without
+                # naming each one first.
+                self._cursor.execute(compiled.sql, tuple(
+                    row[column] for row in batch for column in columns))
+                continue
             values = {f"{column}__{index}": row[column]
                       for index, row in enumerate(batch) for column in columns}
             self._cursor.execute(compiled.sql, compiled.bind(values))
@@ -122,7 +131,12 @@ class Statements:
     def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = Compiled(build(), self.engine)
+            found = Compiled(build(), self.engine)
+            if isinstance(key, tuple) and key[:1] == ("insert",):
+                _, _, columns, count = key
+                found.rowwise = not found.defaults and found.order == tuple(
+                    f"{column}__{index}" for index in range(count) for column in columns)
+            self._cache[key] = found
         return found
 
     @contextmanager

@@ -179,3 +179,16 @@ def test_end_of_day_is_the_close_of_the_last_working_day(day: date) -> None:
 def test_measuring_years_counts_every_working_day(start: float, days: int) -> None:
     end = CAL.add_working_days(start, days)
     assert CAL.working_days_between(start, end) == pytest.approx(days, abs=1e-9)
+
+
+def test_a_days_office_periods_are_computed_once_and_stay_right() -> None:
+    """Every accepted document's deadlines walk the same days: their zone arithmetic is
+    kept per day, and the kept answer is the one the day's hours give."""
+    cal = WorkCalendar(zone=VN)
+    monday, sunday = date(2026, 3, 2), date(2026, 3, 1)
+    first = cal.segments(monday)
+    assert cal.segments(monday) is first
+    assert first == ((at(2026, 3, 2, 7, 30), at(2026, 3, 2, 11, 30)),
+                     (at(2026, 3, 2, 13), at(2026, 3, 2, 17)))
+    assert cal.segments(sunday) == ()
+    assert local(cal.add_working_hours(at(2026, 2, 27, 16), 4)) == datetime(2026, 3, 2, 10, 30)
