@@ -428,3 +428,7 @@ sa.Index("ix_deliveries_effective_recipient", deliveries.c.effective_recipient,
          deliveries.c.created_at, deliveries.c.document)
 sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.created_at,
          deliveries.c.document)
+# The console's code search (issue 16): a full code ("123/QĐ-UBND") is looked up here,
+# newest first; only a partial code falls back to "contains", over a bounded number of
+# the newest documents (bus.console.views).
+sa.Index("ix_documents_code_received", documents.c.code, documents.c.received_at)
