@@ -124,6 +124,10 @@ class Settings(BaseModel):
     """...and payload bytes per transaction at most (at least one document per batch)."""
     purge_pause_s: float = 0.1
     """Pause between two purge batches, leaving the database to ingest."""
+    purge_batch_ms: float = Field(default=20.0, ge=0)
+    """Each purge batch is sized so its transaction takes about this long (from the last
+    batch's time, up to purge_batch documents), and the pause after it is at least as
+    long; 0: fixed batches of purge_batch (bus.maintenance.pacing)."""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
