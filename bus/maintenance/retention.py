@@ -182,9 +182,12 @@ def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
     conn.execute(documents.delete().where(d.id.in_(ids)))
     digests = {r.payload_sha256 for r in rows} | {r.original_sha256 for r in rows
                                                   if r.original_sha256}
-    still = set(conn.execute(sa.select(d.payload_sha256).where(d.payload_sha256.in_(digests)))
-                .scalars()) | set(conn.execute(sa.select(d.original_sha256).where(
-                    d.original_sha256.in_(digests))).scalars())
+    # DISTINCT: a payload many documents share (the same packet sent again) would bring
+    # back one row per document still using it, thousands per batch.
+    still = set(conn.execute(sa.select(d.payload_sha256).where(d.payload_sha256.in_(digests))
+                             .distinct()).scalars()) | set(conn.execute(
+                                 sa.select(d.original_sha256).where(
+                                     d.original_sha256.in_(digests)).distinct()).scalars())
     gone = sorted(digests - still)
     if gone:
         conn.execute(payloads.delete().where(payloads.c.sha256.in_(gone)))
