@@ -39,7 +39,8 @@ class ChainCollector(Collector):
                 oldest = conn.execute(unsealed.with_only_columns(events.c.at).limit(1)) \
                     .scalar()
                 count = conn.execute(sa.select(sa.func.count()).select_from(
-                    unsealed.limit(COUNTED).subquery())).scalar_one()
+                    unsealed.with_only_columns(events.c.id).limit(COUNTED).subquery())
+                ).scalar_one()
         except sa.exc.SQLAlchemyError:
             return
         yield GaugeMetricFamily("lgsp_audit_head_seal", "Number of the last audit seal",
