@@ -50,7 +50,7 @@ ATTACHMENTS_READ_MAX: Final = 32 * 1024 * 1024
 """Attachments are listed by reading the stored packet; past this size a page view would
 cost the server too much, and the page says so instead."""
 _WORDS: Final = 8
-CODE_SCAN: Final = 20_000
+CODE_SCAN: Final = 10_000
 """A partial code (no document has exactly that code) is looked for in this many of the
 newest documents per page, newest first; the page then says how far back it looked, and
 "next page" goes on from there (0.5–5 s at a million documents when it folded them all)."""

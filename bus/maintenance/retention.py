@@ -229,11 +229,11 @@ def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
     for rule in policy.rules:
         start: float | None = None
         while stop is None or not stop.is_set():
-            began = clock()
             with engine.begin() as conn:
                 if not _take_lock(conn):
                     log.info("purge.skipped", reason="another process is purging")
                     return report
+                began = clock()  # the write lock is ours (SQLite: BEGIN IMMEDIATE)
                 size = batch if pacer is None else pacer.size
                 done, freed, start = _batch(conn, policy, rule, now, size, batch_bytes,
                                             actor, start)

@@ -44,3 +44,16 @@ def test_a_batch_that_removed_nothing_leaves_the_size() -> None:
     pacer = Pacer(target_s=0.020, most=500, pause_s=0.0)
     pacer.after(0, 5.0)
     assert pacer.size == FIRST
+
+
+def test_one_stalled_commit_does_not_cut_the_batches() -> None:
+    """A busy disk stalls an fsync now and then (300 ms here, against 20 ms per batch)."""
+    pacer = Pacer(target_s=0.020, most=500, pause_s=0.0)
+    for _ in range(4):
+        pacer.after(pacer.size, pacer.size * 0.001)
+    assert pacer.size == 20
+    pacer.after(20, 0.3)
+    assert pacer.size == 20
+    pacer.after(20, 0.3)
+    pacer.after(20, 0.3)  # slow for good now: the median follows
+    assert pacer.size == 5
