@@ -125,7 +125,7 @@ class Settings(BaseModel):
     purge_pause_s: float = 0.01
     """Pause between two purge batches at least, leaving the database to ingest (paced
     batches pause at least as long as they took)."""
-    purge_batch_ms: float = Field(default=50.0, ge=0)
+    purge_batch_ms: float = Field(default=20.0, ge=0)
     """Each purge batch is sized so its transaction takes about this long (from the last
     batch's time, up to purge_batch documents), and the pause after it is at least as
     long; 0: fixed batches of purge_batch (bus.maintenance.pacing)."""
