@@ -117,13 +117,18 @@ class Settings(BaseModel):
     still under way are never purged."""
     purge_interval_s: float = 0.0
     """Run the retention purge in ``serve``/``worker`` this often; 0: only ``lgsp purge``."""
-    purge_batch: int = 50
-    """Documents removed per transaction at most; small, so ingest never waits long for
-    the write lock (SQLite) or the freed pages' I/O."""
-    purge_batch_bytes: int = 1024 * 1024
+    purge_batch: int = 500
+    """Documents removed per transaction at most (purge_batch_ms sizes each batch below
+    it; with purge_batch_ms 0, every batch is this size)."""
+    purge_batch_bytes: int = 64 * 1024 * 1024
     """...and payload bytes per transaction at most (at least one document per batch)."""
-    purge_pause_s: float = 0.1
-    """Pause between two purge batches, leaving the database to ingest."""
+    purge_pause_s: float = 0.01
+    """Pause between two purge batches at least, leaving the database to ingest (paced
+    batches pause at least as long as they took)."""
+    purge_batch_ms: float = Field(default=20.0, ge=0)
+    """Each purge batch is sized so its transaction takes about this long (from the last
+    batch's time, up to purge_batch documents), and the pause after it is at least as
+    long; 0: fixed batches of purge_batch (bus.maintenance.pacing)."""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

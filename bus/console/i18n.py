@@ -46,6 +46,12 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "next_page": ("Trang sau", "Next page"),
     "first_page": ("Trang đầu", "First page"),
     "no_documents": ("Không có văn bản nào.", "No documents."),
+    "searched_to": ("Không văn bản nào có đúng số, ký hiệu này; đã tìm số, ký hiệu chứa "
+                    "chuỗi đã nhập trong các văn bản nhận từ",
+                    "No document has exactly this number/notation; documents whose "
+                    "number/notation contains it were searched back to"),
+    "searched_to_more": ("Bấm Trang sau để tìm tiếp các văn bản cũ hơn, hoặc chọn khoảng "
+                         "ngày.", "Use Next page to search older documents, or give dates."),
     "journey": ("Hành trình văn bản", "Document journey"),
     "kind": ("Loại", "Kind"),
     "recipients": ("Nơi nhận và trạng thái", "Recipients and their states"),

@@ -391,7 +391,8 @@ class OverdueCollector(Collector):
     The count costs one row per past-due unanswered deadline, which grows with history
     (1.6 s at 70,000 in a million-document database) while overdue changes on the scale
     of working hours. With ``max_age_s`` the scrape answers from the last count and a
-    stale one is refreshed in the background; only the first scrape waits for a count.
+    stale one is refreshed in the background; the first count starts with the process, so
+    only a scrape that comes before it is done waits for it.
     """
 
     def __init__(self, book: DeadlineBook,
@@ -403,8 +404,15 @@ class OverdueCollector(Collector):
         self.clock = clock
         self._last: tuple[float, list[tuple[str, str, int]]] | None = None
         self._refreshing = threading.Lock()
+        if max_age_s > 0:
+            self._refreshing.acquire()
+            threading.Thread(target=self._refresh, name="lgsp-overdue-count",
+                             daemon=True).start()
 
     def _counts(self) -> list[tuple[str, str, int]]:
+        if self.max_age_s > 0 and self._last is None:
+            with self._refreshing:  # the first count, started with the process
+                pass
         last = self._last
         if self.max_age_s <= 0 or last is None:
             rows = self.book.counts()

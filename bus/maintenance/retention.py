@@ -9,8 +9,12 @@ about it by foreign key; its payloads go only when no remaining document referen
 The ``events`` rows stay: the audit trail outlives the document, and each batch adds a
 ``purged`` event listing what went with its hashes.
 
-Batches are small transactions with a pause between them, so ingest (which needs the
-same write lock on SQLite, and the same indexes on PostgreSQL) waits at most one batch.
+Batches are short transactions with a pause between them, so ingest (which needs the
+same write lock on SQLite, and the same indexes on PostgreSQL) waits at most one batch:
+with ``batch_ms`` each batch is sized by the time the last one took and the pause is at
+least that long (:mod:`bus.maintenance.pacing`). Each rule's batches go on from the
+received_at where the last one stopped, so a batch never re-reads the held, busy or
+already deleted rows before it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus import errors
 from bus.evidence.purge import record_purge
+from bus.maintenance.pacing import Pacer
 from bus.store.large_objects import PREFIX as LO_PREFIX
 from bus.store.tables import (
     TERMINAL,
@@ -137,16 +142,21 @@ def _take_lock(conn: Connection) -> bool:
 
 
 def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
-           max_bytes: int, actor: str) -> tuple[int, int]:
-    """One transaction: up to ``size`` documents of ``rule`` (and about ``max_bytes`` of
-    payload) with their unshared payloads."""
+           max_bytes: int, actor: str,
+           start: float | None = None) -> tuple[int, int, float | None]:
+    """One transaction: up to ``size`` documents of ``rule`` received from ``start`` on
+    (and about ``max_bytes`` of payload) with their unshared payloads. Returns the
+    documents and payloads removed and the received_at the next batch starts from
+    (None: nothing of the rule is left)."""
     d = documents.c
     query = (sa.select(d.id, d.document_id, d.sender, d.kind, d.received_at, d.sha256,
                        d.payload_sha256, d.original_sha256, d.size)
              .where(policy.expired(rule, now)).order_by(d.received_at).limit(size))
+    if start is not None:
+        query = query.where(d.received_at >= start)
     rows = conn.execute(query).all()
     if not rows:
-        return 0, 0
+        return 0, 0, None
     total, cut = 0, len(rows)
     for n, row in enumerate(rows):
         total += row.size
@@ -155,6 +165,7 @@ def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
             break
     rows = rows[:cut]
     ids = [r.id for r in rows]
+    resume = float(rows[-1].received_at)
     if conn.dialect.name == "postgresql":
         # An operator's requeue between the select and now would make one busy again.
         conn.execute(sa.select(deliveries.c.id).where(deliveries.c.document.in_(ids))
@@ -165,15 +176,18 @@ def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
         rows = [r for r in rows if r.id not in busy]
         ids = [r.id for r in rows]
         if not ids:
-            return 0, 0
+            return 0, 0, resume
     for table, column in _referencing():
         conn.execute(table.delete().where(column.in_(ids)))
     conn.execute(documents.delete().where(d.id.in_(ids)))
     digests = {r.payload_sha256 for r in rows} | {r.original_sha256 for r in rows
                                                   if r.original_sha256}
-    still = set(conn.execute(sa.select(d.payload_sha256).where(d.payload_sha256.in_(digests)))
-                .scalars()) | set(conn.execute(sa.select(d.original_sha256).where(
-                    d.original_sha256.in_(digests))).scalars())
+    # DISTINCT: a payload many documents share (the same packet sent again) would bring
+    # back one row per document still using it, thousands per batch.
+    still = set(conn.execute(sa.select(d.payload_sha256).where(d.payload_sha256.in_(digests))
+                             .distinct()).scalars()) | set(conn.execute(
+                                 sa.select(d.original_sha256).where(
+                                     d.original_sha256.in_(digests)).distinct()).scalars())
     gone = sorted(digests - still)
     if gone:
         conn.execute(payloads.delete().where(payloads.c.sha256.in_(gone)))
@@ -185,7 +199,7 @@ def _batch(conn: Connection, policy: Policy, rule: Rule, now: float, size: int,
                      {"id": r.id, "document_id": r.document_id, "sender": r.sender,
                       "kind": r.kind, "received_at": r.received_at, "sha256": r.sha256,
                       "payload_sha256": r.payload_sha256} for r in rows])
-    return len(rows), len(gone)
+    return len(rows), len(gone), resume
 
 
 def _drop_payload_files(conn: Connection, gone: list[str]) -> None:
@@ -204,28 +218,36 @@ def _drop_payload_files(conn: Connection, gone: list[str]) -> None:
 
 
 def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
-          batch_bytes: int = 1024 * 1024, pause_s: float = 0.1, now: float | None = None,
-          stop: threading.Event | None = None) -> Report:
-    """Removes every expired document, ``batch`` at a time, pausing between batches."""
+          batch_bytes: int = 1024 * 1024, pause_s: float = 0.1, batch_ms: float = 0.0,
+          now: float | None = None, stop: threading.Event | None = None,
+          clock: Callable[[], float] = time.monotonic) -> Report:
+    """Removes every expired document, ``batch`` at a time (at most, when ``batch_ms``
+    paces the batches), pausing between batches."""
     now = time.time() if now is None else now
     report = Report()
+    pacer = Pacer(batch_ms / 1000, batch, pause_s) if batch_ms > 0 else None
     for rule in policy.rules:
+        start: float | None = None
         while stop is None or not stop.is_set():
             with engine.begin() as conn:
                 if not _take_lock(conn):
                     log.info("purge.skipped", reason="another process is purging")
                     return report
-                done, freed = _batch(conn, policy, rule, now, batch, batch_bytes, actor)
-            if not done:
+                began = clock()  # the write lock is ours (SQLite: BEGIN IMMEDIATE)
+                size = batch if pacer is None else pacer.size
+                done, freed, start = _batch(conn, policy, rule, now, size, batch_bytes,
+                                            actor, start)
+            if start is None:
                 break
+            pause = pause_s if pacer is None else pacer.after(done, clock() - began)
             report.documents += done
             report.payloads += freed
             report.batches += 1
             report.by_rule[rule.key] = report.by_rule.get(rule.key, 0) + done
-            if stop is not None and stop.wait(pause_s):
+            if stop is not None and stop.wait(pause):
                 break
             if stop is None:
-                time.sleep(pause_s)
+                time.sleep(pause)
     return report
 
 
@@ -242,11 +264,11 @@ class Purger(threading.Thread):
     """The scheduled purge of ``serve``/``worker`` (``purge_interval_s``)."""
 
     def __init__(self, engine: Engine, policy: Policy, *, interval_s: float, batch: int,
-                 batch_bytes: int, pause_s: float) -> None:
+                 batch_bytes: int, pause_s: float, batch_ms: float = 0.0) -> None:
         super().__init__(name="lgsp-purge", daemon=True)
         self.engine, self.policy = engine, policy
         self.interval_s, self.batch, self.pause_s = interval_s, batch, pause_s
-        self.batch_bytes = batch_bytes
+        self.batch_bytes, self.batch_ms = batch_bytes, batch_ms
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -254,7 +276,8 @@ class Purger(threading.Thread):
             try:
                 report = purge(self.engine, self.policy, actor="bus:retention",
                                batch=self.batch, batch_bytes=self.batch_bytes,
-                               pause_s=self.pause_s, stop=self.stopping)
+                               pause_s=self.pause_s, batch_ms=self.batch_ms,
+                               stop=self.stopping)
             except Exception:
                 log.exception("purge.failed")
                 continue
@@ -273,4 +296,5 @@ def scheduled(settings: Any, engine: Engine) -> Iterator[Purger]:
     if settings.purge_interval_s > 0 and settings.retention:
         yield Purger(engine, Policy.from_settings(settings.retention),
                      interval_s=settings.purge_interval_s, batch=settings.purge_batch,
-                     batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s)
+                     batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s,
+                     batch_ms=settings.purge_batch_ms)

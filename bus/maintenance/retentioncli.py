@@ -67,7 +67,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
             print(f"{key}: {count} document(s) would be purged")
         return 0
     report = purge(engine, policy, actor=_actor(), batch=settings.purge_batch,
-                   batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s)
+                   batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s,
+                   batch_ms=settings.purge_batch_ms)
     print(f"purged {report.documents} document(s) and {report.payloads} payload(s) in "
           f"{report.batches} batch(es)"
           + "".join(f"\n  {k}: {v}" for k, v in sorted(report.by_rule.items())))

@@ -63,3 +63,23 @@ def newest_first(conn: Connection, columns: Sequence[Any], conditions: Condition
         if len(rows) >= limit or start is None or start == since:
             return list(rows)
         span *= WIDEN
+
+
+def floor_of_newest(conn: Connection, count: int, *, before: float | None = None,
+                    since: float | None = None) -> float | None:
+    """The received_at below which a search of the ``count`` newest documents (up to
+    ``before``) stops, or None when fewer remain than that (after ``since``).
+
+    For a filter no index can serve (a partial code, "contains"): a window sized by
+    documents, not by time, so its cost is the same in a quiet district as in the
+    province's busiest year, and a search that finds nothing stops instead of folding
+    every row of the history. One walk of ``count`` entries of ix_documents_received_at.
+    """
+    d = documents.c
+    query = sa.select(d.received_at)
+    if before is not None:
+        query = query.where(d.received_at <= before)
+    floor = conn.execute(query.order_by(d.received_at.desc()).offset(count).limit(1)).scalar()
+    if floor is None or (since is not None and floor <= since):
+        return None
+    return float(floor)

@@ -48,11 +48,9 @@ if str(REPO) not in sys.path:  # run as a script: tests/ is not an installed pac
     sys.path.insert(0, str(REPO))
 
 import sqlalchemy as sa  # noqa: E402
-from prometheus_client import generate_latest  # noqa: E402
 
-from bus.lifecycle.overdue import DeadlineBook, OverdueCollector  # noqa: E402
 from bus.maintenance.retention import Policy, purge  # noqa: E402
-from bus.metrics import Metrics  # noqa: E402
+from bus.settings import Settings  # noqa: E402
 from bus.store import NewDelivery, Store  # noqa: E402
 from bus.store.queries import Viewer, list_documents, list_query  # noqa: E402
 from bus.store.tables import create_engine  # noqa: E402
@@ -60,6 +58,7 @@ from tests.bench import fill_db  # noqa: E402
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 ROUNDS = 40
+PARTS = ("searches", "scrape", "ingest", "purge")
 CAP_S = 10.0
 """A search slower than this is stopped and recorded as the cap: before the indexes, some
 plans were quadratic and would have run for hours."""
@@ -93,6 +92,8 @@ class Figures:
     ingest_full: float = 0.0
     searches: dict[str, tuple[float, float]] = field(default_factory=dict)
     scrape_s: float = 0.0
+    scrape_first_s: float = 0.0
+    scrape_slowest: str = ""
     purge: dict[str, float] = field(default_factory=dict)
 
 
@@ -165,6 +166,8 @@ class Forms:
         return {
             "DocumentId": lambda r: {"document_id": r.choice(self.document_ids)},
             "code": lambda r: {"code": r.choice(self.codes)},
+            "code lower case": lambda r: {"code": r.choice(self.codes).lower()},
+            "code partial": lambda r: {"code": r.choice(self.codes).split("/")[0] + "/"},
             "sender": lambda r: {"sender": r.choice(self.agencies)},
             "recipient": lambda r: {"recipient": r.choice(self.agencies)},
             "subject word": lambda r: {"words": r.choice(fill_db._TOPICS).split()[-1]},
@@ -202,11 +205,14 @@ def time_calls(call: Callable[[random.Random], object], rounds: int,
     return statistics.median(spent) * 1000, quantile(spent, 0.99) * 1000
 
 
-def measure_searches(engine: sa.Engine, rounds: int) -> dict[str, tuple[float, float]]:
+def measure_searches(engine: sa.Engine, rounds: int,
+                     only: str = "") -> dict[str, tuple[float, float]]:
     forms = Forms(engine)
     out: dict[str, tuple[float, float]] = {}
     for who, viewer in viewers(engine).items():
         for name, params in forms.api().items():
+            if only not in f"api {name}":
+                continue
             out[f"api {name} ({who})"] = time_calls(
                 lambda r, p=params, v=viewer: list_documents(engine, list_query(**p(r)), v),
                 rounds, zlib.crc32(name.encode()))
@@ -215,23 +221,48 @@ def measure_searches(engine: sa.Engine, rounds: int) -> dict[str, tuple[float, f
         except ImportError:
             continue
         for name, params in forms.console().items():
+            if only not in f"console {name}":
+                continue
             out[f"console {name} ({who})"] = time_calls(
                 lambda r, p=params, v=viewer: search(engine, Search(**p(r)), v, ZONE),
                 rounds, zlib.crc32(name.encode()))
     return out
 
 
-def scrape_seconds(store: Store, repeats: int = 5) -> float:
-    metrics = Metrics()
-    metrics.watch(store.depth)
-    metrics.registry.register(OverdueCollector(DeadlineBook(store.engine, lambda: None)))
-    generate_latest(metrics.registry)
-    spent = []
-    for _ in range(repeats):
+def scrape_seconds(url: str, folder: str, repeats: int = 5) -> tuple[float, float, str]:
+    """The /metrics registry a serve process answers with (bus.app.Bus builds it: queue
+    depth, overdue with its settings' cache, lifecycle, evidence, reconcile, destinations),
+    on this database: (first scrape s, slowest of ``repeats`` later ones s, each
+    collector's share of the first and of the slowest later scrape)."""
+    from bus.app import Bus
+    from bus.settings import load_settings
+
+    bus = Bus(load_settings(environ={}, data_dir=Path(folder) / "scrape-bus", database_url=url))
+
+    def scrape() -> tuple[float, dict[str, float]]:
+        took: dict[str, float] = {}
         began = time.perf_counter()
-        generate_latest(metrics.registry)
-        spent.append(time.perf_counter() - began)
-    return max(spent)
+        for collector in list(bus.metrics.registry._collector_to_names):
+            one = time.perf_counter()
+            list(collector.collect())
+            name = type(collector).__name__
+            took[name] = took.get(name, 0.0) + time.perf_counter() - one
+        return time.perf_counter() - began, took
+
+    def shares(took: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.3f}" for k, v in sorted(took.items(), key=lambda i: -i[1])
+                         if v >= 0.005)
+
+    try:
+        first, first_took = scrape()
+        later = []
+        for _ in range(repeats):
+            time.sleep(0.2)
+            later.append(scrape())
+        slowest = max(later, key=lambda pair: pair[0])
+        return first, slowest[0], f"first: {shares(first_took)}; later: {shares(slowest[1])}"
+    finally:
+        bus.close()
 
 
 def live_loop(store: Store, stop: threading.Event, out: list[float], seed: int) -> None:
@@ -272,7 +303,8 @@ def purge_beside_traffic(store: Store, documents: int, target: int, baseline_s: 
     timer.start()
     try:
         report = purge(store.engine, policy, actor="bench", batch=args.purge_batch,
-                       batch_bytes=args.purge_bytes, pause_s=args.purge_pause, stop=halt)
+                       batch_bytes=args.purge_bytes, pause_s=args.purge_pause,
+                       batch_ms=args.purge_ms, stop=halt)
     finally:
         timer.cancel()
         stop.set()
@@ -291,18 +323,25 @@ def run_backend(backend: str, url: str, empty_url: str, args: argparse.Namespace
         figures.documents = int(conn.execute(sa.text("SELECT count(*) FROM documents"))
                                 .scalar_one())
     print(f"[{backend}] {figures.documents:,} documents", file=sys.stderr, flush=True)
-    figures.searches = measure_searches(engine, args.rounds)
-    figures.scrape_s = scrape_seconds(store)
-    empty = Store(create_engine(empty_url))
-    empty.create_schema()
-    rates_empty, rates_full = [], []
-    for n in range(3):
-        rates_empty.append(ingest_rate(empty, args.ingest, 10 + n))
-        rates_full.append(ingest_rate(store, args.ingest, 20 + n))
-    figures.ingest_empty = statistics.median(rates_empty)
-    figures.ingest_full = statistics.median(rates_full)
-    empty.engine.dispose()
-    if args.purge:
+    if "searches" in args.parts:
+        figures.searches = measure_searches(engine, args.rounds, args.forms)
+    if "scrape" in args.parts:
+        figures.scrape_first_s, figures.scrape_s, figures.scrape_slowest = scrape_seconds(
+            url, args.folder)
+        print(f"[{backend}] scrape first {figures.scrape_first_s:.3f} s, then "
+              f"{figures.scrape_s:.3f} s ({figures.scrape_slowest})",
+              file=sys.stderr, flush=True)
+    if "ingest" in args.parts:
+        empty = Store(create_engine(empty_url))
+        empty.create_schema()
+        rates_empty, rates_full = [], []
+        for n in range(3):
+            rates_empty.append(ingest_rate(empty, args.ingest, 10 + n))
+            rates_full.append(ingest_rate(store, args.ingest, 20 + n))
+        figures.ingest_empty = statistics.median(rates_empty)
+        figures.ingest_full = statistics.median(rates_full)
+        empty.engine.dispose()
+    if args.purge and "purge" in args.parts:
         figures.purge = purge_beside_traffic(store, figures.documents, args.purge,
                                              args.baseline, args)
     engine.dispose()
@@ -319,8 +358,9 @@ def report(all_figures: list[Figures]) -> str:
     row("documents in the database", lambda f: f"{f.documents:,}")
     row("ingest docs/s, empty → filled (ratio, target ≥ 0.8)",
         lambda f: f"{f.ingest_empty:.0f} → {f.ingest_full:.0f} "
-                  f"({f.ingest_full / f.ingest_empty:.2f})")
+                  f"({f.ingest_full / f.ingest_empty:.2f})" if f.ingest_empty else "—")
     row("metrics scrape s (target < 1)", lambda f: f"{f.scrape_s:.3f}")
+    row("first scrape s (before any cached count)", lambda f: f"{f.scrape_first_s:.3f}")
     if all_figures[0].purge:
         row("purge: documents, seconds (docs/s)",
             lambda f: f"{f.purge['purged']:,.0f} in {f.purge['seconds']:.0f} s "
@@ -336,10 +376,13 @@ def report(all_figures: list[Figures]) -> str:
 def as_json(all_figures: list[Figures]) -> dict[str, float]:
     out: dict[str, float] = {}
     for f in all_figures:
-        out[f"{f.backend} ingest ratio"] = round(f.ingest_full / f.ingest_empty, 3)
-        out[f"{f.backend} scrape s"] = round(f.scrape_s, 3)
-        out[f"{f.backend} worst search p99 ms"] = round(
-            max(p99 for _, p99 in f.searches.values()), 1)
+        if f.ingest_empty:
+            out[f"{f.backend} ingest ratio"] = round(f.ingest_full / f.ingest_empty, 3)
+        if f.scrape_s:
+            out[f"{f.backend} scrape s"] = round(f.scrape_s, 3)
+        if f.searches:
+            out[f"{f.backend} worst search p99 ms"] = round(
+                max(p99 for _, p99 in f.searches.values()), 1)
         for name, (_p50, p99) in f.searches.items():
             out[f"{f.backend} {name} p99 ms"] = round(p99, 1)
         if f.purge:
@@ -374,6 +417,10 @@ def _create_database(url: str, name: str) -> None:
     engine.dispose()
 
 
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--documents", type=int, default=1_000_000)
@@ -384,20 +431,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest", type=int, default=200, help="documents per ingest round")
     parser.add_argument("--purge", type=int, default=100_000,
                         help="documents to purge beside live traffic (0: skip)")
-    parser.add_argument("--purge-batch", type=int, default=50,
+    parser.add_argument("--purge-batch", type=int, default=_default("purge_batch"),
                         help="documents per purge transaction (settings.purge_batch)")
-    parser.add_argument("--purge-bytes", type=int, default=1024 * 1024,
+    parser.add_argument("--purge-bytes", type=int, default=_default("purge_batch_bytes"),
                         help="payload bytes per purge transaction (settings.purge_batch_bytes)")
-    parser.add_argument("--purge-pause", type=float, default=0.1,
+    parser.add_argument("--purge-pause", type=float, default=_default("purge_pause_s"),
                         help="seconds between purge batches (settings.purge_pause_s)")
+    parser.add_argument("--purge-ms", type=float, default=_default("purge_batch_ms"),
+                        help="a batch's target duration (settings.purge_batch_ms; 0: fixed)")
     parser.add_argument("--purge-cap", type=float, default=600.0,
                         help="stop the purge after this many seconds (its rate is reported)")
     parser.add_argument("--baseline", type=float, default=20.0,
                         help="seconds of live traffic without the purge")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--forms", default="", help="only the search forms whose name "
+                        "contains this (e.g. 'console code')")
+    parser.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS,
+                        help="what to measure (default: all)")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="lgsp-scale-") as folder:
+        args.folder = folder
         for backend in args.backends:
             if backend == "sqlite":
                 path = Path(args.sqlite) if args.sqlite else Path(folder) / "filled.db"

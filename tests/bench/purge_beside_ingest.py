@@ -2,7 +2,7 @@
 
     python tests/bench/purge_beside_ingest.py --documents 50000 [--payload-kib 32]
         [--database-url postgresql+psycopg://...] [--batch 50] [--batch-kib 1024]
-        [--pause 0.1] [--quiet-s 10]
+        [--pause 0.1] [--batch-ms 20] [--quiet-s 10]
 
 Seeds old, finished documents, measures REST submits for --quiet-s seconds, then again
 while the purge runs, and prints both p50/p99 and their ratio (same run, same machine).
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--batch-kib", type=int, default=1024)
     parser.add_argument("--pause", type=float, default=0.1)
+    parser.add_argument("--batch-ms", type=float, default=0.0,
+                        help="pace batches to this duration (settings.purge_batch_ms)")
     parser.add_argument("--quiet-s", type=float, default=10.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, \
@@ -71,7 +73,7 @@ def main() -> None:
         result: list[Report] = []
         worker = threading.Thread(target=lambda: result.append(purge(
             engine, Policy.from_settings({"edoc": "3650d"}), actor="bench", batch=args.batch,
-            batch_bytes=args.batch_kib * 1024, pause_s=args.pause)))
+            batch_bytes=args.batch_kib * 1024, pause_s=args.pause, batch_ms=args.batch_ms)))
         began = time.monotonic()
         worker.start()
         busy = _posts(server.url, 1.0, worker, counter)

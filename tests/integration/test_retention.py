@@ -216,7 +216,7 @@ def test_ingest_goes_on_beside_a_purge_of_2000_documents(tmp_path: Path) -> None
         worker = threading.Thread(target=lambda: result.update(report=purge(
             engine, Policy.from_settings({"edoc": "3650d"}), actor="t",
             batch=DEFAULTS.purge_batch, batch_bytes=DEFAULTS.purge_batch_bytes,
-            pause_s=DEFAULTS.purge_pause_s)))
+            pause_s=DEFAULTS.purge_pause_s, batch_ms=DEFAULTS.purge_batch_ms)))
         began = time.monotonic()
         worker.start()
         busy = submit_for(1.0, until=worker)

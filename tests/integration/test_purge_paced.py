@@ -1,0 +1,69 @@
+"""A paced purge (settings.purge_batch_ms) on a real database: its batches follow the time
+they take, it removes all it should, keeps held documents, and each batch is recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bus.app import Bus
+from bus.maintenance import holds
+from bus.maintenance.retention import Policy, purge
+from bus.settings import load_settings
+from bus.store.tables import documents, events
+from tests.cluster import fresh_database
+from tests.retention_seed import seed_finished
+
+POLICY = Policy.from_settings({"edoc": "3650d"})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def bus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bus]:
+    url = "" if request.param == "sqlite" else fresh_database(request.getfixturevalue("postgres"))
+    bus = Bus(load_settings(environ={}, data_dir=tmp_path / "bus", database_url=url))
+    yield bus
+    bus.close()
+
+
+class Clock:
+    """Each batch seems to take ``per_batch`` seconds (read once before, once after)."""
+
+    def __init__(self, per_batch: float) -> None:
+        self.now, self.step = 0.0, per_batch
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def _purged_batches(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return [len(json.loads(raw)["documents"]) for raw in conn.execute(
+            sa.select(events.c.detail).where(events.c.action == "purged")
+            .order_by(events.c.id)).scalars()]
+
+
+def test_a_fast_database_gets_batches_doubling_up_to_the_most(bus: Bus) -> None:
+    engine = bus.store.engine
+    seed_finished(engine, 200)
+    report = purge(engine, POLICY, actor="t", batch=64, batch_bytes=1 << 30, pause_s=0,
+                   batch_ms=20, clock=Clock(0.0))
+    assert report.documents == 200
+    assert _purged_batches(engine) == [8, 16, 32, 64, 64, 16]
+
+
+def test_a_slow_database_gets_batches_of_one_and_the_purge_still_finishes(bus: Bus) -> None:
+    engine = bus.store.engine
+    kept = seed_finished(engine, 30)[:3]
+    for doc in kept:
+        holds.add(engine, doc, reason="court case 12/2026", actor="t")
+    report = purge(engine, POLICY, actor="t", batch=64, batch_bytes=1 << 30, pause_s=0,
+                   batch_ms=20, clock=Clock(0.08))  # 4× the target, whatever the size
+    assert report.documents == 27
+    assert _purged_batches(engine) == [8, 2] + [1] * 17
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(documents.c.id)).scalars()) == set(kept)
