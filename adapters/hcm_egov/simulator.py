@@ -25,10 +25,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from adapters.hcm_egov.protocol import (
@@ -37,100 +35,22 @@ from adapters.hcm_egov.protocol import (
     STATUSES_PATH,
     Credentials,
     decode_authorization,
-    envelope_bytes,
 )
-from adapters.simulation import LoopbackServer, OwnedHTTPServer
+from adapters.hcm_egov.sim_http import _Handler
+from adapters.hcm_egov.sim_records import (
+    ADMIN_PREFIX,
+    Answer,
+    Call,
+    OutboxItem,
+    Received,
+    _envelope,
+    _Rules,
+)
+from adapters.simulation import LoopbackServer
 from bus import errors
 from bus.edxml import Edoc, read_packet
 
 __all__ = ["Call", "HcmEgovSimulator", "OutboxItem", "Received", "main"]
-
-ADMIN_PREFIX: Final = "/_simulator"
-_JSON: Final = "application/json; charset=utf-8"
-Answer = tuple[int, bytes, str, dict[str, str]]
-
-
-@dataclass(frozen=True)
-class Received:
-    """One stored document or status: an *effect*, made once per idempotency key."""
-
-    reference: str
-    key: str
-    kind: str
-    recipient: str | None
-    sender: str
-    document_id: str | None
-    status_code: str | None
-    sha256: str
-    body: bytes
-    at: float
-
-
-@dataclass
-class OutboxItem:
-    """A packet a commune clerk sent, waiting for the bus; ``ack`` once it answered."""
-
-    id: str
-    packet: bytes
-    kind: str | None
-    sender: str | None
-    document_id: str | None
-    created_at: float
-    ack: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as received (headers lower-cased) and the status it got."""
-
-    at: float
-    method: str
-    path: str
-    headers: dict[str, str]
-    status: int
-
-
-@dataclass
-class _Rules:
-    mode: str = "ok"  # ok | fail | slow | garble
-    status: int = 503
-    times: int | None = None
-    retry_after: str | None = None
-    delay_s: float = 0.0
-    path_contains: str | None = None
-
-
-def _envelope(status: int, description: str, result: Any = None,
-              extra: dict[str, str] | None = None) -> Answer:
-    return status, envelope_bytes(status, description, result), _JSON, dict(extra or {})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: OwnedHTTPServer[HcmEgovSimulator]
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        status, data, content_type, extra = self.server.owner.answer(
-            self.command, self.path, headers, body)
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
 
 class HcmEgovSimulator:
     def __init__(self, *, app_name: str = "lgsp-bus", access_key: str = "sim-access-key",

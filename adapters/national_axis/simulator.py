@@ -32,114 +32,27 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Final
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from adapters.national_axis.sim_http import _Handler
+from adapters.national_axis.sim_records import (
+    _PENDING,
+    AxisItem,
+    Call,
+    Reply,
+    SentDoc,
+    _day,
+    _Modes,
+    _on,
+    _stamp,
+    _status_target,
+)
 from adapters.national_axis.sim_units import UnitBook
-from adapters.simulation import LoopbackServer, OwnedHTTPServer
+from adapters.simulation import LoopbackServer
 from bus import vxp
-from bus.edxml import StatusPacket, read_packet
 
-_MAX_BODY: Final = 256 * 1024 * 1024
-_PENDING: Final = frozenset({"initial", "processing"})
-Reply = tuple[int, dict[str, Any]]
-
-
-@dataclass
-class AxisItem:
-    """One document waiting in a receiving system's pending list."""
-
-    doc_id: str
-    system_id: str
-    message_type: str
-    sender: str
-    to: list[str]
-    packet: bytes
-    created: datetime
-    updated: datetime
-    status: str = "initial"
-
-
-@dataclass
-class SentDoc:
-    """One accepted sendEdoc, with the systems it was handed on to."""
-
-    doc_id: str
-    system_id: str
-    message_type: str
-    sender: str
-    recipients: list[str]
-    packet: bytes
-    idempotency_key: str | None
-    created: datetime
-    handed_to: dict[str, str] = field(default_factory=dict)  # recipient code → system
-
-
-@dataclass(frozen=True)
-class Call:
-    operation: str
-    system_id: str | None
-    headers: dict[str, str]
-    body: bytes
-    http_status: int
-    answer: dict[str, Any]
-
-
-@dataclass
-class _Modes:
-    delay_s: float = 0.0
-    http_status: int | None = None
-    http_times: int | None = None
-    fail_code: str | None = None
-    fail_desc: str = ""
-    fail_times: int | None = None
-    fail_operation: str | None = None
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(vxp.AXIS_TZ).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: OwnedHTTPServer[AxisSimulator]
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            self._send(413, vxp.fail_answer(vxp.ErrorCode.MALFORMED_REQUEST, "body too large"))
-            return
-        body = self.rfile.read(length)
-        operation = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-        status, answer = self.server.owner.handle(operation, list(self.headers.items()), body)
-        self._send(status, answer)
-
-    def _send(self, status: int, answer: dict[str, Any]) -> None:
-        data = vxp.encode_answer(answer)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_HEAD(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def date_time_string(self, timestamp: float | None = None) -> str:
-        return format_datetime(self.server.owner.now(), usegmt=True)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
+__all__ = ["AxisItem", "AxisSimulator", "Call", "Reply", "SentDoc", "main"]
 
 
 class AxisSimulator(UnitBook, LoopbackServer):
@@ -411,27 +324,6 @@ class AxisSimulator(UnitBook, LoopbackServer):
             ).to_json())
         return rows
 
-
-def _day(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-
-
-def _on(moment: datetime, day: date) -> bool:
-    return moment.astimezone(vxp.AXIS_TZ).date() == day
-
-
-def _status_target(packet: bytes) -> list[str]:
-    """A status goes to the organisation its ResponseFor names (edxml.md §4)."""
-    try:
-        parsed = read_packet(packet).packet
-    except Exception:
-        return []
-    if isinstance(parsed, StatusPacket) and parsed.response_for.organ_id:
-        return [parsed.response_for.organ_id]
-    return []
 
 
 def main(argv: list[str] | None = None) -> int:

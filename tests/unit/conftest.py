@@ -10,6 +10,7 @@ import pytest
 
 from bus.store import Store
 from bus.store.tables import create_engine
+from tests.unit.checks_kit import schemas  # noqa: F401 - the edXML schemas fixture
 from tests.unit.test_store import _pg_url as pg_url
 
 
