@@ -2,7 +2,7 @@
 # Install the RabbitMQ and PostgreSQL server binaries that the test suite runs privately,
 # promtool for the alert-rule tests, nginx for the reverse-proxy tests and Chromium with
 # its driver for the console's browser test
-# (tests/servers.py starts its own throw-away instances; no system service is used).
+# (tests/servers/ starts its own throw-away instances; no system service is used).
 #
 # Idempotent: when the binaries are already there it changes nothing and makes no network
 # call, so CI can run it unconditionally before `pytest`.
@@ -14,7 +14,7 @@
 # Usage: sudo ops/install-services.sh        (Debian 12 / Ubuntu; needs root for apt)
 set -euo pipefail
 
-readonly TEST_OS_USER="lgsptest"   # PostgreSQL refuses to run as root; see tests/servers.py
+readonly TEST_OS_USER="lgsptest"   # PostgreSQL refuses to run as root; see tests/servers/
 
 log() { printf 'install-services: %s\n' "$*" >&2; }
 
@@ -119,7 +119,7 @@ if ! have_rabbitmq || ! have_epmd || ! have_postgres || ! command -v promtool >/
     exit 1
 fi
 
-# Creating the account here too spares the first test run a useradd; tests/servers.py
+# Creating the account here too spares the first test run a useradd; tests/servers/
 # still creates it on demand for machines where this script was not run as root.
 if [ "$(id -u)" -eq 0 ] && ! id -u "$TEST_OS_USER" >/dev/null 2>&1; then
     useradd --system --user-group --no-create-home --home-dir /nonexistent \

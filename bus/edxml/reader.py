@@ -190,7 +190,7 @@ def _check_signature_depth(root: etree._Element, frame: Frame, limit: int) -> No
     """Depth of a packet the XSD accepted: only a Signature's content is unconstrained.
 
     The schemas declare a fixed structure everywhere else (no recursion, no wildcard:
-    tests/unit/test_schemas.py checks this), so a valid packet is as deep as they allow
+    tests/unit/test_schemas_*.py check this), so a valid packet is as deep as they allow
     plus whatever a Signature holds; packets the XSD refuses get the full probe before
     their refusal, so a nesting bomb is always reported as TooDeep. A valid packet has
     one envelope and one header, so the frame's Signatures are all there are; any other

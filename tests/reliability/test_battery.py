@@ -246,7 +246,7 @@ def test_broker_kill9_three_times_during_10000_documents(
                        routes_document(sink, rules=RULES)) as cluster:
         # Workers declared their queues when they became ready; a kill less than ~0.5 s
         # after a declaration can leave RabbitMQ 3.10 with a quorum queue that never
-        # elects a leader (tests/servers.py, RabbitMQServer.kill9).
+        # elects a leader (tests/servers/rabbitmq.py, RabbitMQServer.kill9).
         time.sleep(2.0)
         progress = Progress()
         outages: list[float] = []
