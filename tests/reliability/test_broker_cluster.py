@@ -63,7 +63,7 @@ def test_rabbitmq_cluster_node_kill9_and_restart_under_load(
         vhost = _vhost(mq)
         with scaled_out(tmp_path, postgres, mq.url(vhost),
                         routes_document(sink, rules=RULES)) as cluster:
-            # Quorum-queue declarations must reach disk before a kill (tests/servers/rabbitmq.py, kill9).
+            # Quorum-queue declarations must reach disk before a kill (servers/rabbitmq.py kill9).
             time.sleep(2.0)
             replicas = _members(mq, vhost)
             timeline: list[str] = []
