@@ -1,0 +1,130 @@
+"""The statements of the hot paths, built once per shape and cached by Statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ClauseElement
+
+from bus.store.tables import (
+    business_statuses,
+    deliveries,
+    document_links,
+    documents,
+    inbound_sources,
+    payload_files,
+    payloads,
+)
+
+
+def _values(table: sa.Table, *names: str) -> dict[Any, Any]:
+    return {table.c[name]: sa.bindparam(name) for name in names}
+
+
+def _insert_payload(dialect: str) -> ClauseElement:
+    """A payload already stored (the same bytes sent to two documents) is kept as is."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ClauseElement = insert(payloads).values(
+        _values(payloads, "sha256", "data")).on_conflict_do_nothing(index_elements=["sha256"])
+    return statement
+
+
+def _insert_payload_file(dialect: str) -> ClauseElement:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: ClauseElement = insert(payload_files).values(
+        _values(payload_files, "sha256", "size", "location", "stored_at")
+    ).on_conflict_do_nothing(index_elements=["sha256"])
+    return statement
+
+
+def _select_payload_file() -> ClauseElement:
+    return sa.select(payload_files.c.size, payload_files.c.location).where(
+        payload_files.c.sha256 == sa.bindparam("sha256"))
+
+
+def _insert_document() -> ClauseElement:
+    return documents.insert().values(_values(documents, *documents.c.keys()))
+
+
+
+
+def _insert_source() -> ClauseElement:
+    return inbound_sources.insert().values(_values(
+        inbound_sources, "source", "source_id", "document", "at"))
+
+
+def _insert_business_status() -> ClauseElement:
+    return business_statuses.insert().inline().values(_values(
+        business_statuses, "document", "organ_id", "code", "reported_at", "received_at",
+        "status_document"))
+
+
+def _find_source() -> ClauseElement:
+    return sa.select(inbound_sources.c.document).where(
+        inbound_sources.c.source == sa.bindparam("source"),
+        inbound_sources.c.source_id == sa.bindparam("source_id"))
+
+
+def _select_payload() -> ClauseElement:
+    return sa.select(payloads.c.data).where(payloads.c.sha256 == sa.bindparam("sha256"))
+
+
+def _due() -> ClauseElement:
+    return (sa.select(deliveries.c.id, deliveries.c.destination, deliveries.c.attempts)
+            .where(deliveries.c.state == "pending",
+                   deliveries.c.next_attempt_at <= sa.bindparam("now"))
+            .order_by(deliveries.c.next_attempt_at).limit(sa.bindparam("limit")))
+
+
+def _mark_queued() -> ClauseElement:
+    d = deliveries.c
+    return deliveries.update().where(
+        d.id == sa.bindparam("delivery"), d.state == "pending",
+        d.attempts == sa.bindparam("attempts"),
+    ).values(state="queued", updated_at=sa.bindparam("now"))
+
+
+def _claim() -> ClauseElement:
+    d = deliveries.c
+    return deliveries.update().where(
+        d.id == sa.bindparam("delivery"),
+        sa.or_(d.state == "pending", d.state == "queued",
+               sa.and_(d.state == "delivering", d.lease_until < sa.bindparam("now"))),
+    ).values(state="delivering", lease_until=sa.bindparam("lease_until"),
+             attempts=d.attempts + 1, updated_at=sa.bindparam("now"))
+
+
+def _claimed() -> ClauseElement:
+    """The columns of :class:`Claim`, in its field order, then the payload."""
+    d = deliveries.c
+    return (sa.select(d.id, d.document, d.recipient, d.effective_recipient, d.destination,
+                      d.attempts, documents.c.kind, documents.c.sender,
+                      documents.c.document_id, documents.c.payload_sha256, d.created_at,
+                      payloads.c.data)
+            .join(documents, documents.c.id == d.document)
+            .outerjoin(payloads, payloads.c.sha256 == documents.c.payload_sha256)
+            .where(d.id == sa.bindparam("delivery")))
+
+
+def _finish(shape: tuple[str, ...]) -> ClauseElement:
+    """The outcome of attempt ``attempts``, only if that attempt still holds the lease."""
+    d = deliveries.c
+    settable = [name for name in shape if not name.startswith("d_")]
+    return deliveries.update().where(
+        d.id == sa.bindparam("d_id"), d.state == "delivering",
+        d.attempts == sa.bindparam("d_attempts"),
+    ).values({d[name]: sa.bindparam(name) for name in settable} | {d.lease_until: None})
+
+
+def _withdraw_recalled() -> ClauseElement:
+    """An attempt under way when its document was revoked or replaced, which then failed,
+    ends ``withdrawn`` instead of going round again (bus.lifecycle)."""
+    d, link = deliveries.c, document_links.c
+    return deliveries.update().where(
+        d.id == sa.bindparam("delivery"),
+        sa.or_(d.state == "pending", d.state == "parked", d.state == "awaiting"),
+        sa.exists().where(link.original == d.document,
+                          sa.or_(link.kind == "revoke", link.kind == "replace")),
+    ).values(state="withdrawn", lease_until=None)
