@@ -42,11 +42,13 @@ YAML_SIZE = 3_000
 
 
 def fastest(action: Callable[[], Any], rounds: int = 3) -> float:
+    """The least CPU time of this thread over ``rounds``: wall time on a shared machine
+    moves with other work (a wall-clock version of these tests failed under load)."""
     times = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.thread_time()
         action()
-        times.append(time.perf_counter() - started)
+        times.append(time.thread_time() - started)
     return min(times)
 
 
@@ -108,10 +110,12 @@ _texts = st.one_of(st.sampled_from(["", "Sở", "x" * 200, "x" * 201, "eoffice",
     _texts))
 def test_fast_check_agrees_with_the_schema(code: str, body: Any) -> None:
     """The hand-written check accepts exactly what the schema accepts."""
+    # Only the definitions: beside a "$ref", 2020-12 applies the root's own keywords too
+    # (type object, required version/systems/agencies), which no entry can meet.
     validator = jsonschema.Draft202012Validator(
-        {**_ROOT, "$ref": "#/$defs/agency"}, format_checker=None)
+        {"$defs": _ROOT["$defs"], "$ref": "#/$defs/agency"}, format_checker=None)
     key_ok = jsonschema.Draft202012Validator(
-        {**_ROOT, "$ref": "#/$defs/organId"}).is_valid(code)
+        {"$defs": _ROOT["$defs"], "$ref": "#/$defs/organId"}).is_valid(code)
     assert agency_entry_ok(code, body) == (key_ok and validator.is_valid(body)), (code, body)
     assert _AGENCY["additionalProperties"] is False
 
