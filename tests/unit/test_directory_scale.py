@@ -104,8 +104,15 @@ _texts = st.one_of(st.sampled_from(["", "Sở", "x" * 200, "x" * 201, "eoffice",
                    st.integers(), st.booleans(), st.none(), st.lists(st.text(max_size=2)))
 
 
-@settings(max_examples=400, deadline=None)
+_names = st.sampled_from(["", "Sở", "x" * 200, "x" * 201, 7, None])
+_systems = st.sampled_from(["eoffice", "hcm_egov", "9bad", "a b", "", 3])
+_parents = st.sampled_from(["000.00.00.H37", "a", "", None, 5])
+
+
+@settings(max_examples=1000, deadline=None)
 @given(code=_codes, body=st.one_of(
+    st.fixed_dictionaries({"name": _names, "system": _systems},
+                          optional={"parent": _parents, "extra": _texts}),
     st.dictionaries(st.sampled_from(["name", "system", "parent", "extra"]), _texts),
     _texts))
 def test_fast_check_agrees_with_the_schema(code: str, body: Any) -> None:
