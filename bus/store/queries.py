@@ -12,25 +12,43 @@ and PostgreSQL alike.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine
 
 from bus import errors
 from bus.edxml.model import STATUS_MEANINGS, TIMESTAMP_FORMAT
-from bus.lifecycle.views import LinkView, RecipientView, lifecycle_of
+from bus.lifecycle.views import lifecycle_of
+from bus.store.query_params import (
+    decode_cursor,
+    encode_cursor,
+    iso,
+    list_query,
+    parse_time,
+)
+from bus.store.read_models import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    AnyRow,
+    BusinessStatusView,
+    DeliverySummary,
+    DeliveryView,
+    DocumentDetail,
+    DocumentKind,
+    DocumentPage,
+    DocumentSummary,
+    HistoryEntry,
+    ListQuery,
+    TransportState,
+    Viewer,
+)
 from bus.store.tables import (
     READ_ONLY,
-    STATES,
     business_statuses,
     deliveries,
     documents,
@@ -38,192 +56,14 @@ from bus.store.tables import (
 )
 from bus.store.window import newest_first
 
-MAX_LIMIT: Final = 500
-DEFAULT_LIMIT: Final = 50
-
-AnyRow = Row[*tuple[Any, ...]]
-TransportState = Literal["pending", "queued", "delivering", "awaiting", "delivered", "refused",
-                         "parked", "cancelled", "withdrawn"]
-DocumentKind = Literal["edoc", "status"]
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is asking; ``hosted`` comes from the directory in force at the time of the query."""
-
-    system: str
-    hosted: frozenset[str] = frozenset()
-    operator: bool = False
-
-
-class HistoryEntry(BaseModel):
-    at: str
-    action: str
-    actor: str
-    detail: dict[str, Any] | None = None
-
-
-class DeliveryView(BaseModel):
-    id: str
-    recipient: str
-    effective_recipient: str
-    destination: str
-    rule: str
-    is_copy: bool
-    state: TransportState
-    attempts: int
-    last_error: str | None = None
-    receipt_reference: str | None = None
-    delivered_at: str | None = None
-    history: list[HistoryEntry]
-
-
-class BusinessStatusView(BaseModel):
-    code: str
-    meaning: str
-    organ_id: str
-    reported_at: str | None = None
-    received_at: str
-    status_document: str | None = None
-
-
-class DocumentDetail(BaseModel):
-    id: str
-    kind: DocumentKind
-    sender: str
-    system: str
-    document_id: str
-    code: str | None = None
-    subject: str | None = None
-    business: str | None = None
-    status_code: str | None = None
-    refers_to: str | None = None
-    received_at: str
-    history: list[HistoryEntry]
-    deliveries: list[DeliveryView]
-    business_statuses: list[BusinessStatusView]
-    latest_statuses: list[BusinessStatusView]
-    supersedes: list[LinkView] = []
-    """The originals this revoke/update/replace document names (bus.lifecycle)."""
-    superseded_by: list[LinkView] = []
-    """Revoke/update/replace documents naming this one; ``withdrawn`` deliveries of it."""
-    recipients: list[RecipientView] = []
-    """Each recipient's delivery state, current business status, timeline, recall answer."""
-
-
-class DeliverySummary(BaseModel):
-    recipient: str
-    effective_recipient: str
-    destination: str
-    state: TransportState
-
-
-class DocumentSummary(BaseModel):
-    id: str
-    kind: DocumentKind
-    sender: str
-    document_id: str
-    code: str | None = None
-    subject: str | None = None
-    refers_to: str | None = None
-    received_at: str
-    deliveries: list[DeliverySummary]
-
-
-class DocumentPage(BaseModel):
-    items: list[DocumentSummary]
-    next_cursor: str | None = None
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    sender: str | None = None
-    recipient: str | None = None
-    state: str | None = None
-    kind: str | None = None
-    since: float | None = None
-    until: float | None = None
-    limit: int = DEFAULT_LIMIT
-    after: tuple[float, str] | None = None
-
-
-def iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-def parse_time(value: str, name: str) -> float:
-    """Epoch seconds or ISO 8601 with an offset; a naive time would be off by hours in +07:00."""
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(number):
-            return _in_range(number, value, name)
-        raise errors.InvalidRequest(f"{name}: {value!r} is not a finite number of seconds")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise errors.InvalidRequest(
-            f"{name}: {value!r} is neither epoch seconds nor an ISO 8601 time such as "
-            "2025-07-01T08:00:00+07:00") from None
-    if moment.tzinfo is None:
-        raise errors.InvalidRequest(
-            f"{name}: {value!r} has no time zone; add an offset such as +07:00 or Z")
-    return _in_range(moment.timestamp(), value, name)
-
-
-# 1970-01-01 to 9999-12-30 UTC: every instant a date, a calendar and a time zone can
-# still convert (the year 10000 does not exist for them).
-_EARLIEST: Final = 0.0
-_LATEST: Final = 253_402_128_000.0
-
-
-def _in_range(epoch: float, value: str, name: str) -> float:
-    if not _EARLIEST <= epoch <= _LATEST:
-        raise errors.InvalidRequest(
-            f"{name}: {value!r} is outside 1970-01-01 to 9999-12-30; give a real time")
-    return epoch
-
-
-def encode_cursor(received_at: float, doc_id: str) -> str:
-    raw = json.dumps([received_at, doc_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, doc_id = json.loads(raw)
-        if isinstance(stamp, bool) or not isinstance(stamp, int | float) \
-                or not isinstance(doc_id, str):
-            raise ValueError(cursor)
-        return float(stamp), doc_id
-    except (ValueError, TypeError, binascii.Error):
-        raise errors.InvalidRequest(
-            "cursor: not a cursor this API issued; pass next_cursor from the previous page "
-            "unchanged") from None
-
-
-def list_query(*, sender: str | None = None, recipient: str | None = None,
-               state: str | None = None, kind: str | None = None, since: str | None = None,
-               until: str | None = None, limit: int = DEFAULT_LIMIT,
-               cursor: str | None = None) -> ListQuery:
-    """Checks raw parameters once, so both doors refuse the same input the same way."""
-    if state is not None and state not in STATES:
-        raise errors.InvalidRequest(f"state: {state!r} is not one of {', '.join(STATES)}")
-    if kind is not None and kind not in ("edoc", "status"):
-        raise errors.InvalidRequest(f"kind: {kind!r} is not edoc or status")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise errors.InvalidRequest(f"limit: must be between 1 and {MAX_LIMIT}")
-    low = parse_time(since, "since") if since else None
-    high = parse_time(until, "until") if until else None
-    if low is not None and high is not None and high < low:
-        raise errors.InvalidRequest("until is earlier than since")
-    return ListQuery(sender=sender or None, recipient=recipient or None, state=state, kind=kind,
-                     since=low, until=high, limit=limit,
-                     after=decode_cursor(cursor) if cursor else None)
+__all__ = [
+    "DEFAULT_LIMIT", "MAX_LIMIT", "AnyRow", "BusinessStatusView", "DeliveryRow",
+    "DeliverySummary", "DeliveryView", "DocumentDetail", "DocumentKind", "DocumentPage",
+    "DocumentSummary", "HistoryEntry", "ListQuery", "TransportState", "Viewer",
+    "addressed_to", "decode_cursor", "document_detail", "encode_cursor", "in_state", "iso",
+    "latest_per_organ", "list_deliveries", "list_documents", "list_query", "parse_time",
+    "readable", "visible_in_window", "visible_to",
+]
 
 
 def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
