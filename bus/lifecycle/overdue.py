@@ -16,71 +16,47 @@ Copies a route adds (the archive) and recalls (which ask for 15/16) get no deadl
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
-import structlog
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 
 from bus.edxml import Edoc, Packet, StatusPacket, read_packet
 from bus.errors import LgspError
-from bus.lifecycle.deadlines import STAGE_CODES, STAGES, DeadlinePolicy, DocumentFacts
+from bus.lifecycle.deadlines import STAGES, DeadlinePolicy, DocumentFacts
+from bus.lifecycle.overdue_metrics import OverdueCollector
+from bus.lifecycle.overdue_stages import (
+    _DEADLINE_COLUMNS,
+    CLOSING,
+    MET,
+    NEVER_SENT,
+    SETTLING,
+    Answer,
+    DeliveryDeadlines,
+    StageState,
+    StageView,
+    _answers,
+    _open_past,
+    _stages,
+    log,
+)
 from bus.store import Accepted, Store
 from bus.store.blobs import PayloadFiles
-from bus.store.queries import Viewer, iso, visible_to
+from bus.store.queries import Viewer, visible_to
 from bus.store.statements import Transaction
 from bus.store.tables import (
     READ_ONLY,
-    business_statuses,
     deliveries,
     delivery_deadlines,
     documents,
 )
 
-log = structlog.get_logger("lgsp.deadlines")
-
-_DEADLINE_COLUMNS: Final = ("delivery", "document", "rule", "started_at", "computed_at",
-                            "due_date", *(f"{stage}_due" for stage in STAGES))
-
-MET: Final = {"arrival": ("01", "03", "04", "05", "06"),
-              "acceptance": ("03", "04", "05", "06"), "completion": ("06",)}
-CLOSING: Final = ("02", "15")
-SETTLING: Final = ("06", *CLOSING)
-StageState = Literal["met", "late", "open", "overdue", "closed"]
-
-
-class StageView(BaseModel):
-    stage: str
-    code: str
-    due: str
-    state: StageState
-    answered_at: str | None = None
-    overdue_working_hours: float | None = None
-
-
-class DeliveryDeadlines(BaseModel):
-    delivery: str
-    document: str
-    recipient: str
-    effective_recipient: str
-    destination: str
-    rule: str | None = None
-    due_date: str | None = None
-    overdue: bool
-    stages: list[StageView]
-
-
-@dataclass(frozen=True)
-class Answer:
-    code: str
-    at: float
+__all__ = [
+    "CLOSING", "MET", "NEVER_SENT", "SETTLING", "Answer", "DeadlineBook", "DeliveryDeadlines",
+    "OverdueCollector", "StageState", "StageView",
+]
 
 
 class DeadlineBook:
@@ -324,131 +300,3 @@ class DeadlineBook:
         return out
 
 
-NEVER_SENT: Final = ("withdrawn", "cancelled")
-"""Delivery states whose recipient was never meant to get the document after all: a
-recall withdrew it, or an operator cancelled it. Nothing can fall due for them."""
-
-
-def _open_past(stage: str, at: float) -> sa.ColumnElement[bool]:
-    """SQL: ``stage`` is due before ``at`` and its recipient has not answered it."""
-    dd, bs, dl = delivery_deadlines.c, business_statuses.c, deliveries.c
-    due = dd[f"{stage}_due"]
-    answered = sa.exists().where(
-        bs.document == dd.document,
-        sa.or_(bs.organ_id == dl.recipient, bs.organ_id == dl.effective_recipient),
-        bs.code.in_(MET[stage] + CLOSING))
-    return sa.and_(due.is_not(None), due < at, ~answered)
-
-
-def _answers(conn: Connection, docs: set[str]) -> dict[tuple[str, str], list[Answer]]:
-    out: dict[tuple[str, str], list[Answer]] = {}
-    if not docs:
-        return out
-    bs = business_statuses.c
-    for chunk in _chunks(sorted(docs), 500):
-        for row in conn.execute(sa.select(bs.document, bs.organ_id, bs.code, bs.received_at)
-                                .where(bs.document.in_(chunk))
-                                .order_by(bs.received_at, bs.id)):
-            out.setdefault((row.document, row.organ_id), []).append(
-                Answer(row.code, row.received_at))
-    return out
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _stages(row: Any, said: list[Answer], at: float,
-            policy: DeadlinePolicy | None) -> Iterator[StageView]:
-    closed = min((a.at for a in said if a.code in CLOSING), default=None)
-    for stage in STAGES:
-        due: float | None = getattr(row, f"{stage}_due")
-        if due is None:
-            continue
-        met = min((a.at for a in said if a.code in MET[stage]), default=None)
-        state: StageState
-        late_by = None
-        if met is not None:
-            state = "met" if met <= due else "late"
-        elif closed is not None:
-            state = "closed"
-        elif at > due:
-            state = "overdue"
-            if policy is not None:
-                late_by = round(policy.calendar.working_seconds(due, at) / 3600.0, 2)
-        else:
-            state = "open"
-        yield StageView(stage=stage, code=STAGE_CODES[stage], due=iso(due) or "", state=state,
-                        answered_at=iso(met if met is not None else closed),
-                        overdue_working_hours=late_by)
-
-
-class OverdueCollector(Collector):
-    """``lgsp_deliveries_overdue{destination,stage}``, read from the database: overdue is
-    a matter of the clock, so no event would ever update a gauge.
-
-    The count costs one row per past-due unanswered deadline, which grows with history
-    (1.6 s at 70,000 in a million-document database) while overdue changes on the scale
-    of working hours. With ``max_age_s`` the scrape answers from the last count and a
-    stale one is refreshed in the background; the first count starts with the process, so
-    only a scrape that comes before it is done waits for it.
-    """
-
-    def __init__(self, book: DeadlineBook,
-                 destinations: Callable[[], Iterable[str]] = tuple, *,
-                 max_age_s: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.book = book
-        self.destinations = destinations
-        self.max_age_s = max_age_s
-        self.clock = clock
-        self._last: tuple[float, list[tuple[str, str, int]]] | None = None
-        self._refreshing = threading.Lock()
-        if max_age_s > 0:
-            self._refreshing.acquire()
-            threading.Thread(target=self._refresh, name="lgsp-overdue-count",
-                             daemon=True).start()
-
-    def _counts(self) -> list[tuple[str, str, int]]:
-        if self.max_age_s > 0 and self._last is None:
-            with self._refreshing:  # the first count, started with the process
-                pass
-        last = self._last
-        if self.max_age_s <= 0 or last is None:
-            rows = self.book.counts()
-            self._last = (self.clock(), rows)
-            return rows
-        if self.clock() - last[0] >= self.max_age_s and self._refreshing.acquire(False):
-            threading.Thread(target=self._refresh, name="lgsp-overdue-count",
-                             daemon=True).start()
-        return last[1]
-
-    def _refresh(self) -> None:
-        try:
-            rows = self.book.counts()
-            self._last = (self.clock(), rows)
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("deadlines.metric_unavailable", error=repr(exc))
-        finally:
-            self._refreshing.release()
-
-    def collect(self) -> Iterator[Metric]:
-        gauge = GaugeMetricFamily(
-            "lgsp_deliveries_overdue",
-            "Recipient deliveries past a working-day deadline without the answering status "
-            "(stage arrival: 01, acceptance: 03, completion: 06)",
-            labels=["destination", "stage"])
-        try:
-            rows = self._counts()
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("deadlines.metric_unavailable", error=repr(exc))
-            rows = []
-        counted: dict[tuple[str, str], int] = {(d, s): n for d, s, n in rows}
-        # Every configured destination has its series, 0 until something falls due, so a
-        # dashboard panel and an alert see "none overdue" rather than "no data".
-        for destination in self.destinations() if self.book.policy() is not None else ():
-            for step in STAGES:
-                counted.setdefault((destination, step), 0)
-        for labels, count in sorted(counted.items()):
-            gauge.add_metric(list(labels), count)
-        yield gauge
