@@ -7,12 +7,22 @@ them; operators' SQL reads them too, so column names are part of the contract.
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+
+from bus.store.engines import create_engine
+from bus.store.transport_tables import (
+    READ_ONLY,
+    STATES,
+    TERMINAL,
+    business_statuses,
+    deliveries,
+    documents,
+    events,
+    inbound_sources,
+    metadata,
+    new_id,
+    payloads,
+)
 
 __all__ = ["READ_ONLY", "STATES", "TERMINAL", "agency_requests", "audit_seals", "business_statuses",
            "console_sessions", "console_switches", "console_users", "create_engine",
@@ -21,98 +31,6 @@ __all__ = ["READ_ONLY", "STATES", "TERMINAL", "agency_requests", "audit_seals", 
            "migration_records", "new_id", "payloads",
            "reconcile_leases", "reconcile_mismatches", "reconcile_runs"]
 
-metadata = sa.MetaData()
-
-documents = sa.Table(
-    "documents",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("kind", sa.String(8), nullable=False),
-    sa.Column("sender", sa.String(64), nullable=False),
-    sa.Column("document_id", sa.String(255), nullable=False, index=True),
-    sa.Column("dedup_key", sa.String(400), nullable=False, unique=True),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("payload_sha256", sa.String(64), nullable=False),
-    # The sender's own bytes, kept for evidence when the bus forwards corrected ones
-    # (a normalised date, a translated dialect); NULL when it forwards them as sent.
-    sa.Column("original_sha256", sa.String(64)),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("system", sa.String(64), nullable=False),
-    sa.Column("subject", sa.Text),
-    sa.Column("code", sa.String(120)),
-    sa.Column("business", sa.String(8)),
-    sa.Column("status_code", sa.String(4)),
-    sa.Column("refers_to", sa.String(32), index=True),
-    sa.Column("received_at", sa.Float, nullable=False, index=True),
-    sa.Column("receipt", sa.Text, nullable=False),
-)
-
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
-              index=True),
-    sa.Column("recipient", sa.String(64), nullable=False),
-    sa.Column("effective_recipient", sa.String(64), nullable=False),
-    sa.Column("destination", sa.String(64), nullable=False),
-    sa.Column("rule", sa.String(120), nullable=False),
-    sa.Column("is_copy", sa.Boolean, nullable=False, default=False),
-    sa.Column("state", sa.String(12), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt_at", sa.Float, nullable=False),
-    sa.Column("lease_until", sa.Float),
-    sa.Column("last_error", sa.Text),
-    sa.Column("receipt_reference", sa.String(255)),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("delivered_at", sa.Float),
-    sa.UniqueConstraint("document", "effective_recipient", "destination",
-                        name="uq_delivery_target"),
-    sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
-)
-
-payloads = sa.Table(
-    "payloads",
-    metadata,
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-)
-
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("document", sa.String(32), index=True),
-    sa.Column("delivery", sa.String(32)),
-    sa.Column("actor", sa.String(64), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("digest", sa.String(64)),
-    sa.Column("detail", sa.Text),
-)
-
-business_statuses = sa.Table(
-    "business_statuses",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
-              index=True),
-    sa.Column("organ_id", sa.String(64), nullable=False),
-    sa.Column("code", sa.String(4), nullable=False),
-    sa.Column("reported_at", sa.String(32)),
-    sa.Column("received_at", sa.Float, nullable=False),
-    sa.Column("status_document", sa.String(32), nullable=False),
-)
-
-inbound_sources = sa.Table(
-    "inbound_sources",
-    metadata,
-    sa.Column("source", sa.String(64), primary_key=True),
-    sa.Column("source_id", sa.String(255), primary_key=True),
-    sa.Column("document", sa.String(32), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-)
 
 # What local systems asked of the directory (the axis facade's registerAgency and
 # deleteAgency): kept for an administrator, who decides (`lgsp directory requests`).
@@ -168,58 +86,6 @@ console_switches = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("updated_by", sa.String(64), nullable=False),
 )
-
-TERMINAL = frozenset({"delivered", "refused", "parked", "cancelled", "withdrawn"})
-STATES = ("pending", "queued", "delivering", "awaiting", "delivered", "refused", "parked",
-          "cancelled", "withdrawn")
-
-
-READ_ONLY: dict[str, Any] = {"lgsp_read_only": True}
-"""Execution options for a connection that only reads (``engine.connect()
-.execution_options(**READ_ONLY)``): on SQLite its transaction does not take the write lock."""
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def create_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings each backend needs for the delivery contract.
-
-    SQLite gets WAL (readers never block the writer), ``synchronous=FULL`` (a committed
-    document survives power loss, not only a process kill) and a busy timeout so several
-    threads of one process queue up rather than fail.
-    """
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30,
-                                                     "check_same_thread": False}, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            # A search (READ_ONLY) reads a WAL snapshot: taking the write lock would queue
-            # it behind every writer, a purge batch included, and block them in turn.
-            if conn.get_execution_options().get("lgsp_read_only"):
-                conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    # No pre-ping: it is a round trip per checkout. A connection the server dropped fails
-    # its statement once and the pool is invalidated; the caller's retry (a sender's,
-    # a worker's) then runs on a fresh connection.
-    kwargs.setdefault("pool_pre_ping", False)
-    kwargs.setdefault("pool_recycle", 1800)
-    kwargs.setdefault("pool_size", 10)
-    return sa.create_engine(url, **kwargs)
 
 
 # Reconciliation with the national axis (bus/reconcile): each run for one day, what it
