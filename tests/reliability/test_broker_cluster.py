@@ -25,7 +25,7 @@ import pytest
 
 from tests.cluster import Cluster, Progress, Sender, Submission, background, routes_document, soak
 from tests.http_sink import HttpSink
-from tests.reliability.test_battery import RULES, audit, make_documents, report, scaled_out, settle
+from tests.reliability.battery_kit import RULES, audit, make_documents, report, scaled_out, settle
 from tests.servers import PostgresServer, RabbitMQCluster
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

@@ -29,7 +29,7 @@ from tests.cluster import (
     soak,
 )
 from tests.http_sink import HttpSink
-from tests.reliability.test_battery import RULES, audit, make_documents, report, scaled_out, settle
+from tests.reliability.battery_kit import RULES, audit, make_documents, report, scaled_out, settle
 from tests.servers import PostgresServer, RabbitMQServer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

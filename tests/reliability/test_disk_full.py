@@ -44,7 +44,7 @@ from tests.cluster import (
     soak,
 )
 from tests.http_sink import HttpSink
-from tests.reliability.test_battery import RULES, audit, make_documents, report, settle
+from tests.reliability.battery_kit import RULES, audit, make_documents, report, settle
 
 pytestmark = [pytest.mark.slow]
 
