@@ -199,7 +199,7 @@ def test_the_reason_a_spoilt_answer_is_left_pending_names_it(
     with pytest.raises(Retry, match=f"getEdoc {doc_id}: .*not valid base64"):
         BusInbox(bus, "national_axis").submit(EdocFetch(adapter, doc_id), source_id=doc_id)
     axis.garble_get_edoc("fail_after_data")
-    with pytest.raises(Retry, match="FAIL .*simulated: FAIL after the data"):
+    with pytest.raises(Retry, match=r"FAIL .*simulated: FAIL after the data"):
         BusInbox(bus, "national_axis").submit(EdocFetch(adapter, doc_id), source_id=doc_id)
     assert stored_sha256(bus) == []
 
