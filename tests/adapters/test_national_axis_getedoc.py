@@ -71,6 +71,7 @@ def test_the_packet_is_decoded_wherever_the_answer_is_cut(raw: str, size: int) -
 
 @pytest.mark.parametrize(("raw", "why"), [
     ('{"status":"OK","data":"' + TEXT[:5000] + "*" + TEXT[5001:] + '"}', "not valid base64"),
+    ('{"status":"OK","data":"' + TEXT[:5000] + "!#$%" + TEXT[5004:] + '"}', "not valid base64"),
     ('{"status":"OK","data":"' + TEXT[:-2] + '"}', "whole number of quartets"),
     ('{"status":"OK","data":"QQ==' + TEXT + '"}', "padding"),
     ('{"status":"OK","data":"' + TEXT[:6000], "ends before its JSON does"),
@@ -80,7 +81,7 @@ def test_the_packet_is_decoded_wherever_the_answer_is_cut(raw: str, size: int) -
     ('{"status":"OK","Data":"' + "A" * (SKELETON_CAP + 8) + '"}', "outside a data string"),
     ('<html><body>502 Bad Gateway</body></html>', "not JSON"),
     ("", "ends before its JSON does"),
-], ids=["bad-character", "no-padding", "after-padding", "cut-short", "two-data",
+], ids=["bad-character", "bad-quartet", "no-padding", "after-padding", "cut-short", "two-data",
         "non-ascii-escape", "tab-escape", "no-data-key", "html", "empty"])
 def test_a_malformed_answer_is_named(raw: str, why: str) -> None:
     with pytest.raises(vxp.MalformedAnswer, match=re.escape(why)):
