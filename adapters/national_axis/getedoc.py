@@ -19,7 +19,6 @@ it again. A FAIL answer raises what the adapter makes of its ErrorCode.
 from __future__ import annotations
 
 import binascii
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -36,7 +35,6 @@ SKELETON_CAP: Final = 1 << 20
 """The members other than ``data`` (status, ErrorCode, ErrorDesc): never near this."""
 ERROR_CAP: Final = 1 << 20
 """How much of a non-2xx answer is read to say why (a proxy's error page)."""
-_SPECIAL: Final = re.compile(rb'["\\]')
 _SKIPPED_ESCAPES: Final = frozenset(b"nr")  # MIME base64's line breaks, written as \n
 _HEX: Final = frozenset(b"0123456789abcdefABCDEF")
 
@@ -53,7 +51,8 @@ class Base64Pieces:
     def feed(self, text: bytes) -> bytes:
         position = self.characters
         self.characters += len(text)
-        text = self._carry + text if self._carry else text
+        if self._carry:
+            text = self._carry + text
         whole = len(text) - len(text) % 4
         self._carry = text[whole:]
         if not whole:
@@ -63,7 +62,7 @@ class Base64Pieces:
                 f"data is not valid base64: it goes on after its '=' padding (near "
                 f"character {position})")
         try:
-            out = binascii.a2b_base64(text[:whole], strict_mode=True)
+            out = binascii.a2b_base64(memoryview(text)[:whole], strict_mode=True)
         except binascii.Error as exc:
             raise vxp.MalformedAnswer(
                 f"data is not valid base64 near character {position}: {exc}") from None
@@ -119,15 +118,18 @@ class AnswerScanner:
         return vxp.parse_answer(bytes(self._skeleton))
 
     def _data(self, chunk: bytes, position: int, out: list[bytes]) -> int:
-        found = _SPECIAL.search(chunk, position)
-        stop = found.start() if found else len(chunk)
+        quote = chunk.find(b'"', position)
+        limit = quote if quote >= 0 else len(chunk)
+        backslash = chunk.find(b"\\", position, limit)
+        stop = backslash if backslash >= 0 else limit
         if stop > position:
-            piece = self.decoder.feed(chunk[position:stop])
+            piece = self.decoder.feed(chunk[position:stop] if position or stop < len(chunk)
+                                      else chunk)
             if piece:
                 out.append(piece)
-        if found is None:
+        if stop == len(chunk):
             return stop
-        if chunk[stop] == 0x22:  # the closing quote
+        if stop == quote:
             self._in_data = False
             self._skeleton += b'"'
         else:
