@@ -258,7 +258,7 @@ class EdocFetch:
             raise Retry(f"{op}: the axis stopped answering within "
                         f"{adapter.config.timeout_s}s after {scanner.decoder.characters} "
                         f"characters of data ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # a broken connection, a bad gzip stream
             raise Retry(f"{op}: the answer broke off after {scanner.decoder.characters} "
                         f"characters of data: {type(exc).__name__}: {exc}") from exc
         if not answer.ok:
