@@ -191,16 +191,21 @@ def test_escaped_slashes_are_the_same_packet(
     assert stored_sha256(bus) == [digest]
 
 
+@pytest.mark.parametrize(("garble", "reason"), [
+    ("bad_base64", "unusable, left pending for the next poll: data is not valid base64"),
+    ("no_data", "answered OK without the packet \\(data is missing\\)"),
+    ("cut_short", "ends before its JSON does"),
+    ("broken", "the answer broke off after \\d+ characters of data: RemoteProtocolError"),
+    ("fail_after_data", "FAIL .*simulated: FAIL after the data"),
+])
 def test_the_reason_a_spoilt_answer_is_left_pending_names_it(
-        axis: AxisSimulator, adapter: NationalAxisAdapter, bus: Bus) -> None:
+        axis: AxisSimulator, adapter: NationalAxisAdapter, bus: Bus, garble: str,
+        reason: str) -> None:
     from adapters.national_axis.getedoc import EdocFetch
 
     doc_id = axis.inject(SYSTEM, packet_bytes(edoc(OUTSIDE, LOCAL)), sender=OUTSIDE)
-    axis.garble_get_edoc("bad_base64")
-    with pytest.raises(Retry, match=f"getEdoc {doc_id}: .*not valid base64"):
-        BusInbox(bus, "national_axis").submit(EdocFetch(adapter, doc_id), source_id=doc_id)
-    axis.garble_get_edoc("fail_after_data")
-    with pytest.raises(Retry, match=r"FAIL .*simulated: FAIL after the data"):
+    axis.garble_get_edoc(garble)
+    with pytest.raises(Retry, match=reason):
         BusInbox(bus, "national_axis").submit(EdocFetch(adapter, doc_id), source_id=doc_id)
     assert stored_sha256(bus) == []
 
