@@ -239,10 +239,12 @@ class EdocFetch:
         adapter.open()
         assert adapter._client is not None
         scanner = AnswerScanner()
+        answering = False
         try:
             with adapter._client.stream("POST", request.url(adapter.config.endpoint),
                                         headers=request.headers,
                                         content=request.body) as response:
+                answering = True
                 if not 200 <= response.status_code < 300:
                     raise _refused_by_http(adapter, op, response)
                 try:
@@ -259,6 +261,8 @@ class EdocFetch:
                         f"{adapter.config.timeout_s}s after {scanner.decoder.characters} "
                         f"characters of data ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:  # a broken connection, a bad gzip stream
+            if not answering:
+                raise Retry(f"{op}: axis unreachable: {type(exc).__name__}: {exc}") from exc
             raise Retry(f"{op}: the answer broke off after {scanner.decoder.characters} "
                         f"characters of data: {type(exc).__name__}: {exc}") from exc
         if not answer.ok:

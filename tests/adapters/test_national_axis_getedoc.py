@@ -277,3 +277,13 @@ def test_the_test_kit_polls_a_large_axis_item(axis: AxisSimulator, tmp_path: Pat
     assert axis.item(SYSTEM, doc_id).status == "done"  # type: ignore[union-attr]
     assert hashlib.sha256((tmp_path / "incoming-9437184.xml").read_bytes()).hexdigest() \
         == digest
+
+
+def test_an_axis_that_is_down_is_said_unreachable_not_broken_off(
+        axis: AxisSimulator, adapter: NationalAxisAdapter, bus: Bus) -> None:
+    from adapters.national_axis.getedoc import EdocFetch
+
+    doc_id = axis.inject(SYSTEM, packet_bytes(edoc(OUTSIDE, LOCAL)), sender=OUTSIDE)
+    axis.stop()
+    with pytest.raises(Retry, match=f"getEdoc {doc_id}: axis unreachable: ConnectError"):
+        BusInbox(bus, "national_axis").submit(EdocFetch(adapter, doc_id), source_id=doc_id)
