@@ -46,11 +46,25 @@ die after your system answered but before the bus recorded it): pass
 or SOAP endpoints themselves and need no code here. For systems that must be polled,
 implement :meth:`Adapter.poll` and add ``"poll"`` to ``capabilities`` (the bus starts a
 poller only for adapters declaring it); it is called every ``poll_interval_s`` with an
-:class:`Inbox`, and calls ``inbox.submit(packet_bytes, source_id=...)`` per packet. The
+:class:`Inbox`, and calls ``inbox.submit(packet, source_id=...)`` per packet. The
 bus answers with the receipt or raises the refusal; ``source_id`` (e.g. the axis docId)
 makes a second submission of the same item a no-op. Catch :class:`bus.errors.LgspError`
 around each ``submit``: a refused packet must be reported back to its system (or
 acknowledged as failed) and must not stop the rest of the round.
+
+``packet`` is ``bytes`` for a small packet. A large one (a scan of hundreds of
+megabytes) should not be read into memory: pass an open binary file, or any iterable of
+``bytes`` pieces — the HTTP answer's ``response.iter_bytes()``, or a generator decoding
+it as it arrives::
+
+    with session.stream("GET", url) as answer:
+        receipt = inbox.submit(answer.iter_bytes(), source_id=item_id)
+
+The bus reads the pieces to the end into a file (hashed on the way, refused with
+``PAYLOAD_TOO_LARGE`` as soon as they pass its ``max_body_bytes``) before it checks or
+commits anything. So a generator may still find at its last piece that the answer was
+unusable: whatever it raises then comes out of ``submit`` unchanged, and nothing was
+accepted (the national axis adapter raises :class:`Retry` for a cut-short answer).
 
 **Can it work?** Two optional methods tell an operator before documents pile up.
 ``missing_secrets()`` names a secret the adapter needs and cannot find (an unset
@@ -73,8 +87,9 @@ Run :mod:`bus.testing`'s conformance suite against your adapter before shipping 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, BinaryIO, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -166,10 +181,17 @@ class Receipt:
     awaiting_pickup: bool = False
 
 
-class Inbox(Protocol):
-    """What a polling adapter hands packets to; implemented by the bus."""
+InboundPacket = bytes | BinaryIO | Iterable[bytes]
+"""A polled packet: in memory, an open binary file, or its pieces in order."""
 
-    def submit(self, packet: bytes, *, source_id: str | None = None) -> dict[str, Any]: ...
+
+class Inbox(Protocol):
+    """What a polling adapter hands packets to; implemented by the bus. A packet given
+    as a file or as pieces is read to its end before anything is checked or committed;
+    an exception the pieces raise comes out of ``submit`` as it is."""
+
+    def submit(self, packet: InboundPacket, *,
+               source_id: str | None = None) -> dict[str, Any]: ...
 
 
 class Adapter(Generic[ConfigT]):

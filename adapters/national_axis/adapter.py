@@ -17,8 +17,6 @@ DocumentId with the same content once (contract.md, rule 4). See README.md.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import hashlib
 import os
@@ -36,6 +34,7 @@ import yaml
 from adapters._http import HttpClientLifecycle, SizedStream, new_client
 from adapters.http import retry_after_s
 from adapters.national_axis.config import NationalAxisConfig
+from adapters.national_axis.getedoc import EdocFetch
 from bus import vxp
 from bus.adapter import Adapter, Delivery, Inbox, Receipt, Refuse, Retry
 from bus.errors import LgspError
@@ -251,18 +250,13 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
         return submitted
 
     def _receive(self, inbox: Inbox, creds: vxp.Credentials, item: vxp.ReceivedItem) -> int:
+        """getEdoc streamed into the inbox (:mod:`.getedoc`); a bad answer stays pending."""
         try:
-            answer = self._exchange(vxp.get_edoc(creds, item.doc_id, tz=self._zone))
-            data = answer.data
-            if not isinstance(data, str):
-                raise Retry("getEdoc: data is not a base64 string")
-            packet = base64.b64decode(data, validate=True)
-        except (Retry, Refuse, binascii.Error) as exc:
+            receipt = inbox.submit(EdocFetch(self, item.doc_id), source_id=item.doc_id)
+        except (Retry, Refuse) as exc:
             log.warning("axis.fetch.failed", destination=self.name, doc_id=item.doc_id,
                         reason=str(exc), outcome="left pending for the next poll")
             return 0
-        try:
-            receipt = inbox.submit(packet, source_id=item.doc_id)
         except LgspError as exc:
             log.warning("axis.item.refused", destination=self.name, doc_id=item.doc_id,
                         code=exc.code, reason=exc.message, outcome="acknowledged as fail")

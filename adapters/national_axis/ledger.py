@@ -13,15 +13,13 @@ Three reads and one fetch, next to (not inside) the adapter's delivery and polli
   ``date`` header: the items created for this system that day, acknowledged or not
   *(assumed; an axis that ignores the header lists the pending items, which still finds
   everything never fetched)*.
-* ``fetch(inbox, docId)`` — getEdoc, hand to the bus with the docId as source key, then
-  updateStatus: the poller's own order, so a status fetched here and by the poller at the
-  same time is recorded once.
+* ``fetch(inbox, docId)`` — getEdoc, streamed into the bus (:mod:`.getedoc`) with the
+  docId as source key, then updateStatus: the poller's own order, so a status fetched
+  here and by the poller at the same time is recorded once.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import date, datetime
 from typing import Final
 
@@ -29,6 +27,7 @@ import httpx
 import structlog
 
 from adapters.national_axis.adapter import NationalAxisAdapter
+from adapters.national_axis.getedoc import EdocFetch
 from bus import vxp
 from bus.adapter import Inbox, Retry
 from bus.errors import LgspError
@@ -118,18 +117,8 @@ class NationalAxisLedger:
 
     def fetch(self, inbox: Inbox, doc_id: str) -> str:
         creds = self.adapter._credentials()
-        answer = self._call(vxp.get_edoc(creds, doc_id, tz=self.adapter._zone))
-        if not answer.ok:
-            raise Retry(f"getEdoc {doc_id}: the axis answered FAIL {answer.code}: "
-                        f"{answer.desc[:300]}")
-        if not isinstance(answer.data, str):
-            raise Retry(f"getEdoc {doc_id}: data is not a base64 string")
         try:
-            packet = base64.b64decode(answer.data, validate=True)
-        except binascii.Error:
-            raise Retry(f"getEdoc {doc_id}: data is not valid base64") from None
-        try:
-            receipt = inbox.submit(packet, source_id=doc_id)
+            receipt = inbox.submit(EdocFetch(self.adapter, doc_id), source_id=doc_id)
         except LgspError:
             self.adapter._acknowledge(creds, doc_id, vxp.AckStatus.FAIL)
             raise

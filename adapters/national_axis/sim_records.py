@@ -3,8 +3,10 @@ failure modes a test sets, and the date/recipient helpers its answers use."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from bus import vxp
@@ -27,6 +29,41 @@ class AxisItem:
     created: datetime
     updated: datetime
     status: str = "initial"
+    file: Path | None = None
+    """Where the packet is when it is too large to hold (``packet`` is then empty)."""
+
+
+GARBLES: Final = ("bad_base64", "no_data", "cut_short", "broken", "fail_after_data",
+                  "escaped_slashes")
+"""How ``garble_get_edoc`` spoils getEdoc's answers, as a proxy or a faulty axis would:
+a character outside base64 in the middle of ``data``; OK without ``data``; the JSON
+ending inside ``data`` (a proxy that cut the body and its length); the connection
+closed half-way through the declared length; ``data`` whole but ``status`` FAIL after
+it; and, correct but unusual, every ``/`` written ``\\/`` as Java's JSON writers do."""
+
+
+@dataclass(frozen=True)
+class EdocData:
+    """getEdoc's ``data``: base64-encoded by the HTTP handler as it writes the answer, so
+    a packet kept in a file is never held whole (sim_http.py)."""
+
+    packet: bytes
+    file: Path | None = None
+    garble: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.file.stat().st_size if self.file is not None else len(self.packet)
+
+    def blocks(self) -> Iterator[bytes]:
+        """The packet in pieces whose sizes are multiples of 3 (but the last), so their
+        base64 encodings concatenate into the whole's."""
+        if self.file is None:
+            yield self.packet
+            return
+        with self.file.open("rb") as source:
+            while block := source.read(3 << 20):
+                yield block
 
 
 @dataclass

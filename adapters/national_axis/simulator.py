@@ -11,6 +11,9 @@ can misbehave on demand from the test thread:
 * ``fail(code, desc, times, operation)`` — answer FAIL with that ErrorCode;
 * ``skew_clock(s)`` — run the axis clock ``s`` seconds off, so real ClockSkew answers;
 * ``list_twice()`` — every pending item listed twice; ``fail_get_edoc_once(doc_id)``;
+* ``inject_file(...)`` — a pending item whose packet stays in a file: getEdoc streams its
+  base64, so a 500 MB document costs the simulator a few megabytes; ``garble_get_edoc(how)``
+  — getEdoc answers spoilt in one of the ways of ``sim_records.GARBLES``;
 * for reconciliation: ``lose_confirmation(doc_id)`` (getSentEdocList forgets a send),
   ``record_send(...)`` (a send from this systemId the bus never made), ``inject(...,
   status="done")`` (an item acknowledged although the bus never recorded it).
@@ -27,19 +30,21 @@ whatever their status.
 from __future__ import annotations
 
 import argparse
-import base64
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from adapters.national_axis.sim_http import _Handler
 from adapters.national_axis.sim_records import (
     _PENDING,
+    GARBLES,
     AxisItem,
     Call,
+    EdocData,
     Reply,
     SentDoc,
     _day,
@@ -72,6 +77,7 @@ class AxisSimulator(UnitBook, LoopbackServer):
         self._clock_offset_s = 0.0
         self._twice = False
         self._fail_once: set[str] = set()
+        self._garble: str | None = None
         self._lost: set[tuple[str, str | None]] = set()
         self.calls: list[Call] = []
 
@@ -99,6 +105,7 @@ class AxisSimulator(UnitBook, LoopbackServer):
         with self._lock:
             self._modes, self._clock_offset_s, self._twice = _Modes(), 0.0, False
             self._fail_once.clear()
+            self._garble = None
         self.start()
 
     def slow(self, seconds: float) -> None:
@@ -127,6 +134,13 @@ class AxisSimulator(UnitBook, LoopbackServer):
         with self._lock:
             self._fail_once.add(doc_id)
 
+    def garble_get_edoc(self, how: str | None) -> None:
+        """Spoil every getEdoc answer from now on (None: answer well again)."""
+        if how is not None and how not in GARBLES:
+            raise ValueError(f"garble {how!r}: one of {', '.join(GARBLES)}")
+        with self._lock:
+            self._garble = how
+
     # ---- what a test injects and reads ---------------------------------------------------
 
     def inject(self, system_id: str, packet: bytes, *, sender: str,
@@ -140,6 +154,17 @@ class AxisSimulator(UnitBook, LoopbackServer):
             self._items[(system_id, doc_id)] = AxisItem(doc_id, system_id, message_type,
                                                         sender, list(to), packet, now, now,
                                                         status)
+        return doc_id
+
+    def inject_file(self, system_id: str, path: Path, *, sender: str,
+                    message_type: str = "edoc", to: Iterable[str] = ()) -> str:
+        """As :meth:`inject`, for a packet left in ``path`` (read at each getEdoc)."""
+        doc_id = uuid.uuid4().hex
+        now = self.now()
+        with self._lock:
+            self._items[(system_id, doc_id)] = AxisItem(doc_id, system_id, message_type,
+                                                        sender, list(to), b"", now, now,
+                                                        file=path)
         return doc_id
 
     def lose_confirmation(self, doc_id: str, recipient: str | None = None) -> None:
@@ -274,7 +299,7 @@ class AxisSimulator(UnitBook, LoopbackServer):
             if doc_id in self._fail_once:
                 self._fail_once.discard(doc_id)
                 return 500, vxp.fail_answer(vxp.ErrorCode.INTERNAL, "simulated getEdoc failure")
-            return 200, vxp.ok_answer(data=base64.b64encode(item.packet).decode("ascii"))
+            return 200, vxp.ok_answer(data=EdocData(item.packet, item.file, self._garble))
         new = request.param("status") or ""
         if new not in {s.value for s in vxp.AckStatus}:
             return 200, vxp.fail_answer(vxp.ErrorCode.MALFORMED_REQUEST, f"status {new!r}")

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bus import errors, registry
-from bus.adapter import Adapter, Retry
+from bus.adapter import Adapter, InboundPacket, Retry
+from bus.delivery.inbound import gather
 from bus.routing import Destination
+from bus.store.blobs import Spool
 
 if TYPE_CHECKING:
     from bus.app import Bus
@@ -41,9 +43,23 @@ class BusInbox:
                 return system.name
         return self.destination
 
-    def submit(self, packet: bytes, *, source_id: str | None = None) -> dict[str, Any]:
+    def submit(self, packet: InboundPacket, *,
+               source_id: str | None = None) -> dict[str, Any]:
+        """A file or pieces are gathered first (:mod:`bus.delivery.inbound`): spooled to
+        disk when large, refused past ``max_body_bytes`` while still arriving."""
         source = (self.destination, source_id) if source_id else None
-        accepted = self.bus.submit(packet, system=self.system, channel="poll", source=source)
+        if isinstance(packet, bytes | bytearray | memoryview):
+            data: bytes | Spool = bytes(packet)
+        else:
+            what = f"the packet {source_id}" if source_id else "a packet"
+            data = gather(packet, self.bus.store.files, self.bus.settings.max_body_bytes,
+                          what=f"{what} polled from {self.destination}")
+        try:
+            accepted = self.bus.submit(data, system=self.system, channel="poll",
+                                       source=source)
+        finally:
+            if isinstance(data, Spool):
+                data.discard()
         return accepted.receipt
 
 

@@ -88,7 +88,10 @@ The suite reads ``capabilities`` to know which paths apply:
     :meth:`Adapter.poll` fetches inbound packets.
 
 A test that does not apply is skipped with the reason, never passed silently; test
-inbound polling through :meth:`InMemoryBus.poll` against your simulator.
+inbound polling through :meth:`InMemoryBus.poll` against your simulator. Its inbox is
+the bus's own: ``submit`` takes ``bytes``, an open binary file or an iterable of pieces,
+spools a large packet to disk and enforces ``max_body_bytes`` while reading, so a test
+there proves your adapter streams what it fetches.
 
 Testing routes with your adapter
 ================================

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from bus.adapter import Adapter
+from bus.adapter import Adapter, InboundPacket
 
 if TYPE_CHECKING:
     from bus.app import Bus
@@ -46,7 +46,9 @@ class _Inbox:
         self._bus = bus
         self._destination = destination
 
-    def submit(self, packet: bytes, *, source_id: str | None = None) -> dict[str, Any]:
+    def submit(self, packet: InboundPacket, *,
+               source_id: str | None = None) -> dict[str, Any]:
+        """bytes, a binary file or pieces, as :class:`bus.adapter.Inbox` says."""
         from bus.delivery.pollers import BusInbox
 
         return BusInbox(self._bus.bus, self._destination).submit(packet, source_id=source_id)

@@ -1,7 +1,7 @@
 """Benchmark: one very large packet through a real ``lgsp serve``, POST to delivered.
 
     python tests/bench/bench_large.py [--mb 500] [--repeats 1] [--postgresql]
-        [--adapter http|eoffice|national_axis|vnpt_ioffice]
+        [--adapter http|eoffice|national_axis|vnpt_ioffice | --inbound-axis]
 
 Issue 16's target: a 500 MB packet accepted, stored and delivered with the serve
 process's resident size rising by at most 256 MB. The packet (one attachment of ``--mb``
@@ -16,6 +16,12 @@ that hashes what it receives as it arrives (tests/bench/large_peers.py): ``eoffi
 (SOAP, the packet base64 in the envelope), ``national_axis`` (sendEdoc, hashed and
 signed) or ``vnpt_ioffice`` (the mailbox, collected by a poller through the bus's /vxp
 downloadEdoc). "intact" says the bytes received hash to the document's stored payload.
+
+``--inbound-axis`` takes the packet the other way: FROM the national axis. The axis
+simulator (adapters/national_axis/simulator.py, in this process) holds it in a file and
+encodes its base64 into getEdoc's answer as it writes; the serve process polls, streams
+the answer, stores the packet and delivers it with ``http`` to the sink. "202 after s"
+is then the time to the axis item acknowledged ``done`` (the packet committed).
 
 Prints the rise of each (peak minus the value after a warm-up packet), the seconds to
 the 202 and to delivery, and the throughput in MB of body per second.
@@ -41,6 +47,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from adapters.national_axis.simulator import AxisSimulator
 from bus.api.vxp_systems import dev_secret
 from bus.store.tables import documents
 from tests.bench.large_peers import AxisPeer, EofficePeer, IofficePoller
@@ -236,6 +243,79 @@ def run(folder: Path, content_mb: int, repeats: int, database_url: str = "",
     return rows
 
 
+INBOUND_SENDER: Final = "000.00.00.G22"  # another province's agency, behind the axis
+INBOUND_SYSTEM: Final = "LGSP-BENCH-IN"
+
+
+def run_inbound_axis(folder: Path, content_mb: int, repeats: int,
+                     database_url: str = "") -> list[dict[str, Any]]:
+    """The packet polled from the axis simulator, stored, delivered to the sink."""
+    sink = HashingSink()
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    axis = AxisSimulator({INBOUND_SYSTEM: "bench-axis-secret"})
+    axis.start()
+    routes = routes_document(sink)  # type: ignore[arg-type]
+    routes["destinations"]["national_axis"] = {"adapter": "national_axis", "options": {
+        "endpoint": axis.endpoint, "system_id": INBOUND_SYSTEM, "secret_env": AXIS_ENV,
+        "timeout_s": 600, "poll_interval_s": 0.2}}
+    recipient = ROUTE_OF["http"][2]
+    rows: list[dict[str, Any]] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with Cluster(folder / "bus", routes=routes, database_url=database_url,
+                     max_body_bytes=1024 * MB, max_attachment_bytes=1024 * MB) as cluster:
+            bus = cluster.add("embedded")
+            bus.extra_env[AXIS_ENV] = "bench-axis-secret"
+            bus.start()
+            bus.wait_ready(60)
+            assert bus.pid is not None
+            warm = folder / "warm.xml"
+            write_large_packet(warm, 9 * MB, sender=INBOUND_SENDER, recipient=recipient)
+            _poll(axis, warm, recipient, sink, 1)
+            time.sleep(1.0)
+            for repeat in range(repeats):
+                packet = folder / "packet.xml"
+                size, digest = write_large_packet(packet, content_mb * MB,
+                                                  sender=INBOUND_SENDER, recipient=recipient)
+                base = {f: status_bytes(bus.pid, f) for f in ("VmRSS", "RssAnon")}
+                with Sampler(bus.pid) as sampler:
+                    accepted, delivered = _poll(axis, packet, recipient, sink, repeat + 2)
+                got, got_digest = sink.received[repeat + 1]
+                with cluster.engine.connect() as conn:
+                    stored = conn.execute(sa.select(documents.c.payload_sha256).where(
+                        documents.c.sha256 == digest)).scalar_one_or_none()
+                rows.append({"body_mb": size / MB, "delivered_mb": got / MB,
+                             "base_rss_mb": base["VmRSS"] / MB,
+                             "rss_rise_mb": (sampler.peak["VmRSS"] - base["VmRSS"]) / MB,
+                             "anon_rise_mb": (sampler.peak["RssAnon"] - base["RssAnon"]) / MB,
+                             "accept_s": accepted, "delivered_s": delivered,
+                             "intact": stored is not None and got_digest == stored})
+                packet.unlink()
+    finally:
+        axis.stop()
+        sink.shutdown()
+    return rows
+
+
+def _poll(axis: AxisSimulator, path: Path, recipient: str, sink: HashingSink,
+          count: int) -> tuple[float, float]:
+    """Queues the packet on the axis; (seconds until acknowledged done, until delivered)."""
+    began = time.monotonic()
+    doc_id = axis.inject_file(INBOUND_SYSTEM, path, sender=INBOUND_SENDER, to=[recipient])
+    deadline = began + 900
+    accepted: float | None = None
+    while time.monotonic() < deadline:
+        item = axis.item(INBOUND_SYSTEM, doc_id)
+        if item is None or item.status == "fail":
+            raise SystemExit(f"the bus refused axis item {doc_id}")
+        if accepted is None and item.status == "done":
+            accepted = time.monotonic() - began
+        if accepted is not None and len(sink.received) >= count:
+            return accepted, time.monotonic() - began
+        time.sleep(0.05)
+    raise SystemExit("not taken from the axis and delivered within 900 s")
+
+
 def _evidence(url: str, pid: int, doc_id: str, key: str) -> dict[str, float]:
     """GET the document's evidence bundle, hashing it as it arrives; the serve's rise."""
     base = status_bytes(pid, "VmRSS")
@@ -279,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="on a private PostgreSQL (payloads as large objects)")
     parser.add_argument("--adapter", choices=ADAPTERS, default="http",
                         help="the adapter that delivers it (default: http)")
+    parser.add_argument("--inbound-axis", action="store_true",
+                        help="the packet polled FROM the national axis (getEdoc) instead")
     parser.add_argument("--evidence", action="store_true",
                         help="then GET the document's evidence bundle (zip) and measure it")
     args = parser.parse_args(argv)
@@ -287,19 +369,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if server is not None:
             server.start()
-        rows = run(folder, args.mb, args.repeats, server.url if server else "", args.adapter,
-                   args.evidence)
+        url = server.url if server else ""
+        rows = (run_inbound_axis(folder, args.mb, args.repeats, url) if args.inbound_axis
+                else run(folder, args.mb, args.repeats, url, args.adapter, args.evidence))
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+    path = "inbound from national_axis, delivered by http" if args.inbound_axis \
+        else f"adapter {args.adapter}"
     print(f"embedded lgsp serve on {'PostgreSQL' if server else 'SQLite'}, "
-          f"adapter {args.adapter}, {os.cpu_count()} CPUs\n")
+          f"{path}, {os.cpu_count()} CPUs\n")
     print("| adapter | body MB | delivered MB | RSS before MB | RSS rise MB | anon rise MB | "
           "202 after s | delivered after s | MB/s end to end | rise ≤ 256 MB | intact |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    label = "axis→bus" if args.inbound_axis else args.adapter
     for r in rows:
-        print(f"| {args.adapter} | {r['body_mb']:.0f} | {r['delivered_mb']:.0f} | "
+        print(f"| {label} | {r['body_mb']:.0f} | {r['delivered_mb']:.0f} | "
               f"{r['base_rss_mb']:.0f} | "
               f"{r['rss_rise_mb']:.0f} | {r['anon_rise_mb']:.0f} | {r['accept_s']:.1f} | "
               f"{r['delivered_s']:.1f} | {r['body_mb'] / r['delivered_s']:.0f} | "
