@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from adapters.hcm_egov.protocol import (
 )
 from adapters.http import retry_after_s
 from bus import errors
-from bus.adapter import Adapter, Delivery, Inbox, Receipt, Refuse, Retry
+from bus.adapter import Adapter, Delivery, InboundPacket, Inbox, Receipt, Refuse, Retry
 
 __all__ = ["HcmEgovAdapter", "HcmEgovConfig"]
 
@@ -42,6 +43,8 @@ RETRIED_STATUSES: Final = frozenset({408, 425, 429})
 REFUSED_WITHOUT_ENVELOPE: Final = frozenset({401, 403, 413})
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DETAIL_CHARS: Final = 300
+_LEADING: Final = b" \t\r\n\xef\xbb\xbf"  # whitespace and a UTF-8 byte-order mark
+_HEAD_BYTES: Final = 64
 
 
 class HcmEgovConfig(BaseModel):
@@ -238,31 +241,69 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
                                             params={"limit": str(self.config.poll_batch)}))
         submitted = 0
         for item_id in _item_ids(listing.result)[: self.config.poll_batch]:
-            packet = self._fetch(item_id)
-            if packet is None:
-                continue
-            try:
-                receipt = inbox.submit(packet, source_id=item_id)
-            except errors.LgspError as exc:
-                if exc.http_status >= 500:
-                    raise
-                self._ack(item_id, result="fail", description=_clip(str(exc)))
+            failed: str | None = None
+            with self._fetch(item_id) as packet:
+                if packet is None:
+                    continue
+                try:
+                    receipt = inbox.submit(packet, source_id=item_id)
+                except errors.LgspError as exc:
+                    if exc.http_status >= 500:
+                        raise
+                    failed = _clip(str(exc))
+            if failed is not None:
+                self._ack(item_id, result="fail", description=failed)
                 continue
             self._ack(item_id, result="done", reference=str(receipt.get("id") or ""),
                       description="accepted by the provincial bus")
             submitted += 1
         return submitted
 
-    def _fetch(self, item_id: str) -> bytes | None:
-        """The packet bytes, or None when the item vanished (taken back, acknowledged by
-        another poller) between listing and fetching."""
-        response = self._call("GET", f"{OUTBOX_PATH}/{quote(item_id, safe='')}",
-                              headers={"Accept": "application/xml"})
-        if response.status_code == 404:
-            return None
+    @contextlib.contextmanager
+    def _fetch(self, item_id: str) -> Iterator[InboundPacket | None]:
+        """The packet as it arrives, or None when the item vanished (taken back,
+        acknowledged by another poller) between listing and fetching.
+
+        A scanned document can be hundreds of megabytes, so a packet answered as bytes
+        is handed to the inbox piece by piece while the answer is open; only an envelope
+        (a failure, or the tolerated base64 in ``Data``) is read whole.
+        """
+        self.open()
+        assert self._client is not None
+        headers = {"Accept": "application/xml", "Authorization": self._credentials().header()}
+        answering = False
+        try:
+            with self._client.stream("GET", f"{OUTBOX_PATH}/{quote(item_id, safe='')}",
+                                     headers=headers) as response:
+                answering = True
+                if response.status_code == 404:
+                    yield None
+                    return
+                pieces = response.iter_bytes()
+                head = _head(pieces)
+                if response.status_code == 200 and head.lstrip(_LEADING)[:1] != b"{":
+                    yield _arriving(item_id, head, pieces)
+                    return
+                whole = httpx.Response(response.status_code, headers=response.headers,
+                                       content=head + b"".join(pieces),
+                                       request=response.request)
+                yield self._unpacked(item_id, whole)
+        except httpx.TimeoutException as exc:
+            raise Retry(f"HCM Egov gave no answer within {self.config.timeout_s}s "
+                        f"({type(exc).__name__})") from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise
+        except httpx.TransportError as exc:
+            if answering:
+                raise Retry(f"HCM Egov broke off outbox item {item_id}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+            raise Retry(f"HCM Egov unreachable at {self.config.base_url}: "
+                        f"{type(exc).__name__}: {exc}") from exc
+
+    def _unpacked(self, item_id: str, response: httpx.Response) -> bytes:
+        """The packet of an answer read whole: its bytes, or base64 in an envelope."""
         if response.status_code == 200 and parse_envelope(response.content) is None:
             return response.content
-        # An envelope instead of the bytes: a failure, or (tolerated) base64 in Data.
         envelope = self._envelope(response)
         data = result_field(envelope.result, "Data")
         if isinstance(data, str):
@@ -296,3 +337,24 @@ def _item_ids(result: object) -> list[str]:
             raise Retry(f"HCM Egov outbox listing has an item without Id: {_clip(str(item))}")
         ids.append(str(item_id))
     return ids
+
+
+def _head(pieces: Iterator[bytes]) -> bytes:
+    """The answer's first bytes: enough to see past leading blanks whether it is JSON."""
+    head = b""
+    for piece in pieces:
+        head += piece
+        if len(head.lstrip(_LEADING)) >= 1 or len(head) >= _HEAD_BYTES:
+            break
+    return head
+
+
+def _arriving(item_id: str, head: bytes, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """The packet's pieces; a connection lost half-way becomes a Retry the poll round
+    reports, and the inbox drops what it had gathered."""
+    yield head
+    try:
+        yield from pieces
+    except httpx.TransportError as exc:
+        raise Retry(f"HCM Egov broke off outbox item {item_id} half-way: "
+                    f"{type(exc).__name__}: {exc}") from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 
+from adapters.hcm_egov.sim_records import CUT_AFTER
 from adapters.simulation import OwnedHTTPServer
 
 if TYPE_CHECKING:
@@ -24,10 +25,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        cut = extra.pop(CUT_AFTER, None)
         for name, value in extra.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if cut is None:
+            self.wfile.write(data)
+        else:
+            self.wfile.write(data[:int(cut)])
+            self.close_connection = True
 
     def do_GET(self) -> None:
         self._serve()

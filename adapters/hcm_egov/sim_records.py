@@ -9,6 +9,8 @@ from typing import Any, Final
 from adapters.hcm_egov.protocol import envelope_bytes
 
 ADMIN_PREFIX: Final = "/_simulator"
+CUT_AFTER: Final = "X-Simulator-Cut-After"
+"""Not sent: tells the HTTP handler to close the connection after that many bytes."""
 _JSON: Final = "application/json; charset=utf-8"
 Answer = tuple[int, bytes, str, dict[str, str]]
 
@@ -55,7 +57,7 @@ class Call:
 
 @dataclass
 class _Rules:
-    mode: str = "ok"  # ok | fail | slow | garble
+    mode: str = "ok"  # ok | fail | slow | garble | cut
     status: int = 503
     times: int | None = None
     retry_after: str | None = None

@@ -39,6 +39,7 @@ from adapters.hcm_egov.protocol import (
 from adapters.hcm_egov.sim_http import _Handler
 from adapters.hcm_egov.sim_records import (
     ADMIN_PREFIX,
+    CUT_AFTER,
     Answer,
     Call,
     OutboxItem,
@@ -137,6 +138,12 @@ class HcmEgovSimulator:
         """Answer HTTP 200 with an HTML page, as a misconfigured gateway would."""
         with self._lock:
             self._rules = _Rules(mode="garble", times=times)
+
+    def cut(self, *, times: int | None = None) -> None:
+        """Send only half of each outbox packet, under its full Content-Length, and close
+        the connection: a platform or proxy that dies half-way through a large scan."""
+        with self._lock:
+            self._rules = _Rules(mode="cut", times=times)
 
     # ---- what the platform holds -------------------------------------------------------
 
@@ -307,7 +314,12 @@ class HcmEgovSimulator:
             item = self._outbox.get(item_id)
             if item is None or item.ack is not None:
                 return _envelope(404, f"Không có mục {item_id} đang chờ")
-            return 200, item.packet, "application/xml", {}
+            rules = self._rules
+            cut = rules.mode == "cut" and (rules.times is None or rules.times > 0)
+            if cut and rules.times is not None:
+                rules.times -= 1
+            extra = {CUT_AFTER: str(len(item.packet) // 2)} if cut else {}
+            return 200, item.packet, "application/xml", extra
 
     def _ack(self, item_id: str, body: bytes) -> Answer:
         try:
@@ -354,6 +366,8 @@ class HcmEgovSimulator:
                       retry_after=mode.get("retry_after"))
         elif name == "garble":
             self.garble(times=mode.get("times"))
+        elif name == "cut":
+            self.cut(times=mode.get("times"))
         elif name == "down":
             # Down cannot be undone over a closed socket: it lasts ``seconds``.
             seconds = max(0.1, min(float(mode.get("seconds", 10)), 3600.0))

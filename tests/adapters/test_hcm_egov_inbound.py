@@ -21,7 +21,7 @@ import yaml
 
 from adapters.hcm_egov import HcmEgovAdapter
 from adapters.hcm_egov.simulator import HcmEgovSimulator
-from bus.adapter import Refuse, Retry
+from bus.adapter import InboundPacket, Refuse, Retry
 from bus.app import Bus
 from bus.delivery.pollers import BusInbox, Pollers
 from bus.delivery.worker import DeliveryWorker
@@ -40,6 +40,7 @@ from tests.adapters.hcm_egov_support import (
     simulator,
 )
 from tests.http_sink import HttpSink
+from tests.large_packet import write_large_packet
 
 OPERATOR = Viewer(system="operator", operator=True)
 
@@ -207,3 +208,50 @@ def test_the_bus_poller_collects_on_its_own(world: World) -> None:
         assert pollers.stop(timeout=10)
     assert all((world.sim.ack_of(i) or {}).get("Result") == "done" for i in items)
     assert world.count() == 3
+
+
+class _Watching:
+    """The bus's inbox, noting in what form each packet was handed over."""
+
+    def __init__(self, inbox: BusInbox) -> None:
+        self.inbox = inbox
+        self.forms: list[str] = []
+
+    def submit(self, packet: InboundPacket, *, source_id: str | None = None) -> dict[str, Any]:
+        self.forms.append("bytes" if isinstance(packet, bytes) else "pieces")
+        return self.inbox.submit(packet, source_id=source_id)
+
+
+def _spools(world: World) -> list[Path]:
+    return list((world.bus.settings.data_dir / "payloads" / "tmp").glob("*"))
+
+
+def test_a_large_item_is_handed_over_as_it_arrives_and_stored_intact(
+        world: World, tmp_path: Path) -> None:
+    """A commune's scan of tens of megabytes must not be read whole into the poller's
+    memory: the bus gets it piece by piece, spools it, and stores exactly its bytes."""
+    path = tmp_path / "scan.xml"
+    _, digest = write_large_packet(path, 12 * 1024 * 1024, sender=XA_31, recipient=SO_TTTT)
+    item = world.sim.put_outbox(path.read_bytes())
+    watching = _Watching(world.inbox)
+
+    assert world.adapter.poll(watching) == 1
+    assert watching.forms == ["pieces"]
+    ack = world.sim.ack_of(item)
+    assert ack is not None and ack["Result"] == "done"
+    with world.bus.store.engine.connect() as conn:
+        assert conn.execute(sa.select(documents.c.sha256)).scalars().all() == [digest]
+    assert _spools(world) == []
+
+
+def test_an_item_cut_short_is_left_pending_and_nothing_is_kept(world: World) -> None:
+    item = world.sim.put_outbox(packet_bytes(edoc(XA_31, SO_TTTT, subject="Cắt giữa chừng")))
+    world.sim.cut(times=1)
+    with pytest.raises(Retry, match="broke off"):
+        world.adapter.poll(world.inbox)
+    assert world.sim.ack_of(item) is None
+    assert world.count() == 0 and _spools(world) == []
+
+    assert world.adapter.poll(world.inbox) == 1
+    assert (world.sim.ack_of(item) or {}).get("Result") == "done"
+    assert world.count() == 1
