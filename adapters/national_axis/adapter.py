@@ -33,6 +33,7 @@ import yaml
 
 from adapters._http import HttpClientLifecycle, SizedStream, new_client
 from adapters.http import retry_after_s
+from adapters.national_axis.backoff import ItemBackoff
 from adapters.national_axis.config import NationalAxisConfig
 from adapters.national_axis.getedoc import EdocFetch
 from bus import vxp
@@ -66,6 +67,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
         super().__init__(name, config)
         self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._zone = ZoneInfo(config.timezone)
+        self._backoff = ItemBackoff(config.poll_interval_s)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -236,6 +238,7 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
             log.warning("axis.poll.skipped", destination=self.name, reason=exc.reason)
             return 0
         submitted = 0
+        listed: set[str] | None = set()
         for message_type in (vxp.MessageType.EDOC, vxp.MessageType.STATUS):
             try:
                 answer = self._exchange(vxp.get_received_edoc_list(creds, message_type,
@@ -244,9 +247,15 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
             except (Retry, Refuse, vxp.MalformedAnswer) as exc:
                 log.warning("axis.list.failed", destination=self.name,
                             message_type=message_type.value, reason=str(exc))
+                listed = None
                 continue
+            if listed is not None:
+                listed.update(i.doc_id for i in items)
             for item in items[: self.config.max_items_per_poll]:
-                submitted += self._receive(inbox, creds, item)
+                if self._backoff.due(item.doc_id):
+                    submitted += self._receive(inbox, creds, item)
+        if listed is not None:
+            self._backoff.listed(listed)
         return submitted
 
     def _receive(self, inbox: Inbox, creds: vxp.Credentials, item: vxp.ReceivedItem) -> int:
@@ -254,14 +263,17 @@ class NationalAxisAdapter(HttpClientLifecycle, Adapter[NationalAxisConfig]):
         try:
             receipt = inbox.submit(EdocFetch(self, item.doc_id), source_id=item.doc_id)
         except (Retry, Refuse) as exc:
+            wait = self._backoff.failed(item.doc_id)
             log.warning("axis.fetch.failed", destination=self.name, doc_id=item.doc_id,
-                        reason=str(exc), outcome="left pending for the next poll")
+                        reason=str(exc), outcome="left pending", next_try_in_s=round(wait))
             return 0
         except LgspError as exc:
+            self._backoff.settled(item.doc_id)
             log.warning("axis.item.refused", destination=self.name, doc_id=item.doc_id,
                         code=exc.code, reason=exc.message, outcome="acknowledged as fail")
             self._acknowledge(creds, item.doc_id, vxp.AckStatus.FAIL)
             return 0
+        self._backoff.settled(item.doc_id)
         log.info("axis.item.accepted", destination=self.name, doc_id=item.doc_id,
                  document=receipt.get("id"))
         self._acknowledge(creds, item.doc_id, vxp.AckStatus.DONE)

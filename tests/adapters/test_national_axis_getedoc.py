@@ -287,3 +287,38 @@ def test_an_axis_that_is_down_is_said_unreachable_not_broken_off(
     axis.stop()
     with pytest.raises(Retry, match=f"getEdoc {doc_id}: axis unreachable: ConnectError"):
         BusInbox(bus, "national_axis").submit(EdocFetch(adapter, doc_id), source_id=doc_id)
+
+
+def test_an_item_the_axis_keeps_spoiling_is_fetched_less_and_less_often(
+        axis: AxisSimulator, adapter: NationalAxisAdapter, bus: Bus, tmp_path: Path) -> None:
+    """A broken 500 MB item must not be downloaded again at every poll forever: its first
+    failure is retried at the next poll, then it waits 2, 4, … poll intervals."""
+    now = [1000.0]
+    adapter._backoff.clock = lambda: now[0]
+    interval = adapter.config.poll_interval_s
+    _, digest = large_item(axis, tmp_path, 1 * MB)
+    axis.garble_get_edoc("cut_short")
+    inbox = BusInbox(bus, "national_axis")
+
+    def fetches() -> int:
+        return len(axis.calls_to("getEdoc"))
+
+    adapter.poll(inbox)
+    adapter.poll(inbox)
+    assert fetches() == 2  # the first failure costs no wait
+    adapter.poll(inbox)
+    now[0] += interval * 2 - 1
+    adapter.poll(inbox)
+    assert fetches() == 2, "fetched again before its back-off ended"
+    now[0] += 1
+    adapter.poll(inbox)
+    assert fetches() == 3
+    now[0] += interval * 4 - 1
+    adapter.poll(inbox)
+    assert fetches() == 3
+
+    axis.garble_get_edoc(None)
+    now[0] += 1
+    assert adapter.poll(inbox) == 1
+    assert stored_sha256(bus) == [digest]
+    assert adapter._backoff.waiting() == 0 and spooled(bus) == []
