@@ -19,8 +19,10 @@ from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlsplit
 
 import httpx
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adapters._backoff import ItemBackoff
 from adapters._http import HttpClientLifecycle, new_client
 from adapters.hcm_egov.protocol import (
     ACK_PATH,
@@ -38,6 +40,8 @@ from bus.adapter import Adapter, Delivery, InboundPacket, Inbox, Receipt, Refuse
 
 __all__ = ["HcmEgovAdapter", "HcmEgovConfig"]
 
+log = structlog.get_logger("lgsp.adapters.hcm_egov")
+
 RETRIED_STATUSES: Final = frozenset({408, 425, 429})
 # Refused even without an envelope: a front proxy's 413 is as final as the platform's.
 REFUSED_WITHOUT_ENVELOPE: Final = frozenset({401, 403, 413})
@@ -45,6 +49,11 @@ _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DETAIL_CHARS: Final = 300
 _LEADING: Final = b" \t\r\n\xef\xbb\xbf"  # whitespace and a UTF-8 byte-order mark
 _HEAD_BYTES: Final = 64
+
+
+class ItemUnusable(Retry):
+    """The platform answered, but not with this item's packet: the item, not the platform,
+    is what fails, so the round goes on with the other items."""
 
 
 class HcmEgovConfig(BaseModel):
@@ -102,6 +111,10 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
     permanent_errors: ClassVar[tuple[type[BaseException], ...]] = (
         httpx.UnsupportedProtocol, httpx.InvalidURL,
     )
+
+    def __init__(self, name: str, config: HcmEgovConfig) -> None:
+        super().__init__(name, config)
+        self._backoff = ItemBackoff(config.poll_interval_s)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -240,17 +253,29 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
         listing = self._envelope(self._call("GET", OUTBOX_PATH,
                                             params={"limit": str(self.config.poll_batch)}))
         submitted = 0
-        for item_id in _item_ids(listing.result)[: self.config.poll_batch]:
+        listed = _item_ids(listing.result)
+        self._backoff.listed(listed)
+        for item_id in listed[: self.config.poll_batch]:
+            if not self._backoff.due(item_id):
+                continue
             failed: str | None = None
-            with self._fetch(item_id) as packet:
-                if packet is None:
-                    continue
-                try:
-                    receipt = inbox.submit(packet, source_id=item_id)
-                except errors.LgspError as exc:
-                    if exc.http_status >= 500:
-                        raise
-                    failed = _clip(str(exc))
+            try:
+                with self._fetch(item_id) as packet:
+                    if packet is None:
+                        continue
+                    try:
+                        receipt = inbox.submit(packet, source_id=item_id)
+                    except errors.LgspError as exc:
+                        if exc.http_status >= 500:
+                            raise
+                        failed = _clip(str(exc))
+            except ItemUnusable as exc:
+                wait = self._backoff.failed(item_id)
+                log.warning("hcm.fetch.failed", destination=self.name, item=item_id,
+                            reason=exc.reason, outcome="left in the outbox",
+                            next_try_in_s=round(wait))
+                continue
+            self._backoff.settled(item_id)
             if failed is not None:
                 self._ack(item_id, result="fail", description=failed)
                 continue
@@ -295,7 +320,7 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
             raise
         except httpx.TransportError as exc:
             if answering:
-                raise Retry(f"HCM Egov broke off outbox item {item_id}: "
+                raise ItemUnusable(f"HCM Egov broke off outbox item {item_id}: "
                             f"{type(exc).__name__}: {exc}") from exc
             raise Retry(f"HCM Egov unreachable at {self.config.base_url}: "
                         f"{type(exc).__name__}: {exc}") from exc
@@ -311,7 +336,7 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
                 return base64.b64decode(data, validate=True)
             except binascii.Error:
                 pass
-        raise Retry(f"HCM Egov answered outbox item {item_id} without the packet")
+        raise ItemUnusable(f"HCM Egov answered outbox item {item_id} without the packet")
 
     def _ack(self, item_id: str, *, result: str, description: str,
              reference: str | None = None) -> None:
@@ -356,5 +381,5 @@ def _arriving(item_id: str, head: bytes, pieces: Iterator[bytes]) -> Iterator[by
     try:
         yield from pieces
     except httpx.TransportError as exc:
-        raise Retry(f"HCM Egov broke off outbox item {item_id} half-way: "
+        raise ItemUnusable(f"HCM Egov broke off outbox item {item_id} half-way: "
                     f"{type(exc).__name__}: {exc}") from exc

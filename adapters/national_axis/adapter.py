@@ -31,9 +31,9 @@ import httpx
 import structlog
 import yaml
 
+from adapters._backoff import ItemBackoff
 from adapters._http import HttpClientLifecycle, SizedStream, new_client
 from adapters.http import retry_after_s
-from adapters.national_axis.backoff import ItemBackoff
 from adapters.national_axis.config import NationalAxisConfig
 from adapters.national_axis.getedoc import EdocFetch
 from bus import vxp

@@ -244,14 +244,36 @@ def test_a_large_item_is_handed_over_as_it_arrives_and_stored_intact(
     assert _spools(world) == []
 
 
-def test_an_item_cut_short_is_left_pending_and_nothing_is_kept(world: World) -> None:
-    item = world.sim.put_outbox(packet_bytes(edoc(XA_31, SO_TTTT, subject="Cắt giữa chừng")))
+def test_an_item_cut_short_is_left_pending_and_the_others_are_collected(
+        world: World) -> None:
+    """A platform that breaks off one item must not hold up the communes' other items."""
+    broken = world.sim.put_outbox(packet_bytes(edoc(XA_31, SO_TTTT, subject="Cắt giữa")))
+    good = world.sim.put_outbox(packet_bytes(edoc(XA_31, SO_TTTT, subject="Nguyên vẹn")))
     world.sim.cut(times=1)
-    with pytest.raises(Retry, match="broke off"):
-        world.adapter.poll(world.inbox)
-    assert world.sim.ack_of(item) is None
-    assert world.count() == 0 and _spools(world) == []
-
     assert world.adapter.poll(world.inbox) == 1
-    assert (world.sim.ack_of(item) or {}).get("Result") == "done"
-    assert world.count() == 1
+    assert world.sim.ack_of(broken) is None
+    assert (world.sim.ack_of(good) or {}).get("Result") == "done"
+    assert world.count() == 1 and _spools(world) == []
+
+    assert world.adapter.poll(world.inbox) == 1  # its first failure costs no wait
+    assert (world.sim.ack_of(broken) or {}).get("Result") == "done"
+    assert world.count() == 2
+
+
+def test_an_item_that_keeps_breaking_off_waits_longer_each_time(world: World) -> None:
+    now = [0.0]
+    world.adapter._backoff.clock = lambda: now[0]
+    item = world.sim.put_outbox(packet_bytes(edoc(XA_31, SO_TTTT)))
+    world.sim.cut()
+
+    def fetches() -> int:
+        return sum(1 for c in world.sim.calls if c.method == "GET" and item in c.path)
+
+    world.adapter.poll(world.inbox)
+    world.adapter.poll(world.inbox)
+    world.adapter.poll(world.inbox)
+    assert fetches() == 2
+    now[0] += world.adapter.config.poll_interval_s * 2
+    world.sim.ok()
+    assert world.adapter.poll(world.inbox) == 1
+    assert fetches() == 3 and world.count() == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.national_axis.backoff import ItemBackoff
+from adapters._backoff import ItemBackoff
 
 
 def backoff(cap_s: float = 3600.0) -> tuple[ItemBackoff, list[float]]:

@@ -1,11 +1,12 @@
-"""Items the axis keeps answering badly are fetched less and less often.
+"""Items a polled platform keeps answering badly are fetched less and less often.
 
-A document the axis holds broken (cut short, bad base64) stays listed: without this,
-every poll would download it again, which for a 500 MB scan is 667 MB a minute for as
-long as nobody at the axis mends it. The first failure is retried at the next poll (a
-blip on the line should cost nothing); from the second on, the item waits twice as
-many poll intervals each time, up to ``cap_s``. Memory only: after a restart each item
-gets its free retry again, which is cheap next to keeping state about the axis' items.
+A document the national axis or HCM Egov holds broken (cut short, bad base64) stays
+listed: without this, every poll would download it again, which for a 500 MB scan is
+667 MB a minute for as long as nobody mends it. The first failure is retried at the next
+poll (a blip on the line should cost nothing); from the second on, the item waits twice
+as many poll intervals each time, up to ``cap_s``. Memory only: after a restart each
+item gets its free retry again, which is cheap next to keeping state about the
+platform's items.
 """
 
 from __future__ import annotations
