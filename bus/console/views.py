@@ -43,7 +43,7 @@ from bus.store.tables import (
     documents,
     events,
 )
-from bus.store.window import floor_of_newest, newest_first
+from bus.store.window import floor_of_newest, newest_delivered, newest_first, walks_for
 
 PAGE: Final = 25
 ATTACHMENTS_READ_MAX: Final = 32 * 1024 * 1024
@@ -138,28 +138,36 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
     code = query.code.strip()
     exact = sorted({code, code.upper()})
     document_id = query.document_id.strip()
+    recipient, sender = query.recipient.strip(), query.sender.strip()
+    # A sender, a recipient or a rare state drives the search through its own index,
+    # visibility tested per document (bus.store.window): windows would widen to the whole
+    # history when the system rarely sees such documents. Not with a DocumentId or a code:
+    # their own index, or a partial code's bounded scan of the newest documents, is better.
+    walks = [] if code or document_id else walks_for(recipient, query.state, sender)
+    driven = bool(sender or walks) and not (code or document_id)
 
     def conditions(since: float | None, until: float | None,
-                   exact_code: bool = False) -> list[sa.ColumnElement[bool]]:
+                   exact_code: bool = False,
+                   joined: bool = False) -> list[sa.ColumnElement[bool]]:
         """Through the windows of bus.store.window, as the REST list searches."""
         # A DocumentId or a full code names a handful of documents: each is probed, as a
         # point lookup.
         where: list[sa.ColumnElement[bool]] = [
-            visible_to(viewer) if document_id or exact_code
+            visible_to(viewer) if document_id or exact_code or driven
             else visible_in_window(viewer, since, until)]
         if document_id:
             where.append(d.document_id == document_id)
         if code:
             where.append(d.code.in_(exact) if exact_code else _contains(d.code, code, sqlite))
-        if query.sender:
-            where.append(d.sender == query.sender.strip())
-        if query.recipient:
-            where.append(addressed_to([query.recipient.strip()], since, until))
+        if sender:
+            where.append(d.sender == sender)
+        if recipient and not joined:  # joined: newest_delivered walks its deliveries
+            where.append(addressed_to([recipient], since, until))
         for word in query.words.split()[:_WORDS]:
             where.append(_contains(d.subject, word, sqlite))
         if high is not None:
             where.append(d.received_at < high)
-        if query.state:
+        if query.state and not (joined and not recipient):
             where.append(in_state(query.state, since, until))
         if after is not None:
             stamp, last = after
@@ -185,9 +193,14 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
                 since = low if searched_to is None else searched_to
             # A window of CODE_SCAN documents is bounded already: one statement, which
             # stops at the page's last match (widening windows would re-read the newest).
-            found = newest_first(conn, columns, conditions, limit=limit + 1, since=since,
-                                 before=before,
-                                 windows=not document_id and searched_to is None)
+            if walks:
+                found = newest_delivered(conn, columns, conditions(since, before, joined=True),
+                                         walks, limit=limit + 1, since=since, before=before)
+            else:
+                found = newest_first(conn, columns, conditions, limit=limit + 1,
+                                     since=since, before=before,
+                                     windows=not (document_id or driven)
+                                     and searched_to is None)
         more = len(found) > limit
         found = found[:limit]
         states: dict[str, list[tuple[str, str]]] = {r.id: [] for r in found}
