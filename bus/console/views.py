@@ -32,6 +32,7 @@ from bus.store.queries import (
     encode_cursor,
     in_state,
     readable,
+    visible_by_probe,
     visible_in_window,
     visible_to,
 )
@@ -153,7 +154,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         # A DocumentId or a full code names a handful of documents: each is probed, as a
         # point lookup.
         where: list[sa.ColumnElement[bool]] = [
-            visible_to(viewer) if document_id or exact_code or driven
+            visible_to(viewer) if document_id or exact_code
+            else visible_by_probe(viewer) if driven
             else visible_in_window(viewer, since, until)]
         if document_id:
             where.append(d.document_id == document_id)
