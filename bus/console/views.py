@@ -26,6 +26,7 @@ from bus.store import Store
 from bus.store.queries import (
     DocumentDetail,
     Viewer,
+    addressed_by_probe,
     addressed_to,
     decode_cursor,
     document_detail,
@@ -44,7 +45,14 @@ from bus.store.tables import (
     documents,
     events,
 )
-from bus.store.window import floor_of_newest, newest_delivered, newest_first, walks_for
+from bus.store.window import (
+    few_visible,
+    floor_of_newest,
+    newest_delivered,
+    newest_first,
+    newest_visible,
+    walks_for,
+)
 
 PAGE: Final = 25
 ATTACHMENTS_READ_MAX: Final = 32 * 1024 * 1024
@@ -148,12 +156,13 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
     driven = bool(sender or walks) and not (code or document_id)
 
     def conditions(since: float | None, until: float | None,
-                   exact_code: bool = False,
-                   joined: bool = False) -> list[sa.ColumnElement[bool]]:
-        """Through the windows of bus.store.window, as the REST list searches."""
+                   exact_code: bool = False, joined: bool = False,
+                   walked: bool = False) -> list[sa.ColumnElement[bool]]:
+        """Through the windows of bus.store.window, as the REST list searches;
+        ``walked``: the rows come from newest_visible, visible by construction."""
         # A DocumentId or a full code names a handful of documents: each is probed, as a
         # point lookup.
-        where: list[sa.ColumnElement[bool]] = [
+        where: list[sa.ColumnElement[bool]] = [] if walked else [
             visible_to(viewer) if document_id or exact_code
             else visible_by_probe(viewer) if driven
             else visible_in_window(viewer, since, until)]
@@ -163,7 +172,9 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
             where.append(d.code.in_(exact) if exact_code else _contains(d.code, code, sqlite))
         if sender:
             where.append(d.sender == sender)
-        if recipient and not joined:  # joined: newest_delivered walks its deliveries
+        if recipient and walked:
+            where.append(addressed_by_probe(recipient))
+        elif recipient and not joined:  # joined: newest_delivered walks its deliveries
             where.append(addressed_to([recipient], since, until))
         for word in query.words.split()[:_WORDS]:
             where.append(_contains(d.subject, word, sqlite))
@@ -195,7 +206,13 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
                 since = low if searched_to is None else searched_to
             # A window of CODE_SCAN documents is bounded already: one statement, which
             # stops at the page's last match (widening windows would re-read the newest).
-            if walks:
+            hosted = sorted(viewer.hosted)
+            if not (viewer.operator or code or document_id) and few_visible(
+                    conn, viewer.system, hosted, since=since, before=before):
+                found = newest_visible(conn, columns, conditions(since, before, walked=True),
+                                       viewer.system, hosted, limit=limit + 1, since=since,
+                                       before=before)
+            elif walks:
                 found = newest_delivered(conn, columns, conditions(since, before, joined=True),
                                          walks, limit=limit + 1, since=since, before=before)
             else:

@@ -54,13 +54,20 @@ from bus.store.tables import (
     documents,
     events,
 )
-from bus.store.window import newest_delivered, newest_first, walks_for
+from bus.store.window import (
+    few_visible,
+    newest_delivered,
+    newest_first,
+    newest_visible,
+    walks_for,
+)
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "AnyRow", "BusinessStatusView", "DeliveryRow",
     "DeliverySummary", "DeliveryView", "DocumentDetail", "DocumentKind", "DocumentPage",
     "DocumentSummary", "HistoryEntry", "ListQuery", "TransportState", "Viewer",
-    "addressed_to", "decode_cursor", "document_detail", "encode_cursor", "in_state", "iso",
+    "addressed_by_probe", "addressed_to", "decode_cursor", "document_detail",
+    "encode_cursor", "in_state", "iso",
     "latest_per_organ", "list_deliveries", "list_documents", "list_query", "parse_time",
     "readable", "visible_by_probe", "visible_in_window", "visible_to",
 ]
@@ -102,6 +109,16 @@ def visible_by_probe(viewer: Viewer) -> sa.ColumnElement[bool]:
                    deliveries.c.effective_recipient.in_(hosted))).limit(1)
             .scalar_subquery().is_not(None))
     return sa.or_(*conditions)
+
+
+def addressed_by_probe(organ: str) -> sa.ColumnElement[bool]:
+    """:func:`addressed_to` tested per document from ix_deliveries_document_recipients,
+    for a walk that passes few documents (bus.store.window.newest_visible)."""
+    dl = deliveries.c
+    return sa.select(dl.document).where(
+        dl.document == documents.c.id,
+        sa.or_(dl.recipient == organ, dl.effective_recipient == organ)).limit(1) \
+        .scalar_subquery().is_not(None)
 
 
 def visible_in_window(viewer: Viewer, since: float | None,
@@ -264,9 +281,10 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     walks = walks_for(query.recipient, query.state, query.sender)
     direct = bool(query.sender or walks)
 
-    def conditions(since: float | None, until: float | None,
-                   joined: bool = False) -> list[sa.ColumnElement[bool]]:
-        where: list[sa.ColumnElement[bool]] = [
+    def conditions(since: float | None, until: float | None, joined: bool = False,
+                   walked: bool = False) -> list[sa.ColumnElement[bool]]:
+        """``walked``: the rows come from newest_visible, visible by construction."""
+        where: list[sa.ColumnElement[bool]] = [] if walked else [
             visible_by_probe(viewer) if direct else visible_in_window(viewer, since, until)]
         if query.sender:
             where.append(d.sender == query.sender)
@@ -274,7 +292,9 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
             where.append(d.kind == query.kind)
         if query.until is not None:
             where.append(d.received_at < query.until)
-        if query.recipient and not joined:  # joined: newest_delivered walks them
+        if query.recipient and walked:
+            where.append(addressed_by_probe(query.recipient))
+        elif query.recipient and not joined:  # joined: newest_delivered walks them
             where.append(addressed_to([query.recipient], since, until))
         if query.state and not (joined and not query.recipient):
             where.append(in_state(query.state, since, until))
@@ -288,7 +308,12 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
                d.received_at)
     with engine.connect().execution_options(**READ_ONLY) as conn:
         before = query.after[0] if query.after else query.until
-        if walks:
+        if not viewer.operator and few_visible(conn, viewer.system, sorted(viewer.hosted),
+                                               since=query.since, before=before):
+            rows = newest_visible(conn, columns, conditions(query.since, before, walked=True),
+                                  viewer.system, sorted(viewer.hosted), limit=query.limit + 1,
+                                  since=query.since, before=before)
+        elif walks:
             rows = newest_delivered(conn, columns, conditions(query.since, before, True),
                                     walks, limit=query.limit + 1, since=query.since,
                                     before=before)

@@ -160,3 +160,75 @@ def walks_for(recipient: str | None, state: str | None, sender: str | None) -> l
     if state and state != "delivered" and not sender:
         return in_state(state)
     return []
+
+
+FEW_VISIBLE: Final = 5_000
+"""Up to this many documents a connected system may see (in the searched span), a search
+walks them instead (:func:`newest_visible`)."""
+
+
+def _visible_streams(system: str, hosted: Sequence[str], since: float | None,
+                     before: float | None) -> list[sa.Select[Any]]:
+    d = documents.c
+    mine = [d.system == system]
+    if since is not None:
+        mine.append(d.received_at >= since)
+    if before is not None:
+        mine.append(d.received_at <= before)
+    out = [sa.select(d.received_at).where(*mine)]
+    for walk in (w for organ in hosted for w in to_organ(organ)):
+        drive = deliveries.alias("drive")
+        bounds = walk(drive)
+        if since is not None:
+            bounds.append(drive.c.created_at >= since)
+        if before is not None:
+            bounds.append(drive.c.created_at <= before)
+        out.append(sa.select(drive.c.created_at).where(*bounds))
+    return out
+
+
+def few_visible(conn: Connection, system: str, hosted: Sequence[str], *,
+                since: float | None = None, before: float | None = None,
+                cap: int | None = None) -> bool:
+    """Whether a connected system may see fewer than ``cap`` documents (deliveries to its
+    organisations counted as documents) in the span: counted from the indexes, stopping
+    at ``cap``, so a busy system's answer costs ``cap`` index entries at most."""
+    left = FEW_VISIBLE if cap is None else cap
+    for stream in _visible_streams(system, hosted, since, before):
+        counted = conn.execute(sa.select(sa.func.count()).select_from(
+            stream.limit(left).subquery())).scalar_one()
+        left -= counted
+        if left <= 0:
+            return False
+    return True
+
+
+def newest_visible(conn: Connection, columns: Sequence[Any],
+                   where: Sequence[sa.ColumnElement[bool]], system: str,
+                   hosted: Sequence[str], *, limit: int, since: float | None = None,
+                   before: float | None = None) -> list[Row[Any]]:
+    """:func:`newest_first` for a connected system that may see few documents
+    (:func:`few_visible`): its own documents through ix_documents_system_received and
+    those addressed to its organisations through their deliveries, each walked newest
+    first and merged, ``where`` (without visibility: every row walked is visible) tested
+    on each. A sender or recipient such a system rarely sees costs what the system may
+    see, however much that organisation sent or received."""
+    d = documents.c
+    # Driven from an alias on ix_documents_system_received, so that SQLite (which keeps
+    # no statistics) does not walk a sender's index instead: the system's documents are
+    # known to be few, a sender's may be a tenth of the history.
+    own = documents.alias("own")
+    bounds = [own.c.system == system]
+    if since is not None:
+        bounds.append(own.c.received_at >= since)
+    if before is not None:
+        bounds.append(own.c.received_at <= before)
+    rows = list(conn.execute(
+        sa.select(*columns).select_from(own.join(documents, d.id == own.c.id))
+        .where(*bounds, *where).order_by(own.c.received_at.desc(), d.id.desc())
+        .limit(limit)).all())
+    walks = [w for organ in sorted(hosted) for w in to_organ(organ)]
+    rows += newest_delivered(conn, columns, where, walks, limit=limit, since=since,
+                             before=before)
+    found = {row.id: row for row in rows}
+    return sorted(found.values(), key=lambda r: (r.received_at, r.id), reverse=True)[:limit]

@@ -45,6 +45,14 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def busy_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 20,000 documents CLERK may see about 1,200, few enough for its searches to walk
+    them (window.newest_visible, tested in test_search_drive.py); here it searches as a
+    busy system of the million-document database does."""
+    monkeypatch.setattr(window, "FEW_VISIBLE", 0)
+
+
 def plans(engine: sa.Engine, run: Callable[[], Any], prefix: str = "SELECT") -> list[str]:
     """The EXPLAIN QUERY PLAN of every statement starting with ``prefix`` that ``run``
     executes, one string each."""

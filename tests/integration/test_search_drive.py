@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from bus.console.views import Search, search
-from bus.store import NewDelivery, Store
+from bus.store import NewDelivery, Store, window
 from bus.store.queries import Viewer, list_documents, list_query
 from bus.store.tables import create_engine, deliveries, documents
 from tests.bench import fill_db
@@ -101,14 +101,23 @@ FORMS: list[dict[str, str]] = [
     {"state": "parked"}, {"state": "pending"}, {"state": "refused"},
     {"recipient": AGENCIES[7], "state": "delivered"},
     {"recipient": SUCCESSOR, "since": "1700000000", "until": "1790000000"},
-    {"sender": AGENCIES[1], "state": "parked"},
+    {"sender": AGENCIES[1], "state": "parked"}, {},
 ]
 
 
-@pytest.mark.parametrize("form", FORMS, ids=lambda form: "-".join(form.values()))
+@pytest.fixture(params=["busy", "few"])
+def visible_cap(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A busy system walks the filter's index; one that may see few documents walks
+    those (window.newest_visible). At 20,000 documents every system here sees few."""
+    if request.param == "busy":
+        monkeypatch.setattr(window, "FEW_VISIBLE", 0)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("form", FORMS, ids=lambda form: "-".join(form.values()) or "all")
 @pytest.mark.parametrize("who", list(VIEWERS))
 def test_driven_pages_are_every_rows_answer(filled: sa.Engine, who: str,
-                                            form: dict[str, str]) -> None:
+                                            form: dict[str, str], visible_cap: str) -> None:
     viewer = VIEWERS[who]
     expected = reference(filled, viewer, sender=form.get("sender"),
                          recipient=form.get("recipient"), state=form.get("state"),
@@ -120,10 +129,11 @@ def test_driven_pages_are_every_rows_answer(filled: sa.Engine, who: str,
 
 
 @pytest.mark.parametrize("form", [{"recipient": SUCCESSOR}, {"sender": AGENCIES[42]},
-                                  {"state": "parked"}], ids=lambda form: "-".join(form))
+                                  {"state": "parked"}, {}],
+                         ids=lambda form: "-".join(form) or "all")
 @pytest.mark.parametrize("who", ["system", "successor"])
-def test_the_consoles_driven_pages_are_every_rows_answer(filled: sa.Engine, who: str,
-                                                          form: dict[str, str]) -> None:
+def test_the_consoles_driven_pages_are_every_rows_answer(
+        filled: sa.Engine, who: str, form: dict[str, str], visible_cap: str) -> None:
     viewer = VIEWERS[who]
     expected = reference(filled, viewer, **form)
     got: list[str] = []
@@ -207,7 +217,9 @@ def walks(plan: str, index: str) -> bool:
 
 
 @pytest.mark.parametrize("who", ["operator", "system"])
-def test_postgresql_walks_a_recipients_deliveries(filled: sa.Engine, who: str) -> None:
+@pytest.mark.parametrize("visible_cap", ["busy"], indirect=True)
+def test_postgresql_walks_a_recipients_deliveries(filled: sa.Engine, who: str,
+                                                  visible_cap: str) -> None:
     if filled.dialect.name != "postgresql":
         pytest.skip("SQLite's plans: tests/integration/test_scale_plans.py")
     viewer = VIEWERS[who]
@@ -221,7 +233,9 @@ def test_postgresql_walks_a_recipients_deliveries(filled: sa.Engine, who: str) -
             is (viewer is CLERK), plan
 
 
-def test_postgresql_walks_a_rare_state_and_a_senders_documents(filled: sa.Engine) -> None:
+@pytest.mark.parametrize("visible_cap", ["busy"], indirect=True)
+def test_postgresql_walks_a_rare_state_and_a_senders_documents(filled: sa.Engine,
+                                                               visible_cap: str) -> None:
     if filled.dialect.name != "postgresql":
         pytest.skip("SQLite's plans: tests/integration/test_scale_plans.py")
     [state] = pg_plans(filled, lambda: list_documents(filled, list_query(state="parked"),
@@ -234,3 +248,42 @@ def test_postgresql_walks_a_rare_state_and_a_senders_documents(filled: sa.Engine
     assert "Index Scan Backward using ix_documents_sender_received" in sender, sender
     assert "Index Only Scan using ix_deliveries_document_recipients" in sender, sender
     assert "hashed SubPlan" not in sender and "Seq Scan" not in sender, sender
+
+
+@pytest.mark.parametrize("form", [{"sender": AGENCIES[0]}, {"recipient": AGENCIES[0]}],
+                         ids=lambda form: "-".join(form))
+def test_a_system_that_sees_few_documents_walks_those(filled: sa.Engine,
+                                                      form: dict[str, str]) -> None:
+    """The biggest sender and recipient, searched by a system hosting one agency: its own
+    documents and its agency's deliveries are walked (a few hundred), not the tenth of
+    the history that organisation sent or received."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                _many: bool) -> None:
+        if statement.lstrip().startswith("SELECT documents.id, documents.kind"):
+            seen.append((statement, parameters))
+
+    sa.event.listen(filled, "before_cursor_execute", capture)
+    try:
+        list_documents(filled, list_query(**form), HEIR)
+    finally:
+        sa.event.remove(filled, "before_cursor_execute", capture)
+    postgres = filled.dialect.name == "postgresql"
+    explain = "EXPLAIN (COSTS OFF) " if postgres else "EXPLAIN QUERY PLAN "
+    with filled.connect() as conn:
+        found = [" / ".join(str(row[0] if postgres else row[3]) for row in conn.exec_driver_sql(
+            explain + statement, parameters)) for statement, parameters in seen]
+    assert len(found) == 3, found
+    if postgres:
+        # A bitmap of the system's few documents, or its index newest first
+        assert "ix_documents_system_received" in found[0] and " own" in found[0], found[0]
+        assert "using ix_deliveries_recipient on deliveries drive" in found[1], found[1]
+        assert "using ix_deliveries_resolved on deliveries drive" in found[2], found[2]
+    else:
+        assert found[0].startswith("SEARCH own USING INDEX ix_documents_system_received"), found
+        assert found[1].startswith("SEARCH drive USING COVERING INDEX ix_deliveries_recipient")
+        assert found[2].startswith("SEARCH drive USING INDEX ix_deliveries_resolved"), found
+    for plan in found:
+        assert "sender_received" not in plan and "Seq Scan" not in plan, plan
+        assert "LIST SUBQUERY" not in plan and "hashed SubPlan" not in plan, plan
