@@ -46,11 +46,11 @@ from bus.store.tables import (
     events,
 )
 from bus.store.window import (
-    few_visible,
     floor_of_newest,
     newest_delivered,
     newest_first,
     newest_visible,
+    walk_visible,
     walks_for,
 )
 
@@ -207,8 +207,9 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
             # A window of CODE_SCAN documents is bounded already: one statement, which
             # stops at the page's last match (widening windows would re-read the newest).
             hosted = sorted(viewer.hosted)
-            if not (viewer.operator or code or document_id) and few_visible(
-                    conn, viewer.system, hosted, since=since, before=before):
+            if driven and not viewer.operator and walk_visible(
+                    conn, viewer.system, hosted, walks=walks, sender=sender, since=since,
+                    before=before):
                 found = newest_visible(conn, columns, conditions(since, before, walked=True),
                                        viewer.system, hosted, limit=limit + 1, since=since,
                                        before=before)

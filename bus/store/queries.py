@@ -55,10 +55,10 @@ from bus.store.tables import (
     events,
 )
 from bus.store.window import (
-    few_visible,
     newest_delivered,
     newest_first,
     newest_visible,
+    walk_visible,
     walks_for,
 )
 
@@ -308,8 +308,9 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
                d.received_at)
     with engine.connect().execution_options(**READ_ONLY) as conn:
         before = query.after[0] if query.after else query.until
-        if not viewer.operator and few_visible(conn, viewer.system, sorted(viewer.hosted),
-                                               since=query.since, before=before):
+        if direct and not viewer.operator and walk_visible(
+                conn, viewer.system, sorted(viewer.hosted), walks=walks, sender=query.sender,
+                since=query.since, before=before):
             rows = newest_visible(conn, columns, conditions(query.since, before, walked=True),
                                   viewer.system, sorted(viewer.hosted), limit=query.limit + 1,
                                   since=query.since, before=before)

@@ -163,44 +163,58 @@ def walks_for(recipient: str | None, state: str | None, sender: str | None) -> l
 
 
 FEW_VISIBLE: Final = 5_000
-"""Up to this many documents a connected system may see (in the searched span), a search
-walks them instead (:func:`newest_visible`)."""
+"""A search walks what a connected system may see (:func:`newest_visible`) only when that
+is fewer documents than this in the searched span (and than the filter matches)."""
 
 
-def _visible_streams(system: str, hosted: Sequence[str], since: float | None,
-                     before: float | None) -> list[sa.Select[Any]]:
-    d = documents.c
-    mine = [d.system == system]
-    if since is not None:
-        mine.append(d.received_at >= since)
-    if before is not None:
-        mine.append(d.received_at <= before)
-    out = [sa.select(d.received_at).where(*mine)]
-    for walk in (w for organ in hosted for w in to_organ(organ)):
+def _span(column: Any, since: float | None, before: float | None) -> list[Any]:
+    out = [] if since is None else [column >= since]
+    return out if before is None else [*out, column <= before]
+
+
+def _walked(walks: Sequence[Walk], since: float | None,
+            before: float | None) -> list[sa.Select[Any]]:
+    out = []
+    for walk in walks:
         drive = deliveries.alias("drive")
-        bounds = walk(drive)
-        if since is not None:
-            bounds.append(drive.c.created_at >= since)
-        if before is not None:
-            bounds.append(drive.c.created_at <= before)
-        out.append(sa.select(drive.c.created_at).where(*bounds))
+        out.append(sa.select(drive.c.created_at).where(
+            *walk(drive), *_span(drive.c.created_at, since, before)))
     return out
 
 
-def few_visible(conn: Connection, system: str, hosted: Sequence[str], *,
-                since: float | None = None, before: float | None = None,
-                cap: int | None = None) -> bool:
-    """Whether a connected system may see fewer than ``cap`` documents (deliveries to its
-    organisations counted as documents) in the span: counted from the indexes, stopping
-    at ``cap``, so a busy system's answer costs ``cap`` index entries at most."""
-    left = FEW_VISIBLE if cap is None else cap
-    for stream in _visible_streams(system, hosted, since, before):
-        counted = conn.execute(sa.select(sa.func.count()).select_from(
-            stream.limit(left).subquery())).scalar_one()
-        left -= counted
-        if left <= 0:
-            return False
-    return True
+def _counted(conn: Connection, streams: Sequence[sa.Select[Any]], cap: int) -> int:
+    """Rows of ``streams`` (index ranges), counted up to ``cap``."""
+    total = 0
+    for stream in streams:
+        if total >= cap:
+            break
+        total += conn.execute(sa.select(sa.func.count()).select_from(
+            stream.limit(cap - total).subquery())).scalar_one()
+    return total
+
+
+def walk_visible(conn: Connection, system: str, hosted: Sequence[str], *,
+                 walks: Sequence[Walk], sender: str | None, since: float | None = None,
+                 before: float | None = None) -> bool:
+    """Whether a connected system's search should walk what the system may see rather
+    than the filter (``walks``, or else the ``sender``'s documents): when the system may
+    see under half as many documents in the span as the filter matches, and fewer than
+    :data:`FEW_VISIBLE`. A big organisation searched by a small system (the province's
+    People's Committee, by a commune's) costs what the system may see; both counts come
+    from index ranges and stop at their cap."""
+    d = documents.c
+    stream = _walked(walks, since, before) if walks else [
+        sa.select(d.received_at).where(d.sender == sender, *_span(d.received_at, since,
+                                                                   before))]
+    matched = _counted(conn, stream, FEW_VISIBLE)
+    if matched < 2:
+        return False
+    own = sa.select(d.received_at).where(d.system == system,
+                                         *_span(d.received_at, since, before))
+    visible = _counted(conn, [own, *_walked(
+        [w for organ in sorted(hosted) for w in to_organ(organ)], since, before)],
+        matched // 2)
+    return visible < matched // 2
 
 
 def newest_visible(conn: Connection, columns: Sequence[Any],
@@ -208,7 +222,7 @@ def newest_visible(conn: Connection, columns: Sequence[Any],
                    hosted: Sequence[str], *, limit: int, since: float | None = None,
                    before: float | None = None) -> list[Row[Any]]:
     """:func:`newest_first` for a connected system that may see few documents
-    (:func:`few_visible`): its own documents through ix_documents_system_received and
+    (:func:`walk_visible`): its own documents through ix_documents_system_received and
     those addressed to its organisations through their deliveries, each walked newest
     first and merged, ``where`` (without visibility: every row walked is visible) tested
     on each. A sender or recipient such a system rarely sees costs what the system may

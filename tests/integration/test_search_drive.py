@@ -23,8 +23,9 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
+from bus.console import views
 from bus.console.views import Search, search
-from bus.store import NewDelivery, Store, window
+from bus.store import NewDelivery, Store, queries, window
 from bus.store.queries import Viewer, list_documents, list_query
 from bus.store.tables import create_engine, deliveries, documents
 from tests.bench import fill_db
@@ -108,9 +109,13 @@ FORMS: list[dict[str, str]] = [
 @pytest.fixture(params=["busy", "few"])
 def visible_cap(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """A busy system walks the filter's index; one that may see few documents walks
-    those (window.newest_visible). At 20,000 documents every system here sees few."""
+    those (window.newest_visible): each way forced here, whatever walk_visible would
+    choose at 20,000 documents."""
     if request.param == "busy":
         monkeypatch.setattr(window, "FEW_VISIBLE", 0)
+    else:
+        for module in (queries, views):
+            monkeypatch.setattr(module, "walk_visible", lambda *_a, **_k: True)
     return str(request.param)
 
 
@@ -250,13 +255,11 @@ def test_postgresql_walks_a_rare_state_and_a_senders_documents(filled: sa.Engine
     assert "hashed SubPlan" not in sender and "Seq Scan" not in sender, sender
 
 
-@pytest.mark.parametrize("form", [{"sender": AGENCIES[0]}, {"recipient": AGENCIES[0]}],
-                         ids=lambda form: "-".join(form))
-def test_a_system_that_sees_few_documents_walks_those(filled: sa.Engine,
-                                                      form: dict[str, str]) -> None:
-    """The biggest sender and recipient, searched by a system hosting one agency: its own
-    documents and its agency's deliveries are walked (a few hundred), not the tenth of
-    the history that organisation sent or received."""
+def test_a_system_that_sees_few_documents_walks_those(filled: sa.Engine) -> None:
+    """The biggest sender, searched by a system hosting one agency: its own documents
+    and its agency's deliveries are walked (about 500), not the tenth of the history
+    that organisation sent (about 1,900)."""
+    form = {"sender": AGENCIES[0]}
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
