@@ -11,14 +11,16 @@ is bounded by what arrived in its window, each filter's index is searched from t
 window's start (``deliveries.created_at`` as well as ``documents.received_at``, see
 :data:`bus.store.tables.deliveries`), and seven widenings cover five years.
 
-Windows suit a filter that matches often (a page is found in the newest days). A sender
-or a recipient is selective by itself, and for a connected system it may be rarely among
-what the system may see: there no window fills the page and the windows widen to the
-whole history. Such a search walks that filter's own index newest first instead, one
-statement, and tests each document's visibility by its own deliveries
-(:func:`newest_delivered`, and :func:`newest_first` with ``windows=False`` on
-``ix_documents_sender_received``): it reads the documents it returns and those of the
-filter's it passes over, never the whole history of what the system may see.
+Windows suit a filter that matches often (a page is found in the newest days). A sender,
+a recipient or a state other than delivered is selective by itself, and for a connected
+system it may be rarely among what the system may see: there no window fills the page
+and the windows widen to the whole history. Such a search walks that filter's own index
+newest first instead, one statement per index, and tests each document's visibility
+from its deliveries' recipients (:func:`newest_delivered`, and :func:`newest_first` with
+``windows=False`` on ``ix_documents_sender_received``): it reads the documents it
+returns and those of the filter's it passes over. When the system may see fewer
+documents than the filter matches (a commune's system searching the province's People's
+Committee), it walks those instead (:func:`walk_visible`, :func:`newest_visible`).
 """
 
 from __future__ import annotations
