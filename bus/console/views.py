@@ -46,6 +46,7 @@ from bus.store.tables import (
     events,
 )
 from bus.store.window import (
+    Walk,
     floor_of_newest,
     newest_delivered,
     newest_first,
@@ -152,8 +153,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
     # visibility tested per document (bus.store.window): windows would widen to the whole
     # history when the system rarely sees such documents. Not with a DocumentId or a code:
     # their own index, or a partial code's bounded scan of the newest documents, is better.
-    walks = [] if code or document_id else walks_for(recipient, query.state, sender)
-    driven = bool(sender or walks) and not (code or document_id)
+    walks: list[Walk] = []
+    driven = False
 
     def conditions(since: float | None, until: float | None,
                    exact_code: bool = False, joined: bool = False,
@@ -200,6 +201,10 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
             found = newest_first(conn, columns, lambda s, u: conditions(s, u, True),
                                  limit=limit + 1, since=low, before=before, windows=False)
         if not found:
+            if not (code or document_id):
+                walks = walks_for(conn, recipient, query.state, sender,
+                                  operator=viewer.operator, since=low, before=before)
+                driven = bool(sender or walks)
             since = low
             if code and not document_id:  # a partial code: the newest CODE_SCAN documents
                 searched_to = floor_of_newest(conn, CODE_SCAN, before=before, since=low)

@@ -55,6 +55,7 @@ from bus.store.tables import (
     events,
 )
 from bus.store.window import (
+    Walk,
     newest_delivered,
     newest_first,
     newest_visible,
@@ -278,8 +279,8 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     # A sender, a recipient or a rare state drives the search through its own index,
     # visibility tested per document (bus.store.window): windows would widen to the whole
     # history when the system rarely sees such documents.
-    walks = walks_for(query.recipient, query.state, query.sender)
-    direct = bool(query.sender or walks)
+    walks: list[Walk] = []
+    direct = False
 
     def conditions(since: float | None, until: float | None, joined: bool = False,
                    walked: bool = False) -> list[sa.ColumnElement[bool]]:
@@ -308,6 +309,9 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
                d.received_at)
     with engine.connect().execution_options(**READ_ONLY) as conn:
         before = query.after[0] if query.after else query.until
+        walks = walks_for(conn, query.recipient, query.state, query.sender,
+                          operator=viewer.operator, since=query.since, before=before)
+        direct = bool(query.sender or walks)
         if direct and not viewer.operator and walk_visible(
                 conn, viewer.system, sorted(viewer.hosted), walks=walks, sender=query.sender,
                 since=query.since, before=before):

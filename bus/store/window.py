@@ -153,14 +153,27 @@ def newest_delivered(conn: Connection, columns: Sequence[Any],
     return ordered[:limit]
 
 
-def walks_for(recipient: str | None, state: str | None, sender: str | None) -> list[Walk]:
+FEW_IN_STATE: Final = 2_000
+"""A connected system walks a state's deliveries only when fewer than this are in it (in
+the searched span); more (parked, refused: a tail of the whole history), and the windows
+find its page sooner than a walk testing each one's visibility."""
+
+
+def walks_for(conn: Connection, recipient: str | None, state: str | None,
+              sender: str | None, *, operator: bool, since: float | None = None,
+              before: float | None = None) -> list[Walk]:
     """How a search with these filters is driven from the deliveries (empty: from the
     documents). A recipient first; a sender's own index is the better start when given;
-    then a state that only a small, bounded share of the deliveries is in."""
+    then a state other than delivered: always for an operator (the newest in the state
+    are the page), for a system when few deliveries are in it (pending: only the last
+    days'), which the windows would look for through the whole history."""
     if recipient:
         return to_organ(recipient)
-    if state and state != "delivered" and not sender:
-        return in_state(state)
+    if not state or state == "delivered" or sender:
+        return []
+    walks = in_state(state)
+    if operator or _counted(conn, _walked(walks, since, before), FEW_IN_STATE) < FEW_IN_STATE:
+        return walks
     return []
 
 
