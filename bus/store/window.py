@@ -154,9 +154,10 @@ def newest_delivered(conn: Connection, columns: Sequence[Any],
 
 
 FEW_IN_STATE: Final = 2_000
-"""A connected system walks a state's deliveries only when fewer than this are in it (in
-the searched span); more (parked, refused: a tail of the whole history), and the windows
-find its page sooner than a walk testing each one's visibility."""
+"""On SQLite a connected system walks a state's deliveries only when fewer than this are in
+it (in the searched span); more (parked, refused: a tail of the whole history), and the
+windows find its page sooner than a walk testing each one's visibility (a system's
+parked at a million documents: 24/47 ms p50/p99 against 44/77)."""
 
 
 def walks_for(conn: Connection, recipient: str | None, state: str | None,
@@ -172,7 +173,10 @@ def walks_for(conn: Connection, recipient: str | None, state: str | None,
     if not state or state == "delivered" or sender:
         return []
     walks = in_state(state)
-    if operator or _counted(conn, _walked(walks, since, before), FEW_IN_STATE) < FEW_IN_STATE:
+    # PostgreSQL: the walk wins there whatever the state (a system's parked, at a
+    # million documents: 61/77 ms against the windows' 110-140/255).
+    if operator or conn.dialect.name == "postgresql" or _counted(
+            conn, _walked(walks, since, before), FEW_IN_STATE) < FEW_IN_STATE:
         return walks
     return []
 
