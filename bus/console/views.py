@@ -26,12 +26,14 @@ from bus.store import Store
 from bus.store.queries import (
     DocumentDetail,
     Viewer,
+    addressed_by_probe,
     addressed_to,
     decode_cursor,
     document_detail,
     encode_cursor,
     in_state,
     readable,
+    visible_by_probe,
     visible_in_window,
     visible_to,
 )
@@ -43,7 +45,15 @@ from bus.store.tables import (
     documents,
     events,
 )
-from bus.store.window import floor_of_newest, newest_first
+from bus.store.window import (
+    Walk,
+    floor_of_newest,
+    newest_delivered,
+    newest_first,
+    newest_visible,
+    walk_visible,
+    walks_for,
+)
 
 PAGE: Final = 25
 ATTACHMENTS_READ_MAX: Final = 32 * 1024 * 1024
@@ -138,28 +148,40 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
     code = query.code.strip()
     exact = sorted({code, code.upper()})
     document_id = query.document_id.strip()
+    recipient, sender = query.recipient.strip(), query.sender.strip()
+    # A sender, a recipient or a rare state drives the search through its own index,
+    # visibility tested per document (bus.store.window): windows would widen to the whole
+    # history when the system rarely sees such documents. Not with a DocumentId or a code:
+    # their own index, or a partial code's bounded scan of the newest documents, is better.
+    walks: list[Walk] = []
+    driven = False
 
     def conditions(since: float | None, until: float | None,
-                   exact_code: bool = False) -> list[sa.ColumnElement[bool]]:
-        """Through the windows of bus.store.window, as the REST list searches."""
+                   exact_code: bool = False, joined: bool = False,
+                   walked: bool = False) -> list[sa.ColumnElement[bool]]:
+        """Through the windows of bus.store.window, as the REST list searches;
+        ``walked``: the rows come from newest_visible, visible by construction."""
         # A DocumentId or a full code names a handful of documents: each is probed, as a
         # point lookup.
-        where: list[sa.ColumnElement[bool]] = [
+        where: list[sa.ColumnElement[bool]] = [] if walked else [
             visible_to(viewer) if document_id or exact_code
+            else visible_by_probe(viewer) if driven
             else visible_in_window(viewer, since, until)]
         if document_id:
             where.append(d.document_id == document_id)
         if code:
             where.append(d.code.in_(exact) if exact_code else _contains(d.code, code, sqlite))
-        if query.sender:
-            where.append(d.sender == query.sender.strip())
-        if query.recipient:
-            where.append(addressed_to([query.recipient.strip()], since, until))
+        if sender:
+            where.append(d.sender == sender)
+        if recipient and walked:
+            where.append(addressed_by_probe(recipient))
+        elif recipient and not joined:  # joined: newest_delivered walks its deliveries
+            where.append(addressed_to([recipient], since, until))
         for word in query.words.split()[:_WORDS]:
             where.append(_contains(d.subject, word, sqlite))
         if high is not None:
             where.append(d.received_at < high)
-        if query.state:
+        if query.state and not (joined and not recipient):
             where.append(in_state(query.state, since, until))
         if after is not None:
             stamp, last = after
@@ -179,15 +201,31 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
             found = newest_first(conn, columns, lambda s, u: conditions(s, u, True),
                                  limit=limit + 1, since=low, before=before, windows=False)
         if not found:
+            if not (code or document_id):
+                walks = walks_for(conn, recipient, query.state, sender,
+                                  operator=viewer.operator, since=low, before=before)
+                driven = bool(sender or walks)
             since = low
             if code and not document_id:  # a partial code: the newest CODE_SCAN documents
                 searched_to = floor_of_newest(conn, CODE_SCAN, before=before, since=low)
                 since = low if searched_to is None else searched_to
             # A window of CODE_SCAN documents is bounded already: one statement, which
             # stops at the page's last match (widening windows would re-read the newest).
-            found = newest_first(conn, columns, conditions, limit=limit + 1, since=since,
-                                 before=before,
-                                 windows=not document_id and searched_to is None)
+            hosted = sorted(viewer.hosted)
+            if driven and not viewer.operator and walk_visible(
+                    conn, viewer.system, hosted, walks=walks, sender=sender, since=since,
+                    before=before):
+                found = newest_visible(conn, columns, conditions(since, before, walked=True),
+                                       viewer.system, hosted, limit=limit + 1, since=since,
+                                       before=before)
+            elif walks:
+                found = newest_delivered(conn, columns, conditions(since, before, joined=True),
+                                         walks, limit=limit + 1, since=since, before=before)
+            else:
+                found = newest_first(conn, columns, conditions, limit=limit + 1,
+                                     since=since, before=before,
+                                     windows=not (document_id or driven)
+                                     and searched_to is None)
         more = len(found) > limit
         found = found[:limit]
         states: dict[str, list[tuple[str, str]]] = {r.id: [] for r in found}

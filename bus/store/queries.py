@@ -54,15 +54,23 @@ from bus.store.tables import (
     documents,
     events,
 )
-from bus.store.window import newest_first
+from bus.store.window import (
+    Walk,
+    newest_delivered,
+    newest_first,
+    newest_visible,
+    walk_visible,
+    walks_for,
+)
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "AnyRow", "BusinessStatusView", "DeliveryRow",
     "DeliverySummary", "DeliveryView", "DocumentDetail", "DocumentKind", "DocumentPage",
     "DocumentSummary", "HistoryEntry", "ListQuery", "TransportState", "Viewer",
-    "addressed_to", "decode_cursor", "document_detail", "encode_cursor", "in_state", "iso",
+    "addressed_by_probe", "addressed_to", "decode_cursor", "document_detail",
+    "encode_cursor", "in_state", "iso",
     "latest_per_organ", "list_deliveries", "list_documents", "list_query", "parse_time",
-    "readable", "visible_in_window", "visible_to",
+    "readable", "visible_by_probe", "visible_in_window", "visible_to",
 ]
 
 
@@ -79,6 +87,39 @@ def visible_to(viewer: Viewer) -> sa.ColumnElement[bool]:
             sa.or_(deliveries.c.recipient.in_(hosted),
                    deliveries.c.effective_recipient.in_(hosted))))
     return sa.or_(*conditions)
+
+
+def visible_by_probe(viewer: Viewer) -> sa.ColumnElement[bool]:
+    """:func:`visible_to` for a search that walks a filter's index newest first
+    (:func:`bus.store.window.newest_delivered`): each document it passes is tested from
+    ix_deliveries_document_recipients alone, and the walk stops at its page.
+
+    A scalar subquery, not ``EXISTS``: PostgreSQL may run an ``EXISTS`` as a hash of
+    every delivery to the system's organisations, built before the first row (30,000 of
+    them a search, at a million documents), and SQLite reads a ``SELECT *``
+    subquery's rows instead of the covering index.
+    """
+    if viewer.operator:
+        return sa.true()
+    conditions: list[sa.ColumnElement[bool]] = [documents.c.system == viewer.system]
+    if viewer.hosted:
+        hosted = sorted(viewer.hosted)
+        conditions.append(sa.select(deliveries.c.document).where(
+            deliveries.c.document == documents.c.id,
+            sa.or_(deliveries.c.recipient.in_(hosted),
+                   deliveries.c.effective_recipient.in_(hosted))).limit(1)
+            .scalar_subquery().is_not(None))
+    return sa.or_(*conditions)
+
+
+def addressed_by_probe(organ: str) -> sa.ColumnElement[bool]:
+    """:func:`addressed_to` tested per document from ix_deliveries_document_recipients,
+    for a walk that passes few documents (bus.store.window.newest_visible)."""
+    dl = deliveries.c
+    return sa.select(dl.document).where(
+        dl.document == documents.c.id,
+        sa.or_(dl.recipient == organ, dl.effective_recipient == organ)).limit(1) \
+        .scalar_subquery().is_not(None)
 
 
 def visible_in_window(viewer: Viewer, since: float | None,
@@ -235,17 +276,28 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     skip or repeat a document even when new ones arrive between requests."""
     d, dl = documents.c, deliveries.c
 
-    def conditions(since: float | None, until: float | None) -> list[sa.ColumnElement[bool]]:
-        where: list[sa.ColumnElement[bool]] = [visible_in_window(viewer, since, until)]
+    # A sender, a recipient or a rare state drives the search through its own index,
+    # visibility tested per document (bus.store.window): windows would widen to the whole
+    # history when the system rarely sees such documents.
+    walks: list[Walk] = []
+    direct = False
+
+    def conditions(since: float | None, until: float | None, joined: bool = False,
+                   walked: bool = False) -> list[sa.ColumnElement[bool]]:
+        """``walked``: the rows come from newest_visible, visible by construction."""
+        where: list[sa.ColumnElement[bool]] = [] if walked else [
+            visible_by_probe(viewer) if direct else visible_in_window(viewer, since, until)]
         if query.sender:
             where.append(d.sender == query.sender)
         if query.kind:
             where.append(d.kind == query.kind)
         if query.until is not None:
             where.append(d.received_at < query.until)
-        if query.recipient:
+        if query.recipient and walked:
+            where.append(addressed_by_probe(query.recipient))
+        elif query.recipient and not joined:  # joined: newest_delivered walks them
             where.append(addressed_to([query.recipient], since, until))
-        if query.state:
+        if query.state and not (joined and not query.recipient):
             where.append(in_state(query.state, since, until))
         if query.after is not None:
             stamp, last = query.after
@@ -256,9 +308,23 @@ def list_documents(engine: Engine, query: ListQuery, viewer: Viewer) -> Document
     columns = (d.id, d.kind, d.sender, d.document_id, d.code, d.subject, d.refers_to,
                d.received_at)
     with engine.connect().execution_options(**READ_ONLY) as conn:
-        rows = newest_first(conn, columns, conditions, limit=query.limit + 1,
-                            since=query.since,
-                            before=query.after[0] if query.after else query.until)
+        before = query.after[0] if query.after else query.until
+        walks = walks_for(conn, query.recipient, query.state, query.sender,
+                          operator=viewer.operator, since=query.since, before=before)
+        direct = bool(query.sender or walks)
+        if direct and not viewer.operator and walk_visible(
+                conn, viewer.system, sorted(viewer.hosted), walks=walks, sender=query.sender,
+                since=query.since, before=before):
+            rows = newest_visible(conn, columns, conditions(query.since, before, walked=True),
+                                  viewer.system, sorted(viewer.hosted), limit=query.limit + 1,
+                                  since=query.since, before=before)
+        elif walks:
+            rows = newest_delivered(conn, columns, conditions(query.since, before, True),
+                                    walks, limit=query.limit + 1, since=query.since,
+                                    before=before)
+        else:
+            rows = newest_first(conn, columns, conditions, limit=query.limit + 1,
+                                since=query.since, before=before, windows=not direct)
         more = len(rows) > query.limit
         rows = rows[:query.limit]
         targets: dict[str, list[DeliverySummary]] = {r.id: [] for r in rows}

@@ -301,3 +301,18 @@ sa.Index("ix_deliveries_state", deliveries.c.state, deliveries.c.created_at,
 # newest first; only a partial code falls back to "contains", over a bounded number of
 # the newest documents (bus.console.views).
 sa.Index("ix_documents_code_received", documents.c.code, documents.c.received_at)
+
+
+# Searches driven by a sender, a recipient or a rare state (issue 16, revision 0011;
+# bus.store.window.newest_delivered). A connected system's visibility is tested per
+# document through its deliveries' recipients, read from this index alone (each delivery
+# row was fetched). A recipient's documents are walked through ix_deliveries_recipient,
+# then through the few deliveries resolved to it from another recipient (successor
+# resolution) here: walking ix_deliveries_effective_recipient again would read all its
+# deliveries twice, since nearly every delivery reaches whom it was addressed to.
+sa.Index("ix_deliveries_document_recipients", deliveries.c.document, deliveries.c.recipient,
+         deliveries.c.effective_recipient)
+sa.Index("ix_deliveries_resolved", deliveries.c.effective_recipient, deliveries.c.created_at,
+         deliveries.c.document,
+         sqlite_where=deliveries.c.effective_recipient != deliveries.c.recipient,
+         postgresql_where=deliveries.c.effective_recipient != deliveries.c.recipient)
