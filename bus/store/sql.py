@@ -8,11 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ClauseElement
 
+from bus.store.rows import _EVENT_COLUMNS
 from bus.store.tables import (
     business_statuses,
     deliveries,
     document_links,
     documents,
+    events,
     inbound_sources,
     payload_files,
     payloads,
@@ -78,12 +80,21 @@ def _due() -> ClauseElement:
             .order_by(deliveries.c.next_attempt_at).limit(sa.bindparam("limit")))
 
 
-def _mark_queued() -> ClauseElement:
-    d = deliveries.c
-    return deliveries.update().where(
-        d.id == sa.bindparam("delivery"), d.state == "pending",
-        d.attempts == sa.bindparam("attempts"),
-    ).values(state="queued", updated_at=sa.bindparam("now"))
+def _mark_queued(dialect: str) -> ClauseElement:
+    """pending → queued for a batch of (delivery, attempts) pairs, in one statement: the
+    pairs travel as two arrays on PostgreSQL and as one JSON array on SQLite."""
+    if dialect == "postgresql":
+        return sa.text(
+            "UPDATE deliveries SET state = 'queued', updated_at = :now "
+            "FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:attempts AS INTEGER[])) "
+            "AS published(id, attempts) "
+            "WHERE deliveries.id = published.id AND deliveries.attempts = published.attempts "
+            "AND deliveries.state = 'pending'")
+    return sa.text(
+        "UPDATE deliveries SET state = 'queued', updated_at = :now "
+        "WHERE state = 'pending' AND id IN ("
+        "SELECT json_extract(value, '$[0]') FROM json_each(:pairs) "
+        "WHERE json_extract(value, '$[1]') = deliveries.attempts)")
 
 
 def _claim() -> ClauseElement:
@@ -96,16 +107,44 @@ def _claim() -> ClauseElement:
              attempts=d.attempts + 1, updated_at=sa.bindparam("now"))
 
 
-def _claimed() -> ClauseElement:
-    """The columns of :class:`Claim`, in its field order, then the payload."""
+def _claim_returning() -> ClauseElement:
+    """The claim, answering with the columns of :class:`Claim` in its field order, then
+    the payload: the lease and what the attempt needs in one statement, where a separate
+    SELECT of the row just claimed used to follow (both SQLite ≥ 3.35 and PostgreSQL
+    take subqueries in RETURNING)."""
     d = deliveries.c
-    return (sa.select(d.id, d.document, d.recipient, d.effective_recipient, d.destination,
-                      d.attempts, documents.c.kind, documents.c.sender,
-                      documents.c.document_id, documents.c.payload_sha256, d.created_at,
-                      payloads.c.data)
-            .join(documents, documents.c.id == d.document)
-            .outerjoin(payloads, payloads.c.sha256 == documents.c.payload_sha256)
-            .where(d.id == sa.bindparam("delivery")))
+
+    def of_document(column: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+        return (sa.select(column).where(documents.c.id == d.document)
+                .correlate(deliveries).scalar_subquery())
+
+    data = (sa.select(payloads.c.data)
+            .where(payloads.c.sha256 == of_document(documents.c.payload_sha256))
+            .correlate(deliveries).scalar_subquery())
+    update: Any = _claim()
+    statement: ClauseElement = update.returning(
+        d.id, d.document, d.recipient, d.effective_recipient, d.destination, d.attempts,
+        of_document(documents.c.kind).label("kind"),
+        of_document(documents.c.sender).label("sender"),
+        of_document(documents.c.document_id).label("document_id"),
+        of_document(documents.c.payload_sha256).label("payload_sha256"),
+        d.created_at, data.label("data"))
+    return statement
+
+
+def _claim_audited() -> ClauseElement:
+    """PostgreSQL: the claim and its ``attempt`` event as one statement (a data-modifying
+    CTE), so that it can run on its own, without BEGIN and COMMIT round trips. The event's
+    detail is the JSON :func:`bus.store.rows._event` writes for it, byte for byte."""
+    claimed: Any = _claim_returning()
+    cte = claimed.cte("claimed")
+    c = cte.c
+    audit = events.insert().from_select(list(_EVENT_COLUMNS), sa.select(
+        sa.bindparam("now"), c.document, c.id, sa.bindparam("actor"),
+        sa.literal_column("'attempt'"), sa.null(),
+        sa.func.concat(sa.literal_column("'{\"attempt\": '"), c.attempts,
+                       sa.literal_column("'}'")))).cte("audit")
+    return sa.select(*c).add_cte(audit)
 
 
 def _finish(shape: tuple[str, ...]) -> ClauseElement:
@@ -116,6 +155,19 @@ def _finish(shape: tuple[str, ...]) -> ClauseElement:
         d.id == sa.bindparam("d_id"), d.state == "delivering",
         d.attempts == sa.bindparam("d_attempts"),
     ).values({d[name]: sa.bindparam(name) for name in settable} | {d.lease_until: None})
+
+
+def _finish_audited(shape: tuple[str, ...]) -> ClauseElement:
+    """PostgreSQL: the outcome and its event as one statement, the event written only if
+    the outcome was (its row count is the outcome's)."""
+    done = _finish(shape)
+    assert isinstance(done, sa.Update)
+    recorded = done.returning(deliveries.c.id).cte("recorded")
+    statement: ClauseElement = events.insert().from_select(
+        list(_EVENT_COLUMNS), sa.select(*(
+            recorded.c.id if column == "delivery" else sa.bindparam(f"e_{column}")
+            for column in _EVENT_COLUMNS))).add_cte(recorded)
+    return statement
 
 
 def _withdraw_recalled() -> ClauseElement:
