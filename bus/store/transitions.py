@@ -19,8 +19,9 @@ from bus.store.rows import (
     _event,
 )
 from bus.store.sql import (
+    _claim,
     _claim_audited,
-    _claim_returning,
+    _claimed,
     _due,
     _finish,
     _finish_audited,
@@ -94,10 +95,12 @@ class Transitions(StoreCore):
                 rows = tx.all("claim_audited", _claim_audited, values | {"actor": worker})
             return _claim_of(rows[0]) if rows else None
         with self.statements.begin() as tx:
-            rows = tx.all("claim_returning", _claim_returning, values)
-            if not rows:
+            if not tx.execute("claim", _claim, values):
                 return None
-            claim = _claim_of(rows[0])
+            row = tx.one("claimed", _claimed, {"delivery": delivery})
+            if row is None:
+                return None
+            claim = _claim_of(row)
             tx.insert(events, _EVENT_COLUMNS, [_event(
                 worker, "attempt", now, document=claim.document, delivery=delivery,
                 detail={"attempt": claim.attempts})])
