@@ -125,7 +125,8 @@ class Statements:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
+        self.dialect: str = engine.dialect.name
+        self._sqlite = self.dialect == "sqlite"
         self._cache: dict[Hashable, Compiled] = {}
 
     def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
@@ -140,25 +141,32 @@ class Statements:
         return found
 
     @contextmanager
-    def begin(self, *, write: bool = True) -> Iterator[Transaction]:
+    def begin(self, *, write: bool = True, alone: bool = False) -> Iterator[Transaction]:
         """Commits when the block ends, rolls back when it raises.
 
         SQLite connections are in autocommit mode (see :func:`bus.store.tables.create_engine`),
         so the write lock is taken up front with ``BEGIN IMMEDIATE`` as the Core path
         does, and a single read (``write=False``) takes no lock at all; PostgreSQL's
         driver opens its transaction with the first statement.
+
+        ``alone`` promises that the block runs exactly one statement, which is then its own
+        transaction: no BEGIN and COMMIT (on PostgreSQL, two round trips). SQLite's busy
+        timeout serves a single statement's lock upgrade as it does ``BEGIN IMMEDIATE``.
         """
         connection = self.engine.raw_connection()
         cursor: Any = None
-        locked = self._sqlite and write
+        locked = self._sqlite and write and not alone
+        single = alone and not self._sqlite
         try:
+            if single:
+                connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
             cursor = connection.cursor()
             if locked:
                 cursor.execute("BEGIN IMMEDIATE")
             yield Transaction(cursor, self)
             if locked:
                 cursor.execute("COMMIT")
-            elif not self._sqlite:
+            elif not self._sqlite and not single:
                 connection.commit()
         except BaseException as exc:
             self._rollback(connection, cursor)
@@ -179,6 +187,9 @@ class Statements:
             if cursor is not None:
                 with suppress(Exception):  # the connection's state is what matters
                     cursor.close()
+            if single:
+                with suppress(Exception):  # a dead connection is discarded by the pool
+                    connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
             connection.close()
 
     def _rollback(self, connection: Any, cursor: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -19,9 +20,11 @@ from bus.store.rows import (
 )
 from bus.store.sql import (
     _claim,
+    _claim_audited,
     _claimed,
     _due,
     _finish,
+    _finish_audited,
     _mark_queued,
     _withdraw_recalled,
 )
@@ -32,6 +35,15 @@ from bus.store.tables import (
 )
 
 log = structlog.get_logger("lgsp.store")
+
+_MAY_BE_WITHDRAWN = ("pending", "parked", "awaiting")
+"""Outcomes after which a recalled document's delivery ends ``withdrawn``."""
+
+
+def _claim_of(row: tuple[Any, ...]) -> Claim:
+    data = row[-1]
+    return Claim(**dict(zip(_CLAIM_FIELDS, row[:-1], strict=True)),
+                 payload=bytes(data) if data is not None else None)
 
 
 class Transitions(StoreCore):
@@ -58,15 +70,17 @@ class Transitions(StoreCore):
         very task and may already be pending again for a retry, with no task in flight;
         marking it queued would leave it waiting for the sweeper, so it is left alone.
         """
-        rows = [{"delivery": delivery, "attempts": attempts, "now": time.time()}
-                for delivery, attempts in published]
-        if not rows:
+        pairs = [(delivery, attempts) for delivery, attempts in published]
+        if not pairs:
             return 0
-        moved = 0
-        with self.statements.begin() as tx:
-            for row in rows:
-                moved += tx.execute("mark_queued", _mark_queued, row)
-        return moved
+        dialect = self.statements.dialect
+        values: dict[str, Any] = {"now": time.time()}
+        if dialect == "postgresql":
+            values.update(ids=[d for d, _ in pairs], attempts=[a for _, a in pairs])
+        else:
+            values["pairs"] = json.dumps(pairs)
+        with self.statements.begin(alone=True) as tx:
+            return tx.execute(("mark_queued", dialect), lambda: _mark_queued(dialect), values)
 
     def claim(self, delivery: str, *, lease_s: float, worker: str) -> Claim | None:
         """Takes the lease on a delivery, or None if it is terminal or leased elsewhere.
@@ -75,17 +89,18 @@ class Transitions(StoreCore):
         the database one round of statements before the destination is called.
         """
         now = time.time()
+        values = {"delivery": delivery, "now": now, "lease_until": now + lease_s}
+        if self.statements.dialect == "postgresql":
+            with self.statements.begin(alone=True) as tx:
+                rows = tx.all("claim_audited", _claim_audited, values | {"actor": worker})
+            return _claim_of(rows[0]) if rows else None
         with self.statements.begin() as tx:
-            done = tx.execute("claim", _claim, {"delivery": delivery, "now": now,
-                                                "lease_until": now + lease_s})
-            if not done:
+            if not tx.execute("claim", _claim, values):
                 return None
             row = tx.one("claimed", _claimed, {"delivery": delivery})
             if row is None:
                 return None
-            data = row[-1]
-            claim = Claim(**dict(zip(_CLAIM_FIELDS, row[:-1], strict=True)),
-                          payload=bytes(data) if data is not None else None)
+            claim = _claim_of(row)
             tx.insert(events, _EVENT_COLUMNS, [_event(
                 worker, "attempt", now, document=claim.document, delivery=delivery,
                 detail={"attempt": claim.attempts})])
@@ -104,6 +119,16 @@ class Transitions(StoreCore):
         if state == "pending":
             values["next_attempt_at"] = retry_at or now
         shape = tuple(sorted(values))
+        if state not in _MAY_BE_WITHDRAWN and self.statements.dialect == "postgresql":
+            event = _event(worker, state, now, document=claim.document, delivery=claim.id,
+                           detail={"attempt": claim.attempts, "reason": reason,
+                                   "reference": reference, "retry_at": retry_at})
+            values.update((f"e_{column}", value) for column, value in event.items())
+            del values["e_delivery"]
+            with self.statements.begin(alone=True) as tx:
+                done = tx.execute(("finish_audited", shape),
+                                  lambda: _finish_audited(shape), values)
+            return bool(done)
         with self.statements.begin() as tx:
             done = tx.execute(("finish", shape), lambda: _finish(shape), values)
             if done:
@@ -112,7 +137,7 @@ class Transitions(StoreCore):
                     worker, action, now, document=claim.document, delivery=claim.id,
                     detail={"attempt": claim.attempts, "reason": reason,
                             "reference": reference, "retry_at": retry_at})]
-                if state in ("pending", "parked", "awaiting") and tx.execute(
+                if state in _MAY_BE_WITHDRAWN and tx.execute(
                         "withdraw_recalled", _withdraw_recalled, {"delivery": claim.id}):
                     trail.append(_event(worker, "withdrawn", now, document=claim.document,
                                         delivery=claim.id,
