@@ -27,12 +27,12 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus import errors, schemas
 from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, viewer_for
 from bus.api.bodies import read_spooled
+from bus.api.hot import HotPosts, in_thread
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
@@ -179,8 +179,8 @@ async def _submit(bus: Bus, request: Request, key: str | None, expect: str) -> R
         count_refusal(bus, exc, "rest")
         raise
     try:
-        accepted = await run_in_threadpool(bus.submit, data, system=system, channel="rest",
-                                           expect=expect)
+        accepted = await in_thread(bus.submit, data, system=system, channel="rest",
+                                   expect=expect)
     finally:
         if not isinstance(data, bytes):
             data.discard()
@@ -333,6 +333,11 @@ def create_app(bus: Bus) -> FastAPI:
         description="Provincial integration bus for edXML (QCVN 102:2016) documents. "
                     "SOAP 1.1 clients: WSDL at /soap?wsdl.")
     app.state.bus = bus
+
+    async def hot_submit(request: Request, key: str | None, expect: str) -> Response:
+        return await _submit(bus, request, key, expect)
+
+    app.add_middleware(HotPosts, submit=hot_submit, handlers=app.exception_handlers)
     app.add_middleware(RequestContext)
     app.add_exception_handler(errors.LgspError, _on_refusal)
     app.add_exception_handler(sa.exc.DBAPIError, _on_database)
