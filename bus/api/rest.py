@@ -15,6 +15,7 @@ the event loop only moves bytes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Final, Literal
@@ -39,7 +40,7 @@ from bus.app import Bus
 from bus.evidence.api import evidence_router
 from bus.lifecycle.api import deadlines_router
 from bus.lifecycle.feedback_api import feedback_router
-from bus.store import outage, queries
+from bus.store import Accepted, outage, queries
 from bus.store.tables import documents
 
 UNAVAILABLE_RETRY_AFTER_S: Final = 5
@@ -185,9 +186,19 @@ async def _submit(bus: Bus, request: Request, key: str | None, expect: str) -> R
         if not isinstance(data, bytes):
             data.discard()
     structlog.contextvars.bind_contextvars(document=accepted.document)
-    body = {**accepted.receipt, "existing": accepted.existing}
-    return JSONResponse(body, status_code=200 if accepted.existing else 202,
-                        headers={"Location": f"/api/v1/edocs/{accepted.document}"})
+    return Response(receipt_body(accepted), status_code=200 if accepted.existing else 202,
+                    headers={"Location": f"/api/v1/edocs/{accepted.document}"},
+                    media_type="application/json")
+
+
+def receipt_body(accepted: Accepted) -> bytes:
+    """The receipt with ``existing``: the store's JSON text, extended, when it has it."""
+    text = accepted.receipt_json.rstrip()
+    if text.startswith("{") and text.endswith("}") and text != "{}":
+        flag = "true" if accepted.existing else "false"
+        return f'{text[:-1]},"existing":{flag}}}'.encode()
+    return json.dumps({**accepted.receipt, "existing": accepted.existing},
+                      ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _check_database(bus: Bus) -> str | None:

@@ -3,6 +3,7 @@ exactly as the router's endpoints would: same statuses, codes, bodies and header
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +190,26 @@ def test_the_openapi_document_still_describes_both_posts(bus: Bus) -> None:
         post = paths[path]["post"]
         assert "application/xml" in post["requestBody"]["content"]
         assert {"202", "401", "413", "422"} <= set(post["responses"])
+
+
+def test_the_receipt_is_encoded_once_per_submission(bus: Bus, monkeypatch: pytest.MonkeyPatch
+                                                     ) -> None:
+    """The store already wrote the receipt as JSON text; the 202 extends that text."""
+    real = json.dumps
+    receipts: list[Any] = []
+
+    def counting(value: Any, *args: Any, **kwargs: Any) -> str:
+        if isinstance(value, dict) and {"id", "kind", "recipients"} <= value.keys():
+            receipts.append(value)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(json, "dumps", counting)
+    with TestClient(create_app(bus)) as client:
+        got = client.post("/api/v1/edocs", content=_packet("hot-once"), headers=EOFFICE)
+        assert len(receipts) == 1
+        again = client.post("/api/v1/edocs", content=_packet("hot-once"), headers=EOFFICE)
+    assert got.status_code == 202 and again.status_code == 200
+    body = got.json()
+    assert body["existing"] is False and body["document_id"] == "hot-once"
+    assert again.json() == {**body, "existing": True}
+    assert got.headers["content-type"] == "application/json"
