@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final, ParamSpec, TypeVar
@@ -37,8 +36,9 @@ T = TypeVar("T")
 HOT_PATHS: Final = {"/api/v1/edocs": "edoc", "/api/v1/statuses": "status"}
 """Path → the packet kind its POST expects."""
 
-DOOR_THREADS: Final = int(os.environ.get("LGSP_DOOR_THREADS", "40"))
-"""Threads that run submissions; anyio's default limiter had the same 40."""
+DOOR_THREADS: Final = 40
+"""Threads that run submissions at once: the bound anyio's default limiter gave them.
+Reads and the other sync endpoints keep anyio's pool (and its 40) for themselves."""
 
 _API_KEY: Final = API_KEY_HEADER.lower().encode("latin-1")
 _pool: ThreadPoolExecutor | None = None
