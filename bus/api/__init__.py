@@ -11,10 +11,10 @@ Build the application with :func:`bus.api.rest.create_app`.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import traceback
-import uuid
 from collections.abc import Mapping
 from typing import Final
 
@@ -152,7 +152,7 @@ class RequestContext:
         for name, value in scope.get("headers", []):
             if name == b"x-request-id":
                 given = value.decode("latin-1")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.monotonic()

@@ -15,6 +15,7 @@ the event loop only moves bytes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Final, Literal
@@ -27,19 +28,19 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus import errors, schemas
 from bus.api import API_KEY_HEADER, RequestContext, admit, count_refusal, viewer_for
 from bus.api.bodies import read_spooled
+from bus.api.hot import HotPosts, in_thread
 from bus.api.soap import soap_router
 from bus.api.vxp import vxp_router
 from bus.app import Bus
 from bus.evidence.api import evidence_router
 from bus.lifecycle.api import deadlines_router
 from bus.lifecycle.feedback_api import feedback_router
-from bus.store import outage, queries
+from bus.store import Accepted, outage, queries
 from bus.store.tables import documents
 
 UNAVAILABLE_RETRY_AFTER_S: Final = 5
@@ -179,15 +180,25 @@ async def _submit(bus: Bus, request: Request, key: str | None, expect: str) -> R
         count_refusal(bus, exc, "rest")
         raise
     try:
-        accepted = await run_in_threadpool(bus.submit, data, system=system, channel="rest",
-                                           expect=expect)
+        accepted = await in_thread(bus.submit, data, system=system, channel="rest",
+                                   expect=expect)
     finally:
         if not isinstance(data, bytes):
             data.discard()
     structlog.contextvars.bind_contextvars(document=accepted.document)
-    body = {**accepted.receipt, "existing": accepted.existing}
-    return JSONResponse(body, status_code=200 if accepted.existing else 202,
-                        headers={"Location": f"/api/v1/edocs/{accepted.document}"})
+    return Response(receipt_body(accepted), status_code=200 if accepted.existing else 202,
+                    headers={"Location": f"/api/v1/edocs/{accepted.document}"},
+                    media_type="application/json")
+
+
+def receipt_body(accepted: Accepted) -> bytes:
+    """The receipt with ``existing``: the store's JSON text, extended, when it has it."""
+    text = accepted.receipt_json.rstrip()
+    if text.startswith("{") and text.endswith("}") and text != "{}":
+        flag = "true" if accepted.existing else "false"
+        return f'{text[:-1]},"existing":{flag}}}'.encode()
+    return json.dumps({**accepted.receipt, "existing": accepted.existing},
+                      ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _check_database(bus: Bus) -> str | None:
@@ -333,6 +344,11 @@ def create_app(bus: Bus) -> FastAPI:
         description="Provincial integration bus for edXML (QCVN 102:2016) documents. "
                     "SOAP 1.1 clients: WSDL at /soap?wsdl.")
     app.state.bus = bus
+
+    async def hot_submit(request: Request, key: str | None, expect: str) -> Response:
+        return await _submit(bus, request, key, expect)
+
+    app.add_middleware(HotPosts, submit=hot_submit, handlers=app.exception_handlers)
     app.add_middleware(RequestContext)
     app.add_exception_handler(errors.LgspError, _on_refusal)
     app.add_exception_handler(sa.exc.DBAPIError, _on_database)

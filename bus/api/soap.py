@@ -28,7 +28,6 @@ from typing import Final
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from bus import errors
 from bus.api import (
@@ -41,6 +40,7 @@ from bus.api import (
     viewer_for,
 )
 from bus.api.bodies import SPOOL_FROM
+from bus.api.hot import in_thread
 from bus.api.soap_spooled import spooled_call, whole_or_spool
 from bus.api.soap_wire import (
     MAX_DEPTH,
@@ -148,7 +148,7 @@ def soap_router(bus: Bus) -> APIRouter:
         if header_key or client_certificate(request) is not None:
             return admit(bus, request, header_key)
         head, complete = await body.prefix(PREFIX_BYTES)
-        key = await run_in_threadpool(key_in_prefix, head, complete)
+        key = await in_thread(key_in_prefix, head, complete)
         if key is None:
             raise errors.Unauthenticated(
                 f"no credential: send the system's API key in the {API_KEY_HEADER} HTTP "
@@ -177,10 +177,10 @@ def soap_router(bus: Bus) -> APIRouter:
             del body
             spooled: Spool | None = None
             if isinstance(data, bytes):
-                call = await run_in_threadpool(parse_call, data)
+                call = await in_thread(parse_call, data)
             else:
                 try:
-                    found, spooled = await run_in_threadpool(spooled_call, data,
+                    found, spooled = await in_thread(spooled_call, data,
                                                              bus.store.files, cap)
                 finally:
                     data.discard()
@@ -195,11 +195,11 @@ def soap_router(bus: Bus) -> APIRouter:
                     packet = spooled
                 else:
                     assert call.encoded is not None
-                    packet = await run_in_threadpool(decode_packet, call.encoded, cap)
+                    packet = await in_thread(decode_packet, call.encoded, cap)
                 expect = "edoc" if operation == "SendEdoc" else "status"
                 submitted = True
                 try:
-                    accepted = await run_in_threadpool(bus.submit, packet, system=system,
+                    accepted = await in_thread(bus.submit, packet, system=system,
                                                        channel="soap", expect=expect)
                 finally:
                     if spooled is not None:
@@ -208,7 +208,7 @@ def soap_router(bus: Bus) -> APIRouter:
                 return Response(receipt_xml(operation, accepted), media_type=_XML_TYPE)
             assert call.document is not None
             structlog.contextvars.bind_contextvars(document=call.document)
-            detail = await run_in_threadpool(queries.document_detail, bus.store.engine,
+            detail = await in_thread(queries.document_detail, bus.store.engine,
                                              call.document, viewer_for(bus, system))
             return Response(status_xml(detail), media_type=_XML_TYPE)
         except errors.LgspError as exc:

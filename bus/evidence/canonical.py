@@ -26,9 +26,13 @@ from a document's seals to the head with about 2*SKIP + span/SKIP headers, not s
 Ranges = list[list[int]]
 
 
+_CANONICAL: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+"""One encoder for every hash: ``json.dumps`` with these options builds a new one per call,
+which was a third of the sealer's cost per event."""
+
+
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"),
-                      sort_keys=True).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def event_bytes(row: Mapping[str, Any]) -> bytes:

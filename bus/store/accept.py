@@ -100,6 +100,7 @@ class Accepting(StoreCore):
                        for r in rows]}
         if notices:
             receipt["notices"] = list(notices)
+        receipt_json = json.dumps(receipt, ensure_ascii=False, separators=(",", ":"))
         try:
             if source is not None:
                 with self.statements.begin(write=False) as tx:
@@ -119,7 +120,7 @@ class Accepting(StoreCore):
                     "subject": summary.get("subject"), "code": summary.get("code"),
                     "business": summary.get("business"),
                     "status_code": summary.get("status_code"), "refers_to": refers_to,
-                    "received_at": now, "receipt": json.dumps(receipt, ensure_ascii=False)})
+                    "received_at": now, "receipt": receipt_json})
                 if rows:
                     tx.insert(deliveries, _DELIVERY_COLUMNS, rows)
                 if with_deliveries is not None:
@@ -159,7 +160,8 @@ class Accepting(StoreCore):
             if source is not None:
                 self._link_source(source, found)
             return existing
-        return Accepted(receipt, doc, tuple((r["id"], r["destination"]) for r in rows), False)
+        return Accepted(receipt, doc, tuple((r["id"], r["destination"]) for r in rows), False,
+                        receipt_json)
 
     def _link_source(self, source: tuple[str, str], doc: str) -> None:
         """A polled item that is a document already held (it came by another door, or the
@@ -184,7 +186,7 @@ class Accepting(StoreCore):
                 details={"original": doc})
         receipt = json.loads(row.receipt)
         pairs = tuple((r["delivery"], r["destination"]) for r in receipt["recipients"])
-        return Accepted(receipt, doc, pairs, True)
+        return Accepted(receipt, doc, pairs, True, row.receipt)
 
     def _keep(self, content: bytes | Staged) -> _Kept:
         if isinstance(content, Staged):

@@ -24,6 +24,9 @@ class Accepted:
     document: str
     deliveries: tuple[tuple[str, str], ...]
     existing: bool
+    receipt_json: str = ""
+    """``receipt`` as the JSON object text the store keeps, when the store has it: a door
+    answers with it instead of encoding the receipt a second time."""
 
 
 class Due(NamedTuple):
