@@ -165,14 +165,18 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
         try:
             return self._client.request(method, path, content=content, json=json_body,
                                         params=params, headers=sent)
-        except httpx.TimeoutException as exc:
-            raise Retry(f"HCM Egov gave no answer within {self.config.timeout_s}s "
-                        f"({type(exc).__name__})") from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             raise
         except httpx.TransportError as exc:
-            raise Retry(f"HCM Egov unreachable at {self.config.base_url}: "
-                        f"{type(exc).__name__}: {exc}") from exc
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: httpx.TransportError) -> Retry:
+        """A request that got no answer: the platform is down, slow or out of reach."""
+        if isinstance(exc, httpx.TimeoutException):
+            return Retry(f"HCM Egov gave no answer within {self.config.timeout_s}s "
+                         f"({type(exc).__name__})")
+        return Retry(f"HCM Egov unreachable at {self.config.base_url}: "
+                     f"{type(exc).__name__}: {exc}")
 
     def _envelope(self, response: httpx.Response) -> Envelope:
         """The successful envelope of an answer, or the decision its failure calls for."""
@@ -313,17 +317,13 @@ class HcmEgovAdapter(HttpClientLifecycle, Adapter[HcmEgovConfig]):
                                        content=head + b"".join(pieces),
                                        request=response.request)
                 yield self._unpacked(item_id, whole)
-        except httpx.TimeoutException as exc:
-            raise Retry(f"HCM Egov gave no answer within {self.config.timeout_s}s "
-                        f"({type(exc).__name__})") from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             raise
         except httpx.TransportError as exc:
-            if answering:
+            if answering and not isinstance(exc, httpx.TimeoutException):
                 raise ItemUnusable(f"HCM Egov broke off outbox item {item_id}: "
-                            f"{type(exc).__name__}: {exc}") from exc
-            raise Retry(f"HCM Egov unreachable at {self.config.base_url}: "
-                        f"{type(exc).__name__}: {exc}") from exc
+                                   f"{type(exc).__name__}: {exc}") from exc
+            raise self._unreachable(exc) from exc
 
     def _unpacked(self, item_id: str, response: httpx.Response) -> bytes:
         """The packet of an answer read whole: its bytes, or base64 in an envelope."""
