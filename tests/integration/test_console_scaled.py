@@ -6,25 +6,17 @@ did it and why."""
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from tests.api_server import api_key
+from tests.cluster import fresh_database
 from tests.console_support import PASSWORD, province
 from tests.servers import PostgresServer, RabbitMQServer
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-
-
-def _database(postgres: PostgresServer) -> str:
-    name = f"console_{secrets.token_hex(4)}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres.url.rsplit("/", 1)[0] + "/" + name
 
 
 def _csrf(html: str) -> str:
@@ -35,7 +27,7 @@ def _csrf(html: str) -> str:
 
 def test_resend_from_console_and_api_on_postgresql_and_rabbitmq(
         tmp_path: Path, postgres: PostgresServer, rabbitmq: RabbitMQServer) -> None:
-    with province(tmp_path, database_url=_database(postgres),
+    with province(tmp_path, database_url=fresh_database(postgres),
                   broker_url=rabbitmq.url) as bus:
         assert not bus.server.bus.settings.embedded
         bus.user("op", "operator")

@@ -22,12 +22,12 @@ from tests.cluster import Cluster, fresh_database, fresh_vhost, routes_document,
 from tests.fixtures_services import postgres, rabbitmq  # noqa: F401 - fixture
 from tests.http_sink import HttpSink
 from tests.servers import PostgresServer, RabbitMQServer
-from tests.unit.test_evidence_chain import accept, pg_url
+from tests.unit.test_evidence_chain import accept
 
 
 def test_two_writers_and_two_sealers_leave_no_gap_and_skip_nothing(
         postgres: PostgresServer) -> None:  # noqa: F811 - fixture
-    url = pg_url(postgres)
+    url = fresh_database(postgres)
     stores = [Store(create_engine(url)) for _ in range(2)]
     stores[0].create_schema()
     stop = threading.Event()

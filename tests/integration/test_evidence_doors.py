@@ -25,8 +25,8 @@ from bus.evidence.bundle import FORWARDED, ORIGINAL, check
 from bus.runtime import running
 from bus.store.tables import deliveries, events
 from tests.api_server import ApiServer, api_key, running_bus
+from tests.cluster import fresh_database
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
-from tests.unit.test_evidence_chain import pg_url
 
 EOFFICE = api_key("eoffice")
 IOFFICE = api_key("vnpt_ioffice")
@@ -109,7 +109,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path,
     LGSP_DATABASE_URL, as an operator's shell would)."""
     settings: dict[str, str] = {}
     if request.param == "postgresql":
-        settings["database_url"] = pg_url(request.getfixturevalue("postgres"))
+        settings["database_url"] = fresh_database(request.getfixturevalue("postgres"))
         monkeypatch.setenv("LGSP_DATABASE_URL", settings["database_url"])
     with running_bus(tmp_path / "bus", **settings) as running_server:
         yield running_server

@@ -14,24 +14,16 @@ import collections
 import time
 from pathlib import Path
 
-import psycopg
-
 from adapters.demo import Province, drive
+from tests.cluster import fresh_database
 from tests.servers import PostgresServer, RabbitMQServer
 
 ROUNDS = 5
 
 
-def _database(postgres: PostgresServer, name: str) -> str:
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres.url.rsplit("/", 1)[0] + "/" + name
-
-
 def test_documents_among_the_four_systems_with_statuses_back(
         tmp_path: Path, rabbitmq: RabbitMQServer, postgres: PostgresServer) -> None:
-    province = Province(tmp_path, database_url=_database(postgres, "four_systems"),
+    province = Province(tmp_path, database_url=fresh_database(postgres, "four_systems"),
                         broker_url=rabbitmq.url)
     with (tmp_path / "bus.log").open("a", encoding="utf-8") as log, province.started(log):
         time.sleep(2.0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import random
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -33,6 +31,7 @@ from bus.runtime import delivery_loops
 from bus.settings import REPO_ROOT, load_settings
 from bus.store.tables import deliveries, documents, events
 from tests.api_server import ApiServer, api_key, running_bus
+from tests.cluster import fresh_database
 from tests.http_sink import HttpSink
 from tests.servers import PostgresServer
 from tests.unit.test_feedback_report import SPAN, check_report, scenario
@@ -96,13 +95,6 @@ def _routes(good: HttpSink, bad: HttpSink) -> str:
         "defaults:", "  retry: {attempts: 50, first_delay_s: 0.1, max_delay_s: 0.3}", ""])
 
 
-def _database(postgres: PostgresServer) -> str:
-    name = f"lgsp_{secrets.token_hex(4)}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres.url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture(params=["embedded", pytest.param("rabbit", marks=pytest.mark.services)])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     config = tmp_path / "config"
@@ -111,7 +103,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     (config / "vxp_systems.yaml").write_text(VXP_SYSTEMS, encoding="utf-8")
     backend: dict[str, Any] = {}
     if request.param == "rabbit":
-        backend = {"database_url": _database(request.getfixturevalue("postgres")),
+        backend = {"database_url": fresh_database(request.getfixturevalue("postgres")),
                    "broker_url": request.getfixturevalue("rabbitmq").url}
     with HttpSink() as good, HttpSink() as bad:
         routes = tmp_path / "routes.yaml"
@@ -311,7 +303,7 @@ def test_the_feedback_report_through_rest(tmp_path: Path) -> None:
 @pytest.mark.services
 def test_the_feedback_report_on_postgresql(tmp_path: Path, postgres: PostgresServer) -> None:
     bus = Bus(load_settings(environ={}, data_dir=tmp_path / "bus",
-                            database_url=_database(postgres)))
+                            database_url=fresh_database(postgres)))
     try:
         scenario(bus)
         check_report(bus)

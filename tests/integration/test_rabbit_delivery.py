@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -26,6 +25,7 @@ from bus.edxml import EdocBuilder, packet_bytes
 from bus.settings import Settings, load_settings
 from bus.store import Accepted
 from bus.store.tables import deliveries
+from tests.cluster import fresh_database
 from tests.http_sink import HttpSink
 from tests.servers import PostgresServer, RabbitMQServer
 
@@ -77,19 +77,12 @@ def _routes(sink: HttpSink) -> str:
     return "\n".join(lines)
 
 
-def _database(postgres: PostgresServer) -> str:
-    name = f"lgsp_{secrets.token_hex(4)}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres.url.rsplit("/", 1)[0] + "/" + name
-
-
 def _make_env(tmp_path: Path, postgres: PostgresServer, broker_url: str,
               sink: HttpSink) -> Env:
     routes = tmp_path / "routes.yaml"
     routes.write_text(_routes(sink), encoding="utf-8")
     settings = load_settings(environ={}, data_dir=tmp_path / "var",
-                             database_url=_database(postgres), broker_url=broker_url,
+                             database_url=fresh_database(postgres), broker_url=broker_url,
                              routes=routes, poll_interval_s=0.1, sweep_interval_s=1.0,
                              delivery_threads=2)
     bus = Bus(settings)

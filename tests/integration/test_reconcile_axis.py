@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -37,6 +36,7 @@ from bus.runtime import running
 from bus.settings import REPO_ROOT
 from bus.store.tables import business_statuses, documents, events, inbound_sources
 from tests.api_server import ApiServer, api_key, running_bus
+from tests.cluster import fresh_database
 from tests.edxml_factory import builder
 
 SYSTEM, SECRET, ENV = "00.37.W00", "reconcile-axis-secret", "LGSP_NATIONAL_AXIS_SECRET"
@@ -65,20 +65,13 @@ def edoc(sender: str, recipient: str, number: int) -> Edoc:
         f"{sender},2026/12/01,{number}/UBND-VP").subject(f"Công văn số {number}").build()
 
 
-def _database(postgres: Any, name: str) -> str:
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return str(postgres.url).rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture(params=["embedded", "rabbitmq+postgres"])
 def backend(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "embedded":
         return {}
     postgres = request.getfixturevalue("postgres")
     rabbitmq = request.getfixturevalue("rabbitmq")
-    return {"database_url": _database(postgres, "reconcile_axis"),
+    return {"database_url": fresh_database(postgres, "reconcile_axis"),
             "broker_url": rabbitmq.url}
 
 

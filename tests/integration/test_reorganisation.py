@@ -17,25 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 import bus.ingress
 from bus.edxml import EdocBuilder, packet_bytes
 from tests.api_server import ApiServer, api_key, running_bus
-from tests.servers import PostgresServer
+from tests.cluster import fresh_database
 
 OLD_34, OLD_35, OLD_36, OLD_37 = (f"000.00.{n}.H37" for n in (34, 35, 36, 37))
 NEW_61, NEW_62 = "000.00.61.H37", "000.00.62.H37"
 SO_TTTT = "000.00.12.H37"
 EVE, DAY = date(2025, 6, 30), date(2025, 7, 1)
-
-
-def _database(postgres: PostgresServer, name: str) -> str:
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres.url.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(params=["embedded", "postgresql+rabbitmq"])
@@ -44,7 +36,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer
     if request.param != "embedded":
         postgres = request.getfixturevalue("postgres")
         rabbitmq = request.getfixturevalue("rabbitmq")
-        settings = {"database_url": _database(postgres, "reorganisation"),
+        settings = {"database_url": fresh_database(postgres, "reorganisation"),
                     "broker_url": rabbitmq.url}
     with running_bus(tmp_path / "bus", **settings) as running:
         yield running

@@ -23,12 +23,10 @@ import sqlalchemy as sa
 
 from adapters.national_axis.simulator import AxisSimulator
 from bus.store.tables import documents
-from tests.cluster import Cluster, routes_document
+from tests.cluster import Cluster, fresh_database, routes_document
 from tests.http_sink import HttpSink
 from tests.large_packet import write_large_packet
-from tests.reliability.test_large_payloads import BOUND, MB, PeakRss
-from tests.reliability.test_memory import resident
-from tests.unit.test_store import _pg_url
+from tests.memory_probe import BOUND, MB, PeakRss, resident
 
 AXIS_SYSTEM: Final = "LGSP-LS"
 AXIS_SECRET: Final = "axis-secret-for-inbound"
@@ -65,7 +63,8 @@ def receive(axis: AxisSimulator, sink: HttpSink, path: Path, count: int,
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_large_documents_polled_from_the_axis_take_bounded_memory(
         tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
-    database_url = "" if backend == "sqlite" else _pg_url(request.getfixturevalue("postgres"))
+    database_url = ("" if backend == "sqlite"
+                    else fresh_database(request.getfixturevalue("postgres")))
     with contextlib.ExitStack() as stack:
         axis = stack.enter_context(AxisSimulator({AXIS_SYSTEM: AXIS_SECRET}))
         sink = stack.enter_context(HttpSink())

@@ -31,8 +31,7 @@ from tests.adapters.hcm_egov_support import (
 from tests.cluster import Cluster, routes_document
 from tests.http_sink import HttpSink
 from tests.large_packet import write_large_packet
-from tests.reliability.test_large_payloads import BOUND, MB, PeakRss
-from tests.reliability.test_memory import resident
+from tests.memory_probe import BOUND, MB, PeakRss, resident
 
 SIZES: Final = (16 * MB, 48 * MB)
 

@@ -36,40 +36,15 @@ from bus.evidence.bundle import FORWARDED, ORIGINAL, check
 from bus.store import Store
 from bus.store.blobs import PayloadFiles
 from bus.store.tables import documents, payload_files
-from tests.cluster import REPO_ROOT, Cluster, routes_document
+from tests.cluster import REPO_ROOT, Cluster, fresh_database, routes_document
 from tests.field import producers as field
 from tests.http_sink import HttpSink
 from tests.large_packet import _encoded as encoded_content
 from tests.large_packet import file_chunks, write_large_packet
-from tests.reliability.test_memory import resident
-from tests.unit.test_store import _pg_url
+from tests.memory_probe import BOUND, MB, PeakRss, resident
 
-MB: Final = 1024 * 1024
 KEY: Final = "dev-eoffice-key"
-BOUND: Final = 256 * MB
 SIZES: Final = (20 * MB, 60 * MB)
-
-
-class PeakRss:
-    """Samples a process's resident size every 10 ms until stopped; keeps the highest."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = resident(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, resident(self.pid))
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def _stored_sizes(engine: sa.Engine, folder: Path) -> set[int]:
@@ -106,7 +81,8 @@ def send_and_deliver(url: str, path: Path, size: int, sink: HttpSink, count: int
 def test_large_packets_are_accepted_and_delivered_in_bounded_memory(
         tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     """On SQLite the payloads are files under the data dir; on PostgreSQL, large objects."""
-    database_url = "" if backend == "sqlite" else _pg_url(request.getfixturevalue("postgres"))
+    database_url = ("" if backend == "sqlite"
+                    else fresh_database(request.getfixturevalue("postgres")))
     with HttpSink() as sink, Cluster(tmp_path, routes=routes_document(sink),
                                      database_url=database_url,
                                      max_body_bytes=1024 * MB,

@@ -29,8 +29,8 @@ from lxml import etree
 from bus.edxml import EdocBuilder, packet_bytes
 from tests.cluster import Cluster, routes_document
 from tests.http_sink import HttpSink
+from tests.memory_probe import MB, resident
 
-MB: Final = 1024 * 1024
 MARGIN: Final = 64 * MB
 ROUNDS: Final = 2
 SETTLE_S: Final = 20.0
@@ -38,14 +38,6 @@ BATTERY_S: Final = 240.0
 KEY: Final = "dev-eoffice-key"
 SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_NS: Final = "urn:lgsp-bus:soap:v1"
-
-
-def resident(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def _bad_attachment() -> bytes:

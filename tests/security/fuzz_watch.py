@@ -17,8 +17,6 @@ Three detectors, because no single one sees everything:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import os
 import socket
 import sys
@@ -35,19 +33,6 @@ from tests.security.xml_attacks import watch
 MB: Final = 1024 * 1024
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
 _O_TMPFILE: Final = getattr(os, "O_TMPFILE", 0)
-
-
-def rss_mb() -> float:
-    """The resident set after a full collection and, with glibc, a heap trim, so that
-    what is measured is what the process holds, not what malloc keeps cached."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 @dataclass(frozen=True)

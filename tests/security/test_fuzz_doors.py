@@ -72,6 +72,7 @@ from bus.edxml import Edoc, EdocBuilder, packet_bytes, status_for
 from bus.store.tables import deliveries
 from tests.api_server import ApiServer, running_bus
 from tests.edxml_factory import MINIMAL_EDOC, MINIMAL_STATUS, small_pdf
+from tests.memory_probe import settled_mb as rss_mb
 from tests.security.fuzz_requests import (
     EOFFICE_ORG,
     IOFFICE_ORG,
@@ -85,7 +86,7 @@ from tests.security.fuzz_requests import (
     soap_calls,
     vxp_calls,
 )
-from tests.security.fuzz_watch import Bait, rss_mb, sentinel
+from tests.security.fuzz_watch import Bait, sentinel
 from tests.security.xml_attacks import SECURITY_BOUND, empty_elements, encode
 
 EXAMPLES: Final = int(os.environ.get("LGSP_FUZZ_EXAMPLES", "300"))

@@ -9,25 +9,14 @@ long-lived thread, as the server's thread pool is, and measures what stays.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from bus.api.soap import key_in_prefix
+from tests.memory_probe import settled_mb
 
 REQUESTS = 400
 NAMES = 200
 NAME_CHARS = 240
-
-
-def _rss_mb() -> float:
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _envelope(n: int) -> bytes:
@@ -44,9 +33,9 @@ def _flood(start: int) -> list[str | None]:
 def test_new_names_from_unknown_callers_do_not_stay() -> None:
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(_flood, 0).result() == [None] * REQUESTS   # warm-up
-        before = _rss_mb()
+        before = settled_mb()
         assert pool.submit(_flood, REQUESTS).result() == [None] * REQUESTS
-        grown = _rss_mb() - before
+        grown = settled_mb() - before
     unique = REQUESTS * NAMES * NAME_CHARS / 2**20
     print(f"\n{REQUESTS} envelopes, {unique:.0f} MB of new names: RSS {grown:+.1f} MB")
     assert grown < unique / 4, f"{grown:.1f} MB of {unique:.0f} MB of names stayed"

@@ -29,6 +29,7 @@ from bus.edxml import EdocBuilder, packet_bytes
 from bus.store.tables import documents
 from tests.api_server import ApiServer, api_key, running_bus
 from tests.edxml_factory import MINIMAL_EDOC
+from tests.memory_probe import own_mb as rss_mb
 from tests.security.xml_attacks import (
     SECURITY_BOUND,
     WIDE_ENCODINGS,
@@ -125,13 +126,6 @@ DOORS: dict[str, Callable[[ApiServer, bytes], Answer]] = {
 def stored(server: ApiServer) -> int:
     with server.bus.store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(documents)).scalar_one())
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 # ---------------------------------------------------------------- packets, at every door

@@ -10,8 +10,8 @@ import pytest
 
 from bus.store import Store
 from bus.store.tables import create_engine
+from tests.cluster import fresh_database
 from tests.unit.checks_kit import schemas  # noqa: F401 - the edXML schemas fixture
-from tests.unit.test_store import _pg_url as pg_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -19,7 +19,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'lgsp.db'}"
     else:
-        url = pg_url(request.getfixturevalue("postgres"))
+        url = fresh_database(request.getfixturevalue("postgres"))
     result = Store(create_engine(url))
     result.create_schema()
     yield result

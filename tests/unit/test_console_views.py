@@ -16,8 +16,8 @@ from bus.edxml import EdocBuilder, packet_bytes
 from bus.store import NewDelivery, Store
 from bus.store.queries import Viewer
 from bus.store.tables import create_engine
+from tests.cluster import fresh_database
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
-from tests.unit.test_store import _pg_url as pg_url
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 ALL = Viewer("console", operator=True)
@@ -29,7 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'lgsp.db'}"
     else:
-        url = pg_url(request.getfixturevalue("postgres"))
+        url = fresh_database(request.getfixturevalue("postgres"))
     result = Store(create_engine(url))
     result.create_schema()
     yield result

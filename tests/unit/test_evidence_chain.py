@@ -18,8 +18,8 @@ from bus.evidence.chain import Sealer
 from bus.evidence.verify import verify
 from bus.store import NewDelivery, Store
 from bus.store.tables import audit_seals, create_engine, documents, events, payloads
+from tests.cluster import fresh_database
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
-from tests.unit.test_store import _pg_url as pg_url
 
 TARGETS = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted")]
 
@@ -29,7 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'bus.db'}"
     else:
-        url = pg_url(request.getfixturevalue("postgres"))
+        url = fresh_database(request.getfixturevalue("postgres"))
     store = Store(create_engine(url))
     store.create_schema()
     yield store

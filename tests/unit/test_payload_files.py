@@ -26,9 +26,9 @@ from bus.store import NewDelivery, Store
 from bus.store.blobs import PayloadBody, PayloadFiles
 from bus.store.large_objects import LargeObjects
 from bus.store.tables import create_engine, payload_files, payloads
+from tests.cluster import fresh_database
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
 from tests.servers import PostgresServer
-from tests.unit.test_store import _pg_url
 
 TARGET = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted")]
 
@@ -195,7 +195,7 @@ def test_a_killed_accept_never_leaves_a_row_without_its_file(tmp_path: Path) -> 
 @pytest.fixture
 def pg_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     server: PostgresServer = request.getfixturevalue("postgres")
-    engine = create_engine(_pg_url(server))
+    engine = create_engine(fresh_database(server))
     store = Store(engine, LargeObjects(tmp_path / "payloads", engine, inline_below=1024))
     store.create_schema()
     yield store

@@ -8,7 +8,6 @@ pool that recovers after the server drops a connection.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from bus import errors
 from bus.store import NewDelivery, Store
 from bus.store.statements import Compiled
 from bus.store.tables import create_engine, deliveries, events, payloads
+from tests.cluster import fresh_database
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
 from tests.servers import PostgresServer
 
@@ -30,19 +30,12 @@ TARGETS = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted
            NewDelivery("000.00.31.H37", "000.00.31.H37", "archive", "copy", is_copy=True)]
 
 
-def _pg_url(server: PostgresServer) -> str:
-    name = f"store_{secrets.token_hex(4)}"
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'bus.db'}"
     else:
-        url = _pg_url(request.getfixturevalue("postgres"))
+        url = fresh_database(request.getfixturevalue("postgres"))
     store = Store(create_engine(url))
     store.create_schema()
     yield store
@@ -229,7 +222,7 @@ def test_a_missing_parameter_is_an_error_not_a_null(store: Store) -> None:
 
 def test_the_pool_recovers_after_the_server_drops_its_connections(
         postgres: PostgresServer) -> None:  # noqa: F811 - fixture
-    store = Store(create_engine(_pg_url(postgres)))
+    store = Store(create_engine(fresh_database(postgres)))
     store.create_schema()
     try:
         _, ids = _accept(store)

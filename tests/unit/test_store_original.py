@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from bus.store import NewDelivery, Store
 from bus.store.schema import upgrade
 from bus.store.tables import create_engine, documents
+from tests.cluster import fresh_database
 from tests.fixtures_services import postgres  # noqa: F401 - fixture
 from tests.old_schema import strip_to_pre_migration
-from tests.unit.test_store import _pg_url
 
 TARGET = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted")]
 
@@ -26,7 +26,7 @@ TARGET = [NewDelivery("000.00.00.H37", "000.00.00.H37", "vnpt", "default:hosted"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     url = (f"sqlite:///{tmp_path / 'bus.db'}" if request.param == "sqlite"
-           else _pg_url(request.getfixturevalue("postgres")))
+           else fresh_database(request.getfixturevalue("postgres")))
     store = Store(create_engine(url))
     store.create_schema()
     yield store
