@@ -45,24 +45,21 @@ it started is stopped on the way out, also on Ctrl-C or SIGTERM. Not collected b
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import functools
 import http.client
 import itertools
 import os
 import random
-import re
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -73,121 +70,46 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: tests/ is not an installed package
     sys.path.insert(0, str(REPO))
 
+from tests.bench.bench_bus_report import (  # noqa: E402
+    CLIENT,
+    CONFIGS,
+    CPU_TARGET,
+    SERVERS,
+    TARGET,
+    Round,
+    Row,
+    cpu_table,
+    paced_table,
+    quantile,
+    table,
+)
+from tests.bench.bench_procs import (  # noqa: E402
+    Child,
+    CpuGroups,
+    child_env,
+    cpu_snapshot,
+    cpu_spent,
+    free_port,
+    log_line,
+    wait_healthy,
+)
+from tests.bench.profile_summary import summarise_profile  # noqa: E402
 from tests.http_sink import HttpSink  # noqa: E402
 from tests.servers import PostgresServer, RabbitMQServer, ServerNotInstalledError  # noqa: E402
 
 BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
 
-TARGET = 0.8  # bus docs/s ÷ bare docs/s, every row (issue 16; issue 3 asked 0.5)
-CPU_TARGET = 1.3  # bus CPU ms/doc ÷ bare CPU ms/doc, every row (issue 16)
 KB = 1024
 SIZES: dict[str, int] = {"10 KB": 10 * KB, "100 KB": 100 * KB}
-CONFIGS: dict[str, str] = {"a": "(a) RabbitMQ + PostgreSQL", "b": "(b) embedded SQLite"}
 SENDER = "000.00.12.H37"  # hosted by eoffice in config/directory.yaml
 RECIPIENT = "000.00.00.H37"  # hosted by vnpt_ioffice
 DESTINATION = "vnpt_ioffice"
 API_KEY = "dev-eoffice-key"
 PLACEHOLDER = "Z" * 12
 START_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 15.0
 HTTP_TIMEOUT_S = 60.0
-SERVERS = "servers"
-CLIENT = "client+sink"
 PACE = 0.5  # paced latency rounds offer this share of the slower pipeline's capacity
 SETTLE_S = 0.5  # after a round: let the last "delivered" commits land before the next
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- child processes
-
-
-class Child:
-    """A process this script started, in its own session so a terminal's Ctrl-C reaches
-    only the script, which then stops its children in order rather than all at once."""
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path,
-                 env: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            return f"(cannot read {self.log_path}: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM, a bounded wait, then SIGKILL to the process group it leads."""
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-            return
-        except subprocess.TimeoutExpired:
-            _log(f"{self.name} (pid {self.pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; "
-                 "killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-
-
-def child_env() -> dict[str, str]:
-    """The caller's environment without LGSP_* settings or keys, which would make the bus
-    and the bare pipeline read different configurations than the files given here."""
-    keep = {"LGSP_SCHEMAS_DIR", "LGSP_PG_BINDIR"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LGSP_") or k in keep}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(url: str, children: Sequence[Child], timeout: float) -> None:
-    host, port = url.removeprefix("http://").split(":")
-    deadline = time.monotonic() + timeout
-    while True:
-        for child in children:
-            if not child.alive():
-                raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n"
-                                   f"{child.tail()}")
-        try:
-            conn = http.client.HTTPConnection(host, int(port), timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-            conn.close()
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} not healthy within {timeout:.0f}s; "
-                               f"log of {children[0].name}:\n{children[0].tail()}")
-        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- the sink
@@ -294,20 +216,6 @@ class Packets:
 # ---------------------------------------------------------------- one round
 
 
-@dataclass
-class Round:
-    posted: int
-    delivered: int
-    seconds: float
-    latencies_ms: list[float]
-    errors: list[str]
-    cpu_ms: dict[str, float] = field(default_factory=dict)  # per delivered document
-
-    @property
-    def rate(self) -> float:
-        return self.delivered / self.seconds if self.seconds > 0 else 0.0
-
-
 def post_all(url: str, packets: list[tuple[str, bytes]], clients: int,
              started: dict[str, float], errors: list[str],
              pace: float | None = None) -> list[str]:
@@ -356,34 +264,6 @@ def post_all(url: str, packets: list[tuple[str, bytes]], clients: int,
     for thread in threads:
         thread.join(HTTP_TIMEOUT_S * 2 + len(packets))
     return refused
-
-
-CpuGroups = dict[str, Callable[[], list[int]]]
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system time of each live pid (its reaped children included), from /proc."""
-    out = {}
-    for pid in pids:
-        try:
-            raw = Path(f"/proc/{pid}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(b")") + 2:].split()
-        out[pid] = sum(int(x) for x in fields[11:15]) / _TICK
-    return out
-
-
-def cpu_snapshot(groups: CpuGroups) -> dict[str, dict[int, float]]:
-    return {name: cpu_seconds(pids()) for name, pids in groups.items()}
-
-
-def cpu_spent(before: dict[str, dict[int, float]],
-              after: dict[str, dict[int, float]]) -> dict[str, float]:
-    """Seconds per group; a process that appeared meanwhile counts from zero."""
-    return {name: sum(t - before[name].get(pid, 0.0) for pid, t in times.items())
-            for name, times in after.items()}
 
 
 def run_round(url: str, sink: TimingSink, packets: list[tuple[str, bytes]], clients: int,
@@ -561,120 +441,6 @@ def warm_up(pipeline: Pipeline, sink: TimingSink, packets: Packets, size: str,
     return result.rate
 
 
-def quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
-
-
-@dataclass
-class Row:
-    config: str
-    size: str
-    bus: list[Round] = field(default_factory=list)
-    bare: list[Round] = field(default_factory=list)
-    pace: float = 0.0
-    bus_paced: list[Round] = field(default_factory=list)
-    bare_paced: list[Round] = field(default_factory=list)
-
-    @staticmethod
-    def _rate(rounds: list[Round]) -> float:
-        return statistics.median(r.rate for r in rounds) if rounds else 0.0
-
-    @staticmethod
-    def _latencies(rounds: list[Round]) -> list[float]:
-        return [x for r in rounds for x in r.latencies_ms]
-
-    @property
-    def bus_rate(self) -> float:
-        return self._rate(self.bus)
-
-    @property
-    def bare_rate(self) -> float:
-        return self._rate(self.bare)
-
-    @property
-    def ratio(self) -> float:
-        return self.bus_rate / self.bare_rate if self.bare_rate else float("nan")
-
-    @property
-    def met(self) -> bool:
-        return self.ratio >= TARGET and not any(r.errors for r in [*self.bus, *self.bare])
-
-    @property
-    def cpu_ratio(self) -> float:
-        bus, bare = cpu_breakdown(self.bus)[0], cpu_breakdown(self.bare)[0]
-        return bus / bare if bare else float("nan")
-
-    @property
-    def errors(self) -> list[str]:
-        rounds = [*self.bus, *self.bare, *self.bus_paced, *self.bare_paced]
-        return [e for r in rounds for e in r.errors]
-
-    def paced_cells(self) -> list[str]:
-        bus_lat, bare_lat = self._latencies(self.bus_paced), self._latencies(self.bare_paced)
-        return [CONFIGS[self.config], self.size, f"{self.pace:.0f}",
-                f"{quantile(bus_lat, 0.5):.0f}", f"{quantile(bus_lat, 0.99):.0f}",
-                f"{quantile(bare_lat, 0.5):.0f}", f"{quantile(bare_lat, 0.99):.0f}",
-                f"{len(bus_lat)} / {len(bare_lat)}"]
-
-    def cells(self) -> list[str]:
-        bus_lat, bare_lat = self._latencies(self.bus), self._latencies(self.bare)
-        return [CONFIGS[self.config], self.size, f"{self.bus_rate:.1f}",
-                f"{self.bare_rate:.1f}", f"{self.ratio:.2f}",
-                f"{quantile(bus_lat, 0.5):.0f}", f"{quantile(bus_lat, 0.99):.0f}",
-                f"{quantile(bare_lat, 0.5):.0f}", f"{quantile(bare_lat, 0.99):.0f}",
-                "met" if self.met else "NOT met"]
-
-
-def cpu_ms(rounds: list[Round], group: str) -> float:
-    values = [r.cpu_ms[group] for r in rounds if group in r.cpu_ms]
-    return statistics.median(values) if values else float("nan")
-
-
-def cpu_breakdown(rounds: list[Round]) -> tuple[float, str]:
-    """Total CPU ms per document of a pipeline (its processes and the servers), and its
-    parts, e.g. ``serve 3.6 + worker 5.3 + servers 3.7``."""
-    names = [n for n in (rounds[0].cpu_ms if rounds else {}) if n != CLIENT]
-    parts = [(n, cpu_ms(rounds, n)) for n in names]
-    total = sum(ms for _, ms in parts)
-    return total, " + ".join(f"{n} {ms:.1f}" for n, ms in parts)
-
-
-def cpu_table(rows: list[Row]) -> str:
-    """What each document cost in CPU, where: the noise-resistant companion of docs/s."""
-    head = ["configuration", "size", "bus CPU ms/doc", "bare CPU ms/doc", "bus ÷ bare",
-            "client+sink ms/doc (bus / bare)"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|---:|---:|"]
-    for row in rows:
-        bus, bus_parts = cpu_breakdown(row.bus)
-        bare, bare_parts = cpu_breakdown(row.bare)
-        lines.append("| " + " | ".join([
-            CONFIGS[row.config], row.size, f"**{bus:.1f}** = {bus_parts}",
-            f"**{bare:.1f}** = {bare_parts}", f"{bus / bare:.1f}×" if bare else "n/a",
-            f"{cpu_ms(row.bus, CLIENT):.2f} / {cpu_ms(row.bare, CLIENT):.2f}"]) + " |")
-    return "\n".join(lines)
-
-
-def paced_table(rows: list[Row]) -> str:
-    head = ["configuration", "size", "offered docs/s", "bus p50 ms", "bus p99 ms",
-            "bare p50 ms", "bare p99 ms", "samples (bus / bare)"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
-    lines += ["| " + " | ".join(row.paced_cells()) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def table(rows: list[Row]) -> str:
-    head = ["configuration", "size", "bus docs/s", "bare docs/s", "ratio", "bus p50 ms",
-            "bus p99 ms", "bare p50 ms", "bare p99 ms", f"bus ≥ {TARGET}× bare"]
-    lines = ["| " + " | ".join(head) + " |",
-             "|---|---|" + "---:|" * (len(head) - 3) + "---|"]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def measure(pipelines: dict[tuple[str, str], Pipeline], sink: TimingSink, packets: Packets,
             args: argparse.Namespace) -> list[Row]:
     configs = sorted({config for _, config in pipelines})
@@ -684,7 +450,7 @@ def measure(pipelines: dict[tuple[str, str], Pipeline], sink: TimingSink, packet
             for kind in ("bus", "bare"):
                 pipe = pipelines[(kind, config)]
                 rates[(kind, config, size)] = warm_up(pipe, sink, packets, size, args.clients)
-                _log(f"warm: {pipe.label} {size}: {rates[(kind, config, size)]:.1f} docs/s")
+                log_line(f"warm: {pipe.label} {size}: {rates[(kind, config, size)]:.1f} docs/s")
     counts = {(config, size): max(4 * args.clients, min(5000, int(args.seconds * min(
         rates[("bus", config, size)], rates[("bare", config, size)]))))
         for config in configs for size in SIZES}
@@ -706,7 +472,7 @@ def measure(pipelines: dict[tuple[str, str], Pipeline], sink: TimingSink, packet
                     result = run_round(pipe.url, sink, packets.take(size, n), args.clients,
                                        timeout, pipe.cpu_groups)
                     getattr(rows[(config, size)], kind).append(result)
-                    _log(f"round {repeat + 1}/{args.repeats}: {pipe.label} {size}: "
+                    log_line(f"round {repeat + 1}/{args.repeats}: {pipe.label} {size}: "
                          f"{result.rate:.1f} docs/s, {result.delivered}/{result.posted} in "
                          f"{result.seconds:.1f}s" + (f", {len(result.errors)} error(s): "
                                                      f"{result.errors[0]}"
@@ -718,74 +484,13 @@ def measure(pipelines: dict[tuple[str, str], Pipeline], sink: TimingSink, packet
                     result = run_round(pipe.url, sink, packets.take(size, paced_n),
                                        args.clients, timeout, pace=row.pace)
                     getattr(row, f"{kind}_paced").append(result)
-                    _log(f"paced {repeat + 1}/{args.repeats}: {pipe.label} {size} at "
+                    log_line(f"paced {repeat + 1}/{args.repeats}: {pipe.label} {size} at "
                          f"{row.pace:.0f}/s: p50 {quantile(result.latencies_ms, 0.5):.0f} ms"
                          + (f", error: {result.errors[0]}" if result.errors else ""))
     return [rows[(config, size)] for config in configs for size in SIZES]
 
 
 # ---------------------------------------------------------------- profiling
-
-
-_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
-_STDLIB = re.compile(r"/lib/python3\.\d+/")
-_OWN = ("bus/", "adapters/")
-
-
-def _frame(frame: str) -> tuple[str, str]:
-    """(function (short file), package) of one py-spy frame."""
-    match = _FRAME.match(frame.strip())
-    if not match:
-        return frame.strip(), "?"
-    file = match["file"]
-    if "/site-packages/" in file:
-        file = file.split("/site-packages/", 1)[1]
-        package = file.split("/", 1)[0].removesuffix(".py")
-    elif file.startswith(str(REPO) + "/"):
-        file = file[len(str(REPO)) + 1:]
-        package = file.split("/", 1)[0]
-    elif _STDLIB.search(file):
-        file = _STDLIB.split(file, 1)[1]
-        package = "stdlib:" + file.split("/", 1)[0].removesuffix(".py")
-    else:
-        package = file
-    return f"{match['func']} ({file})", package
-
-
-def summarise_profile(raw: Path, top: int = 15) -> str:
-    """Where the GIL was spent: the project's own steps (inclusive), and the libraries and
-    functions that ran (self), from py-spy's collapsed stacks."""
-    inclusive: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    packages: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_frame(f) for f in stack.split(";") if f]
-        if not frames:
-            continue
-        total += count
-        for name in {name for name, _ in frames}:
-            if name.split(" (", 1)[-1].startswith(_OWN):
-                inclusive[name] += count
-        own[frames[-1][0]] += count
-        packages[frames[-1][1]] += count
-    if not total:
-        return "(no samples)"
-
-    def pct(n: int) -> str:
-        return f"{100 * n / total:5.1f}%"
-
-    lines = [f"{total} samples holding the GIL", "project steps, inclusive:"]
-    lines += [f"  {pct(n)}  {name}" for name, n in inclusive.most_common(top)]
-    lines.append("self time by package:")
-    lines += [f"  {pct(n)}  {name}" for name, n in packages.most_common(12)]
-    lines.append("self time by function:")
-    lines += [f"  {pct(n)}  {name}" for name, n in own.most_common(top)]
-    return "\n".join(lines)
 
 
 def profile(pipelines: dict[tuple[str, str], Pipeline], sink: TimingSink, packets: Packets,
@@ -875,7 +580,7 @@ def bench(args: argparse.Namespace, folder: Path, stack: contextlib.ExitStack) -
     for config in configs:
         pipelines[("bus", config)] = bus_pipeline(config, folder, routes, env, servers, stack)
         pipelines[("bare", config)] = bare_pipeline(config, folder, sink, env, servers, stack)
-    _log(f"started in {time.monotonic() - began:.0f}s; logs in {folder}")
+    log_line(f"started in {time.monotonic() - began:.0f}s; logs in {folder}")
     rows = measure(pipelines, sink, packets, args)
     print(f"\nlgsp-bus POST → delivered at an HTTP sink; {args.clients} client threads, "
           f"~{args.seconds:g} s per round, {args.repeats} interleaved rounds per cell "
