@@ -1,0 +1,79 @@
+"""The publisher's batches on a real RabbitMQ: sent together, confirmed together, and a
+task the broker did not take never counted as published.
+
+The dispatcher marks ``queued`` only what :meth:`Publisher.publish_many` returns, and a
+``queued`` row is not republished by the relay until ``requeue_unclaimed_after_s``: a
+task counted as confirmed that the broker had in fact returned would sit there that long.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bus.delivery.broker import Publisher, connect, queue_name
+from tests.servers import RabbitMQServer
+
+pytestmark = [pytest.mark.services]
+
+
+@pytest.fixture
+def publisher(rabbitmq: RabbitMQServer) -> Iterator[tuple[Publisher, Any]]:
+    prefix = f"lgsp.test.{secrets.token_hex(4)}."
+    publisher = Publisher(rabbitmq.url, queue_prefix=prefix)
+    admin = connect(rabbitmq.url)
+    try:
+        yield publisher, admin.channel()
+    finally:
+        publisher.close()
+        admin.close()
+
+
+def _depth(channel: Any, queue: str) -> int:
+    deadline = time.monotonic() + 10
+    count = 0
+    while time.monotonic() < deadline:
+        count = int(channel.queue_declare(queue, passive=True).method.message_count)
+        if count:
+            return count
+        time.sleep(0.1)
+    return count
+
+
+def test_a_batch_is_sent_at_once_and_every_confirmed_task_is_queued(
+        publisher: tuple[Publisher, Any]) -> None:
+    pub, admin = publisher
+    tasks = [(f"d{n:03d}", "hcm") for n in range(40)]
+    waits: list[int] = []
+    confirmed = pub.publish_many(tasks[:1])  # opens the link, declares the queue
+    link = pub._local.link
+    original = link.connection.process_data_events
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        waits.append(len(link._unconfirmed))
+        original(*args, **kwargs)
+
+    link.connection.process_data_events = counted
+    confirmed += pub.publish_many(tasks[1:])
+    assert confirmed == [d for d, _ in tasks]
+    assert _depth(admin, queue_name("hcm", pub.queue_prefix)) == 40
+    # Every task was on the wire before the first wait for a confirm.
+    assert waits and waits[0] >= 1 and max(waits) == waits[0]
+    print(f"\n[publish] 39 tasks, {len(waits)} waits, {waits[0]} outstanding at the first")
+
+
+def test_a_task_the_broker_returned_is_not_counted_and_the_link_carries_on(
+        publisher: tuple[Publisher, Any]) -> None:
+    pub, admin = publisher
+    assert pub.publish_many([("a0", "hcm"), ("b0", "gone")]) == ["a0", "b0"]
+    admin.queue_delete(queue_name("gone", pub.queue_prefix))  # the link still thinks it exists
+    confirmed = pub.publish_many([("a1", "hcm"), ("b1", "gone"), ("a2", "hcm")])
+    assert confirmed == ["a1", "a2"]
+    assert pub.publish_many([("a3", "hcm")]) == ["a3"]
+    with pytest.raises(Exception, match="NACKed"):
+        pub.publish("b2", "gone")
+    assert _depth(admin, queue_name("hcm", pub.queue_prefix)) == 4
