@@ -26,10 +26,6 @@ from bus.delivery.broker.amqp import (
 from bus.store import Accepted, Store
 
 
-def _nothing() -> None:
-    """Queued to wake a waiting BlockingConnection (see :meth:`_Link._wake`)."""
-
-
 class _Link:
     """One connection and its confirming channel, with the confirms collected here.
 
@@ -39,7 +35,9 @@ class _Link:
     one dispatcher thread could not publish more than about 300 tasks a second. Here the
     confirm mode is turned on on pika's asynchronous channel underneath, so a batch of
     tasks is sent at once and its confirms (which the broker coalesces with ``multiple``)
-    are awaited together.
+    are awaited together, the way ``BlockingChannel`` awaits one: by running the
+    connection's I/O loop until the last confirm is in (a ``process_data_events`` loop
+    woken by each ack cost 40–80 µs more per task when batches are of one).
     """
 
     def __init__(self, connection: Any, timeout_s: float) -> None:
@@ -58,14 +56,8 @@ class _Link:
         if not self._selected:
             raise pika.exceptions.AMQPChannelError("the broker did not turn confirms on")
 
-    def _wake(self) -> None:
-        # Ends the process_data_events call under way (it returns once an event is
-        # ready) instead of letting it run to its time limit.
-        self.connection.add_callback_threadsafe(_nothing)
-
     def _on_selected(self, _frame: Any) -> None:
         self._selected = True
-        self._wake()
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -78,22 +70,28 @@ class _Link:
             delivery = self._unconfirmed.pop(tag, None)
             if delivery is not None:
                 (self._acked.append if acked else self._refused.add)(delivery)
-        self._wake()
 
     def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
         # An unroutable task comes back before its ack: it was not queued.
         self._refused.add(properties.message_id)
 
     def _wait(self, done: Callable[[], bool], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.connection.process_data_events(time_limit=left)
-            if not self.channel.is_open:
-                raise pika.exceptions.ChannelWrongStateError(
-                    "the channel closed while waiting for the broker's confirms")
+        """Runs the connection's I/O (confirms, returns, heartbeats) until ``done`` or
+        ``timeout_s``; raises one of AMQP_ERRORS if the channel or connection closes."""
+        if done():
+            return
+        expired: list[bool] = []
+        ioloop = self.connection._impl.ioloop
+        timer = ioloop.call_later(timeout_s, lambda: expired.append(True))
+        try:
+            # BlockingChannel's own wait (as in its basic_publish): it raises when the
+            # broker closes the channel or the connection drops.
+            self.channel._flush_output(lambda: done() or bool(expired))
+        finally:
+            ioloop.remove_timeout(timer)
+        if not self.channel.is_open:
+            raise pika.exceptions.ChannelWrongStateError(
+                "the channel closed while waiting for the broker's confirms")
 
     def publish(self, tasks: Sequence[tuple[str, str]], prefix: str,
                 timeout_s: float) -> tuple[list[str], bool]:
