@@ -31,13 +31,13 @@ class _Link:
 
     ``BlockingChannel.confirm_delivery`` makes every ``basic_publish`` wait for its own
     confirm before the next task is sent: measured on loopback against a quorum queue,
-    3.3 ms and 210 µs of CPU per task (``/work/notes/cpudeliver-bench/pubcost.py``), so
-    one dispatcher thread could not publish more than about 300 tasks a second. Here the
-    confirm mode is turned on on pika's asynchronous channel underneath, so a batch of
-    tasks is sent at once and its confirms (which the broker coalesces with ``multiple``)
-    are awaited together, the way ``BlockingChannel`` awaits one: by running the
-    connection's I/O loop until the last confirm is in (a ``process_data_events`` loop
-    woken by each ack cost 40–80 µs more per task when batches are of one).
+    1–3.3 ms and about 200 µs of CPU per task, so one dispatcher thread could not publish
+    more than about 300 tasks a second. Here confirm mode is turned on on pika's
+    asynchronous channel underneath, so a batch of tasks is sent at once and its
+    confirms (which the broker coalesces with ``multiple``) are awaited together, the way
+    ``BlockingChannel`` awaits one: by running the connection's I/O loop until the last
+    confirm is in (a ``process_data_events`` loop woken by each ack cost 40–80 µs more
+    per task when batches are of one).
     """
 
     def __init__(self, connection: Any, timeout_s: float) -> None:
