@@ -65,14 +65,25 @@ def test_a_batch_is_sent_at_once_and_every_confirmed_task_is_queued(
     assert sent_at_waits == [40]
 
 
-def test_a_task_the_broker_returned_is_not_counted_and_the_link_carries_on(
-        publisher: tuple[Publisher, Any]) -> None:
+def test_a_returned_task_is_not_counted_and_its_queue_is_declared_again(
+        rabbitmq: RabbitMQServer, publisher: tuple[Publisher, Any]) -> None:
+    """A task routed to a queue deleted behind the publisher's back comes back: it is not
+    counted, and the link forgets the queue, so the next send declares it again (the link
+    used to keep it in its cache and every later task to it came back too)."""
     pub, admin = publisher
-    assert pub.publish_many([("a0", "hcm"), ("b0", "gone")]) == ["a0", "b0"]
-    admin.queue_delete(queue_name("gone", pub.queue_prefix))  # the link still thinks it exists
-    confirmed = pub.publish_many([("a1", "hcm"), ("b1", "gone"), ("a2", "hcm")])
-    assert confirmed == ["a1", "a2"]
-    assert pub.publish_many([("a3", "hcm")]) == ["a3"]
-    with pytest.raises(Exception, match="NACKed"):
-        pub.publish("b2", "gone")
+    once = Publisher(rabbitmq.url, queue_prefix=pub.queue_prefix, resend_after_s=())
+    try:
+        assert once.publish_many([("a0", "hcm"), ("b0", "gone")]) == ["a0", "b0"]
+        admin.queue_delete(queue_name("gone", pub.queue_prefix))
+        assert once.publish_many([("a1", "hcm"), ("b1", "gone"), ("a2", "hcm")]) == ["a1", "a2"]
+        assert once.publish_many([("b2", "gone")]) == ["b2"]
+        with pytest.raises(Exception, match="NACKed"):
+            admin.queue_delete(queue_name("gone", pub.queue_prefix))
+            once.publish("b3", "gone")
+    finally:
+        once.close()
+    # With the default pauses, the returned task is sent again within the same call.
+    assert pub.publish_many([("c0", "gone")]) == ["c0"]
+    admin.queue_delete(queue_name("gone", pub.queue_prefix))
+    assert pub.publish_many([("a3", "hcm"), ("c1", "gone")]) == ["a3", "c1"]
     assert _depth(admin, queue_name("hcm", pub.queue_prefix)) == 4

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import pika
 import pika.exceptions
@@ -24,6 +24,9 @@ from bus.delivery.broker.amqp import (
     queue_name,
 )
 from bus.store import Accepted, Store
+
+# Pauses before a task the broker nacked or returned is sent again (see publish_many).
+RESEND_AFTER_S: Final = (0.05, 0.25, 1.0)
 
 
 class _Link:
@@ -71,9 +74,11 @@ class _Link:
             if delivery is not None:
                 (self._acked.append if acked else self._refused.add)(delivery)
 
-    def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
-        # An unroutable task comes back before its ack: it was not queued.
+    def _on_return(self, _channel: Any, method: Any, properties: Any, _body: bytes) -> None:
+        # An unroutable task comes back before its ack: it was not queued, and its queue
+        # is gone (deleted behind our back), so it is declared again before the next send.
         self._refused.add(properties.message_id)
+        self.declared.discard(method.routing_key)
 
     def _wait(self, done: Callable[[], bool], timeout_s: float) -> None:
         """Runs the connection's I/O (confirms, returns, heartbeats) until ``done`` or
@@ -94,8 +99,9 @@ class _Link:
                 "the channel closed while waiting for the broker's confirms")
 
     def publish(self, tasks: Sequence[tuple[str, str]], prefix: str,
-                timeout_s: float) -> tuple[list[str], bool]:
-        """(the deliveries the broker confirmed, in order; whether every confirm came)."""
+                timeout_s: float) -> tuple[list[str], set[str], bool]:
+        """(the deliveries the broker confirmed, in order; those it nacked or returned;
+        whether every confirm came)."""
         self._acked, self._refused = [], set()
         for delivery, destination in tasks:
             target = queue_name(destination, prefix)
@@ -111,18 +117,20 @@ class _Link:
                 mandatory=True)
         self._wait(lambda: not self._unconfirmed, timeout_s)
         confirmed = [d for d in self._acked if d not in self._refused]
-        return confirmed, not self._unconfirmed
+        return confirmed, set(self._refused), not self._unconfirmed
 
 
 class Publisher:
     """Confirmed, persistent, mandatory publishing over one connection per thread."""
 
     def __init__(self, url: str, *, queue_prefix: str = QUEUE_PREFIX,
-                 timeout_s: float = 5.0, confirm_timeout_s: float = 120.0) -> None:
+                 timeout_s: float = 5.0, confirm_timeout_s: float = 120.0,
+                 resend_after_s: Sequence[float] = RESEND_AFTER_S) -> None:
         self.url = url
         self.queue_prefix = queue_prefix
         self.timeout_s = timeout_s
         self.confirm_timeout_s = confirm_timeout_s
+        self.resend_after_s = tuple(resend_after_s)
         self._local = threading.local()
         self._all: list[_Link] = []
         self._lock = threading.Lock()
@@ -155,20 +163,46 @@ class Publisher:
 
     def publish_many(self, tasks: Sequence[tuple[str, str]]) -> list[str]:
         """Sends every (delivery, destination) task, then waits for the broker's confirms
-        together; returns the deliveries it confirmed. A task nacked, returned unroutable
-        or left unanswered for ``confirm_timeout_s`` is not among them (a connection
-        that left confirms unanswered is replaced). Raises one of AMQP_ERRORS when the
-        connection fails; a connection that went stale (broker restarted since) is
-        replaced once, the batch sent again (a task queued twice is harmless: the lease
-        makes the second a ``skipped``).
+        together; returns the deliveries it confirmed.
+
+        A task the broker nacked or returned is sent again after each pause of
+        ``resend_after_s``: RabbitMQ nacks the first publish of a channel to a quorum
+        queue that another connection is still creating (the consumer and the dispatcher
+        declare a new destination's queue at the same moment), and returns a task whose
+        queue was deleted, which is declared again first. A task still refused after
+        that, or left unanswered for ``confirm_timeout_s`` (its connection is then
+        replaced), is not among the returned ids: its row stays ``pending`` for the relay.
+        Raises one of AMQP_ERRORS when the connection fails before anything was
+        confirmed; a connection that went stale (broker restarted since) is replaced
+        once, the batch sent again (a task queued twice is harmless: the lease makes the
+        second a ``skipped``).
         """
         if not tasks:
             return []
+        confirmed, refused = self._send(tasks)
+        for pause in self.resend_after_s:
+            if not refused:
+                break
+            again = [task for task in tasks if task[0] in refused]
+            log.info("publish.resend", deliveries=len(again), first=again[0][0],
+                     after_s=pause, note="the broker nacked or returned them")
+            time.sleep(pause)
+            try:
+                more, refused = self._send(again)
+            except AMQP_ERRORS as exc:
+                log.warning("publish.resend_failed", deliveries=len(again),
+                            error=f"{type(exc).__name__}: {exc}")
+                break
+            confirmed += more
+        return confirmed
+
+    def _send(self, tasks: Sequence[tuple[str, str]]) -> tuple[list[str], set[str]]:
+        """One round: (confirmed ids, ids the broker nacked or returned)."""
         for retry_stale in (True, False):
             link, fresh = self._link()
             try:
-                confirmed, complete = link.publish(tasks, self.queue_prefix,
-                                                   self.confirm_timeout_s)
+                confirmed, refused, complete = link.publish(tasks, self.queue_prefix,
+                                                            self.confirm_timeout_s)
             except AMQP_ERRORS:
                 self._drop()
                 if fresh or not retry_stale:
@@ -176,7 +210,7 @@ class Publisher:
                 continue
             if not complete:
                 self._drop()
-            return confirmed
+            return confirmed, refused
         raise AssertionError("unreachable")  # pragma: no cover
 
     def publish(self, delivery: str, destination: str) -> None:
