@@ -13,7 +13,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pika.channel
 import pytest
+from pika.adapters import select_connection
 
 from bus.delivery.broker import Publisher, connect, queue_name
 from tests.servers import RabbitMQServer
@@ -50,6 +52,9 @@ def test_a_batch_is_sent_at_once_and_every_confirmed_task_is_queued(
     tasks = [(f"d{n:03d}", "hcm") for n in range(40)]
     confirmed = pub.publish_many(tasks[:1])  # opens the link, declares the queue
     link = pub._local.link
+    # The private pieces _Link uses (tests/unit/test_pika_internals.py pins their code).
+    assert isinstance(link.connection._impl.ioloop, select_connection.IOLoop)
+    assert isinstance(link.channel._impl, pika.channel.Channel)
     original = link._wait
     sent_at_waits: list[int] = []
 

@@ -215,3 +215,32 @@ def test_under_threads_small_batches_and_dropped_connections_no_confirmed_task_i
     assert len(confirmed) > 100 and len(connections) >= 3 + drops
     assert not missing, sorted(missing)[:10]
     assert not unconfirmed, unconfirmed[:10]
+
+
+def test_a_batch_whose_confirms_never_come_is_not_counted_and_the_link_is_replaced(
+        kit_broker: tuple[RabbitMQServer, str]) -> None:
+    """A broker in memory alarm blocks publishers: the confirms do not come. After
+    ``confirm_timeout_s`` the batch counts as not published (its rows stay ``pending``,
+    the relay publishes them again; a copy the broker queues later is a harmless
+    duplicate) and the next batch goes over a new connection."""
+    server, url = kit_broker
+    prefix = f"lgsp.deliver.b{secrets.token_hex(4)}."
+    publisher = Publisher(url, queue_prefix=prefix, timeout_s=1.0, confirm_timeout_s=2.0)
+    try:
+        assert publisher.publish_many([("a0", "x")]) == ["a0"]
+        first = publisher._local.link
+        assert server.rabbitmqctl("set_vm_memory_high_watermark", "0.000001").returncode == 0
+        try:
+            time.sleep(1)
+            started = time.monotonic()
+            assert publisher.publish_many([("a1", "x"), ("a2", "x")]) == []
+            took = time.monotonic() - started
+        finally:
+            assert server.rabbitmqctl("set_vm_memory_high_watermark", "0.4").returncode == 0
+        # The close of the blocked connection waits for blocked_connection_timeout (6 s).
+        assert 2.0 <= took < 15, took
+        assert publisher.publish_many([("a3", "x")]) == ["a3"]
+        assert publisher._local.link is not first
+    finally:
+        publisher.close()
+    assert {"a0", "a3"} <= set(_drain(url, [queue_name("x", prefix)]))
