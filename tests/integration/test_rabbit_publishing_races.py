@@ -23,9 +23,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from bus.delivery.broker import AMQP_ERRORS, Publisher, connect, declare, queue_name
+from bus.app import Bus
+from bus.delivery.broker import (
+    AMQP_ERRORS,
+    Publisher,
+    RabbitDispatcher,
+    connect,
+    declare,
+    queue_name,
+)
 from bus.delivery.broker import publishing as publishing_module
+from bus.edxml import EdocBuilder, packet_bytes
+from bus.settings import load_settings
+from bus.store.tables import deliveries
+from tests.cluster import DESTINATIONS, routes_document, wait_until, write_routes
+from tests.http_sink import HttpSink
 from tests.servers import RabbitMQServer
 
 pytestmark = [pytest.mark.services]
@@ -244,3 +258,57 @@ def test_a_batch_whose_confirms_never_come_is_not_counted_and_the_link_is_replac
     finally:
         publisher.close()
     assert {"a0", "a3"} <= set(_drain(url, [queue_name("x", prefix)]))
+
+
+def test_the_dispatcher_tries_again_what_the_broker_refused_once_its_pause_is_over(
+        kit_broker: tuple[RabbitMQServer, str], tmp_path: Path) -> None:
+    """No relay runs here (as in the deploy-kit test): the destinations' queues are full
+    (``reject-publish``), so the broker nacks the document's tasks even when sent again;
+    once the queues have room, the dispatcher publishes them itself after its pause and
+    the rows are ``queued``. Before, they stayed ``pending`` until a relay came."""
+    server, url = kit_broker
+    tag = secrets.token_hex(4)
+    prefix = f"lgsp.deliver.full{tag}."
+    policy = '{"max-length": 1, "overflow": "reject-publish"}'
+    done = server.rabbitmqctl("set_policy", "-p", "lgsp", "--priority", "20",
+                              "--apply-to", "queues", f"full{tag}",
+                              f"^lgsp\\.deliver\\.full{tag}\\.", policy)
+    assert done.returncode == 0, done.stdout + done.stderr
+    admin = connect(url)
+    channel = admin.channel()
+    queues = [queue_name(d, prefix) for d in DESTINATIONS]
+    for name in queues:
+        declare(channel, name)
+        for _ in range(3):  # a quorum queue refuses once it is over its limit
+            channel.basic_publish("", name, b'{"delivery": "filler"}')
+    with HttpSink() as sink:
+        routes = write_routes(tmp_path / "routes.yaml", routes_document(sink))
+        bus = Bus(load_settings(environ={}, data_dir=tmp_path / "var", routes=routes))
+        dispatcher = RabbitDispatcher(bus.store, url, queue_prefix=prefix,
+                                      pause_after_failure_s=1.0)
+        dispatcher.publisher.resend_after_s = (0.05,)
+        bus.dispatcher = dispatcher
+        try:
+            edoc = (EdocBuilder("000.00.12.H37").to("000.00.31.H37", "000.00.00.H37")
+                    .subject("Công văn thử gửi lại").signer("Nguyễn Văn A").build())
+            bus.submit(packet_bytes(edoc), system="eoffice", channel="rest")
+
+            def states() -> dict[str, int]:
+                with bus.store.engine.connect() as conn:
+                    rows = conn.execute(sa.select(deliveries.c.state, sa.func.count())
+                                        .group_by(deliveries.c.state)).all()
+                return {state: count for state, count in rows}
+
+            assert wait_until(lambda: dispatcher.counts["failed"] >= 2, 20,
+                              explain=lambda: f"{dict(dispatcher.counts)} {states()}")
+            assert states() == {"pending": 2}
+            for name in queues:
+                channel.queue_purge(name)
+            assert wait_until(lambda: states() == {"queued": 2}, 20,
+                              explain=lambda: f"{dict(dispatcher.counts)} {states()}")
+            assert dispatcher.counts["published"] == 2
+        finally:
+            assert dispatcher.close(10)
+            bus.close()
+            admin.close()
+            server.rabbitmqctl("clear_policy", "-p", "lgsp", f"full{tag}")

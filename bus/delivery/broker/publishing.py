@@ -236,17 +236,25 @@ class RabbitDispatcher:
     for the broker's confirms of the whole batch, and marks the confirmed rows ``queued``
     in one statement. A broker that is down, or up but unable to confirm (a
     quorum queue without a leader nacks only after about a minute), therefore delays
-    nothing but the tasks themselves: while publishing fails, ids are dropped for
-    ``pause_after_failure_s`` and the rows stay ``pending`` for the relay.
+    nothing but the tasks themselves: after a failure nothing is published for
+    ``pause_after_failure_s``; the tasks of that time and those the broker did not
+    confirm are tried again after it, ``retries`` times at most (at most ``backlog`` of
+    them held), then their rows stay ``pending`` for the relay. The relay runs in every
+    worker process (``lgsp serve`` runs one unless ``--no-workers``), so the rows are
+    published even when this process stops; trying again here spares them its wait.
     """
 
     def __init__(self, store: Store, url: str, *, queue_prefix: str = QUEUE_PREFIX,
-                 pause_after_failure_s: float = 5.0, backlog: int = 10_000) -> None:
+                 pause_after_failure_s: float = 5.0, backlog: int = 10_000,
+                 retries: int = 3) -> None:
         self.store = store
         self.publisher = Publisher(url, queue_prefix=queue_prefix)
         self.pause_after_failure_s = pause_after_failure_s
+        self.retries = retries
+        self.backlog = backlog
         self.counts: collections.Counter[str] = collections.Counter()
         self._tasks: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=backlog)
+        self._later: list[tuple[tuple[str, str], int]] = []  # (task, failed tries)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -274,50 +282,74 @@ class RabbitDispatcher:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                batch: list[tuple[tuple[str, str], int]] = []
+                if self._later and time.monotonic() >= self._paused_until:
+                    batch, self._later = self._later[:200], self._later[200:]
+                fresh = 0
                 try:
-                    batch = [self._tasks.get(timeout=0.2)]
+                    if not batch:
+                        batch.append((self._tasks.get(timeout=0.2), 0))
+                        fresh += 1
+                    while len(batch) < 200:
+                        batch.append((self._tasks.get_nowait(), 0))
+                        fresh += 1
                 except queue.Empty:
-                    continue
-                while len(batch) < 200:
-                    try:
-                        batch.append(self._tasks.get_nowait())
-                    except queue.Empty:
-                        break
+                    if not batch:
+                        continue
                 try:
                     # New deliveries, never attempted: published at attempt count 0.
                     published = [(d, 0) for d in self._publish(batch)]
                     if published:
                         self._mark_queued(published)
                 finally:
-                    for _ in batch:
+                    for _ in range(fresh):
                         self._tasks.task_done()
         finally:
             self.publisher.close()
 
-    def _publish(self, batch: list[tuple[str, str]]) -> list[str]:
+    def _publish(self, batch: list[tuple[tuple[str, str], int]]) -> list[str]:
         """The deliveries of ``batch`` the broker confirmed, all sent before any confirm
-        is awaited; after a failure the next ``pause_after_failure_s`` defer everything."""
+        is awaited; the others are held to be tried again after the pause."""
+        tasks = [task for task, _ in batch]
         if time.monotonic() < self._paused_until:
-            self.counts["deferred"] += len(batch)
+            self._hold(batch, failed=False)
             return []
         try:
-            confirmed = self.publisher.publish_many(batch)
+            confirmed = self.publisher.publish_many(tasks)
         except Exception as exc:
             self._paused_until = time.monotonic() + self.pause_after_failure_s
             self.counts["failed"] += len(batch)
             log.warning("dispatch.publish_failed", deliveries=len(batch),
-                        first=batch[0][0], error=f"{type(exc).__name__}: {exc}",
-                        note="left pending; the relay will publish them")
+                        first=tasks[0][0], error=f"{type(exc).__name__}: {exc}",
+                        note=self._note)
+            self._hold(batch, failed=True)
             return []
         self.counts["published"] += len(confirmed)
         if len(confirmed) < len(batch):
             self._paused_until = time.monotonic() + self.pause_after_failure_s
             self.counts["failed"] += len(batch) - len(confirmed)
-            missing = sorted({d for d, _ in batch} - set(confirmed))
-            log.warning("dispatch.publish_failed", deliveries=len(missing), first=missing[0],
+            done = set(confirmed)
+            missing = [(task, tries) for task, tries in batch if task[0] not in done]
+            log.warning("dispatch.publish_failed", deliveries=len(missing),
+                        first=missing[0][0][0],
                         error="not confirmed by the broker (nacked, unroutable or no answer)",
-                        note="left pending; the relay will publish them")
+                        note=self._note)
+            self._hold(missing, failed=True)
         return confirmed
+
+    @property
+    def _note(self) -> str:
+        return (f"tried again in {self.pause_after_failure_s:g} s, {self.retries} times "
+                "at most; then left pending for the relay")
+
+    def _hold(self, batch: list[tuple[tuple[str, str], int]], *, failed: bool) -> None:
+        """Keeps tasks for after the pause; those out of tries or room go to the relay."""
+        for task, tries in batch:
+            tries += failed
+            if tries > self.retries or len(self._later) >= self.backlog:
+                self.counts["deferred"] += 1
+            else:
+                self._later.append((task, tries))
 
     def _mark_queued(self, published: list[tuple[str, int]]) -> None:
         """One transaction for a batch of confirmed publishes, not one per delivery."""
