@@ -42,7 +42,7 @@ from tests.cluster import DESTINATIONS, routes_document, wait_until, write_route
 from tests.http_sink import HttpSink
 from tests.servers import RabbitMQServer
 
-pytestmark = [pytest.mark.services]
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 OPS = Path(__file__).resolve().parents[2] / "ops"
 
