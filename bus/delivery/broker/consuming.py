@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import pika.exceptions
 import tenacity
 
 from bus.delivery.broker.amqp import (
@@ -192,18 +193,15 @@ class Relay(_Loop):
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
             self.sweep()
-        published = 0
         due = self.store.due(limit=self.batch, now=time.time() - self.grace_s)
-        done: list[tuple[str, int]] = []
-        try:
-            for row in due:
-                self.publisher.publish(row.id, row.destination)
-                done.append((row.id, row.attempts))
-                published += 1
-        finally:
-            self.store.mark_queued(done)
-        self.counts["published"] += published
-        return published
+        confirmed = set(self.publisher.publish_many([(row.id, row.destination)
+                                                     for row in due]))
+        self.store.mark_queued([(row.id, row.attempts) for row in due
+                                if row.id in confirmed])
+        self.counts["published"] += len(confirmed)
+        if len(confirmed) < len(due):
+            raise pika.exceptions.NackError([])  # the rest stay pending: back off
+        return len(confirmed)
 
     def run(self) -> None:
         pause = self.settings.poll_interval_s
