@@ -212,9 +212,15 @@ class Statements:
                 self._writer, self._writer_generation = connection, self._generation
             try:
                 yield connection
+            except sa.exc.IntegrityError:
+                # A re-submission meets the unique key: rolled back, the connection is as
+                # good as before and keeps its cache.
+                if not connection.is_valid or connection.dbapi_connection.in_transaction:
+                    self._drop_writer()
+                raise
             except BaseException:
-                # A failed block (locked, disk full, a constraint) keeps nothing: the next
-                # one starts on a fresh connection, as a pooled one would.
+                # Any other failure (locked, disk full, a bug) keeps nothing: the next block
+                # starts on a fresh connection.
                 self._drop_writer()
                 raise
             if self._writer_generation != self._generation:

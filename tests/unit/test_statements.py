@@ -115,7 +115,11 @@ def test_the_kept_connection_is_closed_with_the_engine_and_after_a_failure(
         raise ZeroDivisionError
     _write(statements, 4, seen)
     assert seen[0] is not seen[1], "a failed block's connection is not kept"
+    with pytest.raises(sa.exc.IntegrityError), statements.begin() as tx:
+        tx.insert(events, EVENT_COLUMNS, [{**event_row("t", "x", 5.0), "at": None}])
+    _write(statements, 6, seen)
+    assert seen[1] is seen[2], "a refused duplicate or constraint keeps the connection"
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 3
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 4
     engine.dispose()
     assert _open_files(tmp_path) == 0
