@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -143,7 +144,16 @@ class Statements:
         # thread (SingletonThreadPool), which must not be taken out of its pool.
         self._one_writer = self._sqlite and isinstance(engine.pool, QueuePool)
         if self._one_writer:
-            event.listen(engine, "engine_disposed", self._writer_disposed)
+            # Through a weak reference: a Store made for one task must not live as long
+            # as its engine.
+            alive = weakref.ref(self)
+
+            def disposed(disposed_engine: Engine) -> None:
+                statements = alive()
+                if statements is not None:
+                    statements._writer_disposed(disposed_engine)
+
+            event.listen(engine, "engine_disposed", disposed)
 
     def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
         found = self._cache.get(key)

@@ -123,3 +123,18 @@ def test_the_kept_connection_is_closed_with_the_engine_and_after_a_failure(
         assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 4
     engine.dispose()
     assert _open_files(tmp_path) == 0
+
+
+def test_a_store_made_for_one_task_does_not_live_as_long_as_its_engine(
+        tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    engine, statements = _file_store(tmp_path)
+    _write(statements, 1, [])
+    gone = weakref.ref(statements)
+    del statements
+    gc.collect()
+    assert gone() is None
+    engine.dispose()
+    assert _open_files(tmp_path) == 0
