@@ -14,7 +14,8 @@ epoch seconds, as the database stores them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
@@ -59,6 +60,7 @@ class WorkCalendar:
                                                  repr=False)
     _days: dict[date, tuple[tuple[float, float], ...]] = field(
         default_factory=dict, compare=False, repr=False)
+    _runs: dict[date, _Run] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def day_seconds(self) -> float:
@@ -96,14 +98,6 @@ class WorkCalendar:
                 for start, end in self.office_hours)
         return found
 
-    def _days_from(self, instant: float) -> Iterator[date]:
-        day = datetime.fromtimestamp(instant, self.zone).date()
-        for _ in range(_MAX_DAYS):
-            yield day
-            day += timedelta(days=1)
-        raise ValueError(f"no working time within {_MAX_DAYS} days: check {self.country} "
-                         "calendar overrides and office hours")
-
     def add_working_seconds(self, instant: float, seconds: float) -> float:
         """The instant when ``seconds`` of office time have passed since ``instant``.
 
@@ -116,15 +110,51 @@ class WorkCalendar:
         if seconds == 0:
             return instant
         left = seconds
-        for day in self._days_from(instant):
-            for start, end in self.segments(day):
-                if end <= instant:
-                    continue
-                begin = max(start, instant)
-                if end - begin >= left:
-                    return begin + left
-                left -= end - begin
-        raise AssertionError("unreachable")  # pragma: no cover
+        day = datetime.fromtimestamp(instant, self.zone).date()
+        for start, end in self.segments(day):
+            if end <= instant:
+                continue
+            begin = max(start, instant)
+            if end - begin >= left:
+                return begin + left
+            left -= end - begin
+        run = self._run_after(day, left)
+        found = bisect_left(run.reach, left)
+        return run.starts[found] + (left - run.before[found])
+
+    def _run_after(self, day: date, need: float) -> _Run:
+        """The office periods of the days after ``day``, with their running totals, far
+        enough to hold ``need`` seconds; kept per day.
+
+        Every document accepted on one day walks the same working days for each of its
+        deadlines (ten working days are two weeks of days); a search of the totals does
+        the same in a few steps. Office seconds are whole numbers, so the totals are exact
+        and the answer is the one a day-by-day walk gives, to the last bit."""
+        run = self._runs.get(day)
+        if run is not None and run.reach and run.reach[-1] >= need:
+            return run
+        want = max(need, 2 * run.reach[-1] if run is not None and run.reach else 0.0)
+        starts: list[float] = []
+        before: list[float] = []
+        reach: list[float] = []
+        total = 0.0
+        current = day
+        for _ in range(_MAX_DAYS - 1):
+            current += timedelta(days=1)
+            for start, end in self.segments(current):
+                starts.append(start)
+                before.append(total)
+                total += end - start
+                reach.append(total)
+            if total >= want:
+                break
+        if total < need:
+            raise ValueError(f"no working time within {_MAX_DAYS} days: check "
+                             f"{self.country} calendar overrides and office hours")
+        if len(self._runs) >= _DAYS_KEPT:
+            self._runs.clear()
+        found = self._runs[day] = _Run(tuple(starts), tuple(before), tuple(reach))
+        return found
 
     def add_working_days(self, instant: float, days: float) -> float:
         return self.add_working_seconds(instant, days * self.day_seconds)
@@ -180,6 +210,16 @@ class WorkCalendar:
                 return spans[-1][1]
             day -= timedelta(days=1)
         raise ValueError(f"no working day within {_MAX_DAYS} days before {day}")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Office periods after a day: ``reach[i]`` is the office time up to the end of
+    period ``i``, ``before[i]`` up to its start."""
+
+    starts: tuple[float, ...]
+    before: tuple[float, ...]
+    reach: tuple[float, ...]
 
 
 def _month_end(day: date) -> date:

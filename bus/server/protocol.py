@@ -29,12 +29,12 @@ import contextlib
 import socket
 import struct
 from asyncio import TimerHandle
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Final, cast
 
 import httptools
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from bus import errors
@@ -122,6 +122,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app = app
+        _answer_in_one_write(self.cycle)
         self._in_body = True
 
     def on_message_complete(self) -> None:
@@ -242,6 +243,82 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
+
+
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_JOIN_BELOW: Final = 64 * 1024
+"""A first body part up to this size goes out joined to the head; a larger one after it,
+rather than copied to join it."""
+
+
+class _HeldHead:
+    """The transport as one response cycle sees it: the response head is held back until
+    the first body part, and both go out in one write.
+
+    Stock uvicorn writes the head and the body separately: two send() calls per answer,
+    each of which, on loopback, also runs the client's side of TCP, and two segments.
+    Everything but the head passes straight through (``100 Continue`` too); the head is
+    written on its own when the body part is large, when the answer has no body (HEAD)
+    and before the connection is closed."""
+
+    __slots__ = ("_held", "_transport", "holding")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+        self.holding = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.holding and self._held is None and data != _CONTINUE:
+            self._held = bytes(data)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(data) <= _JOIN_BELOW:
+                self._transport.write(held + bytes(data))
+                return
+            self._transport.write(held)
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _answer_in_one_write(cycle: RequestResponseCycle | None) -> None:
+    """Routes ``cycle``'s writes through :class:`_HeldHead`: the head is held while
+    ``http.response.start`` is sent and goes out with the first body part."""
+    if cycle is None or isinstance(cycle.transport, _HeldHead):
+        return
+    held = _HeldHead(cycle.transport)
+    send = cycle.send
+
+    async def send_once(message: Any) -> None:
+        start = message["type"] == "http.response.start"
+        held.holding = start
+        try:
+            await send(message)
+        finally:
+            held.holding = False
+            if not start:
+                held.flush()
+
+    cycle.transport = held  # type: ignore[assignment]
+    cycle.send = send_once  # type: ignore[method-assign]
 
 
 def _refusal_app(exc: errors.LgspError) -> Any:

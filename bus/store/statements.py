@@ -18,12 +18,17 @@ and a connection the server dropped is invalidated in the pool as SQLAlchemy wou
 from __future__ import annotations
 
 import functools
+import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -31,6 +36,9 @@ __all__ = ["Compiled", "Statements", "Transaction"]
 
 Params = Mapping[str, Any]
 _ROWS_PER_INSERT = 50
+WRITE_WAIT_S = 30.0
+"""How long a SQLite writer waits for its turn: the engines' busy timeout
+(:func:`bus.store.tables.create_engine`)."""
 
 
 class Compiled:
@@ -128,6 +136,24 @@ class Statements:
         self.dialect: str = engine.dialect.name
         self._sqlite = self.dialect == "sqlite"
         self._cache: dict[Hashable, Compiled] = {}
+        self._writer: Any = None
+        self._writing = threading.Lock()
+        self._generation = 0
+        self._writer_generation = 0
+        # A file's connections are pooled; an in-memory database is one connection per
+        # thread (SingletonThreadPool), which must not be taken out of its pool.
+        self._one_writer = self._sqlite and isinstance(engine.pool, QueuePool)
+        if self._one_writer:
+            # Through a weak reference: a Store made for one task must not live as long
+            # as its engine.
+            alive = weakref.ref(self)
+
+            def disposed(disposed_engine: Engine) -> None:
+                statements = alive()
+                if statements is not None:
+                    statements._writer_disposed(disposed_engine)
+
+            event.listen(engine, "engine_disposed", disposed)
 
     def compiled(self, key: Hashable, build: Callable[[], ClauseElement]) -> Compiled:
         found = self._cache.get(key)
@@ -152,14 +178,91 @@ class Statements:
         ``alone`` promises that the block runs exactly one statement, which is then its own
         transaction: no BEGIN and COMMIT (on PostgreSQL, two round trips). SQLite's busy
         timeout serves a single statement's lock upgrade as it does ``BEGIN IMMEDIATE``.
+
+        On a SQLite file every writing block runs on one connection kept for them
+        (:meth:`_writing_on`).
         """
-        connection = self.engine.raw_connection()
+        if write and self._one_writer:
+            with self._writing_on() as connection, self._transaction(
+                    connection, write=write, alone=alone, keep=True) as tx:
+                yield tx
+            return
+        with self._transaction(self.engine.raw_connection(), write=write, alone=alone,
+                               keep=False) as tx:
+            yield tx
+
+    @contextmanager
+    def _writing_on(self) -> Iterator[Any]:
+        """The SQLite connection every writing block uses, one block at a time.
+
+        SQLite writes one transaction at a time whatever the number of connections, and a
+        connection drops its whole page cache whenever another connection has written.
+        With writers taking turns on pooled connections, each accept, claim and finish
+        began by reading again, one system call per page, the root and inner pages of
+        every table and index it touched (about 70 reads per accepted document, strace).
+        On one connection they stay cached. Writers now queue on a lock in this process
+        instead of in SQLite's busy handler, which polls by sleeping (1, 2, 5, 10 ms ...);
+        the wait is bounded by the same 30 s as the busy timeout and ends in the same
+        "database is locked" error. Other writers (the sealer, a purge) use other
+        connections and still meet this one in SQLite's own lock."""
+        if not self._writing.acquire(timeout=WRITE_WAIT_S):
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        try:
+            connection = self._writer
+            if connection is not None and (self._writer_generation != self._generation
+                                           or not connection.is_valid):
+                self._drop_writer()
+                connection = None
+            if connection is None:
+                connection = self.engine.raw_connection()
+                # Out of the pool: this object's for good, closed (not returned) when the
+                # engine is disposed.
+                connection.detach()
+                self._writer, self._writer_generation = connection, self._generation
+            try:
+                yield connection
+            except sa.exc.IntegrityError:
+                # A re-submission meets the unique key: rolled back, the connection is as
+                # good as before and keeps its cache.
+                if not connection.is_valid or connection.dbapi_connection.in_transaction:
+                    self._drop_writer()
+                raise
+            except BaseException:
+                # Any other failure (locked, disk full, a bug) keeps nothing: the next block
+                # starts on a fresh connection.
+                self._drop_writer()
+                raise
+            if self._writer_generation != self._generation:
+                self._drop_writer()
+        finally:
+            self._writing.release()
+
+    def _drop_writer(self) -> None:
+        connection, self._writer = self._writer, None
+        if connection is not None:
+            with suppress(Exception):  # closing is all that is left to do with it
+                connection.close()
+
+    def _writer_disposed(self, _engine: Engine) -> None:
+        """``Engine.dispose``: the kept connection is closed now if idle, else by the
+        block using it when that ends."""
+        self._generation += 1
+        if self._writing.acquire(blocking=False):
+            try:
+                self._drop_writer()
+            finally:
+                self._writing.release()
+
+    @contextmanager
+    def _transaction(self, connection: Any, *, write: bool, alone: bool,
+                     keep: bool) -> Iterator[Transaction]:
         cursor: Any = None
         locked = self._sqlite and write and not alone
         single = alone and not self._sqlite
         try:
             if single:
-                connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+                connection.dbapi_connection.autocommit = True
             cursor = connection.cursor()
             if locked:
                 cursor.execute("BEGIN IMMEDIATE")
@@ -189,8 +292,9 @@ class Statements:
                     cursor.close()
             if single:
                 with suppress(Exception):  # a dead connection is discarded by the pool
-                    connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
-            connection.close()
+                    connection.dbapi_connection.autocommit = False
+            if not keep:
+                connection.close()
 
     def _rollback(self, connection: Any, cursor: Any) -> None:
         with suppress(Exception):  # a dead connection has nothing left to roll back

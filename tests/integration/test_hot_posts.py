@@ -213,3 +213,22 @@ def test_the_receipt_is_encoded_once_per_submission(bus: Bus, monkeypatch: pytes
     assert body["existing"] is False and body["document_id"] == "hot-once"
     assert again.json() == {**body, "existing": True}
     assert got.headers["content-type"] == "application/json"
+
+
+def test_no_request_looks_for_an_opentelemetry_provider(bus: Bus,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastAPI's own telemetry is off: without an SDK it found no provider on every
+    request, three environment look-ups each time, and could never find one."""
+    from opentelemetry import _logs, metrics, trace
+
+    asked: list[str] = []
+    for module, name in ((trace, "get_tracer_provider"), (metrics, "get_meter_provider"),
+                         (_logs, "get_logger_provider")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name,
+                            lambda real=real, name=name: asked.append(name) or real())
+    with TestClient(create_app(bus)) as client:
+        assert client.get("/healthz").status_code == 200
+        sent = client.post("/api/v1/edocs", content=_packet("hot-otel-1"), headers=EOFFICE)
+        assert sent.status_code == 202, sent.text
+    assert asked == []

@@ -192,3 +192,61 @@ def test_a_days_office_periods_are_computed_once_and_stay_right() -> None:
                      (at(2026, 3, 2, 13), at(2026, 3, 2, 17)))
     assert cal.segments(sunday) == ()
     assert local(cal.add_working_hours(at(2026, 2, 27, 16), 4)) == datetime(2026, 3, 2, 10, 30)
+
+
+def _walked(cal: WorkCalendar, instant: float, seconds: float) -> float:
+    """The day-by-day walk the calendar's arithmetic must agree with, to the last bit."""
+    left = seconds
+    day = datetime.fromtimestamp(instant, cal.zone).date()
+    while True:
+        for start, end in cal.segments(day):
+            if end <= instant:
+                continue
+            begin = max(start, instant)
+            if end - begin >= left:
+                return begin + left
+            left -= end - begin
+        day += timedelta(days=1)
+
+
+_fractional = st.floats(min_value=at(2025, 1, 1), max_value=at(2028, 12, 31),
+                        allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=_fractional, seconds=st.integers(min_value=1, max_value=900 * 60).map(
+    lambda m: m * 60.0))
+def test_adding_gives_exactly_what_walking_day_by_day_gives(start: float,
+                                                            seconds: float) -> None:
+    cal = WorkCalendar(zone=VN, days_off={date(2026, 3, 4): "flood"},
+                       working_days={date(2026, 3, 7): "make-up Saturday"})
+    assert cal.add_working_seconds(start, seconds) == _walked(cal, start, seconds)
+    # and again from the kept periods, for a shorter and a longer time
+    for again in (seconds / 3, seconds * 2):
+        assert cal.add_working_seconds(start, again) == _walked(cal, start, again)
+
+
+def test_the_days_after_acceptance_are_walked_once_per_day() -> None:
+    """A document's three deadlines (and every other document's that day) reuse one walk
+    of the days ahead: 10 working days once took 14 days' look-ups per deadline."""
+    cal = WorkCalendar(zone=VN)
+    looked: list[date] = []
+    real = WorkCalendar.segments
+
+    def counting(self: WorkCalendar, day: date) -> tuple[tuple[float, float], ...]:
+        looked.append(day)
+        return real(self, day)
+
+    start = at(2026, 3, 2, 9, 15)
+    expected = [_walked(cal, start + n, s) for n in (0, 60) for s in (4 * 3600.0, 8 * 3600.0,
+                                                                      80 * 3600.0)]
+    setattr(WorkCalendar, "segments", counting)  # noqa: B010 - a counting stand-in
+    try:
+        got = [cal.add_working_seconds(start + n, s) for n in (0, 60)
+               for s in (4 * 3600.0, 8 * 3600.0, 80 * 3600.0)]
+    finally:
+        setattr(WorkCalendar, "segments", real)  # noqa: B010
+    assert got == expected
+    # the day itself for each of the six, and the fortnight ahead once
+    assert len(looked) <= 6 + 20, looked
+    assert local(got[2]) == datetime(2026, 3, 16, 9, 15)
