@@ -172,7 +172,7 @@ def test_tls_is_checked_against_the_bundle_with_one_context_per_adapter(
     for server in _serving(_Destination(context=_tls(certificate))):
         untrusted = _adapter(server.url("https"))
         try:
-            with pytest.raises(Retry, match="ConnectError.*CERTIFICATE_VERIFY_FAILED"):
+            with pytest.raises(Retry, match=r"ConnectError.*CERTIFICATE_VERIFY_FAILED"):
                 untrusted.deliver(_delivery())
         finally:
             untrusted.close()
