@@ -24,13 +24,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 __all__ = ["Answer", "ConnectError", "Transport"]
 
 _ANSWER_CAP: Final = 4 * 1024 * 1024
 """Bytes of an answer kept: a receipt is a few hundred; a destination that answers with
 a page of HTML is cut here rather than held whole."""
+
+
+_PATH_SAFE: Final = "/%:@!$&'()*+,;=-._~"
 
 
 class ConnectError(OSError):
@@ -70,7 +73,11 @@ class Transport:
         self.https = parts.scheme == "https"
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.https else 80)
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # As httpx did: characters a request line cannot carry (a space, Vietnamese
+        # letters) are percent-encoded; what is already encoded stays as it is.
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
+        self.target = path + (f"?{quote(parts.query, safe=_PATH_SAFE + '?')}"
+                              if parts.query else "")
         self.timeout_s = timeout_s
         self._context: ssl.SSLContext | None = None
         self._connection: http.client.HTTPConnection | None = None

@@ -184,3 +184,23 @@ def test_tls_is_checked_against_the_bundle_with_one_context_per_adapter(
             trusted.close()
         assert [r.reference for r in receipts] == ["r1"] * 3
     assert len(built) == 2  # one per adapter, not one per request
+
+
+def test_a_url_with_a_space_or_vietnamese_letters_is_sent_percent_encoded() -> None:
+    seen: list[str] = []
+
+    class _Recording(_KeepAlive):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            super().do_POST()
+
+    server = _Destination()
+    server.RequestHandlerClass = _Recording
+    for running in _serving(server):
+        base = f"http://127.0.0.1:{running.server_address[1]}"
+        adapter = _adapter(base + "/văn thư/in?to=Sở Nội vụ&x=%2F")
+        try:
+            assert adapter.deliver(_delivery()).reference == "r1"
+        finally:
+            adapter.close()
+    assert seen == ["/v%C4%83n%20th%C6%B0/in?to=S%E1%BB%9F%20N%E1%BB%99i%20v%E1%BB%A5&x=%2F"]
