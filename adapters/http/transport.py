@@ -17,6 +17,7 @@ answers, not followed; a request is never resent here (the bus decides retries).
 
 from __future__ import annotations
 
+import base64
 import http.client
 import select
 import ssl
@@ -24,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 __all__ = ["Answer", "ConnectError", "Transport"]
 
@@ -78,6 +79,11 @@ class Transport:
         path = quote(parts.path or "/", safe=_PATH_SAFE)
         self.target = path + (f"?{quote(parts.query, safe=_PATH_SAFE + '?')}"
                               if parts.query else "")
+        self.authorization: str | None = None
+        if parts.username is not None:
+            # httpx sent a URL's user:password as Basic credentials; so does this.
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self.authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
         self.timeout_s = timeout_s
         self._context: ssl.SSLContext | None = None
         self._connection: http.client.HTTPConnection | None = None
@@ -94,6 +100,9 @@ class Transport:
         if connection is None:
             connection = self._open()
         self._connection = None
+        if self.authorization is not None and not any(
+                name.lower() == "authorization" for name in headers):
+            headers = {**headers, "Authorization": self.authorization}
         try:
             connection.request(method, self.target, body=body, headers=headers)
             response = connection.getresponse()

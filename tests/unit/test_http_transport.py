@@ -204,3 +204,22 @@ def test_a_url_with_a_space_or_vietnamese_letters_is_sent_percent_encoded() -> N
         finally:
             adapter.close()
     assert seen == ["/v%C4%83n%20th%C6%B0/in?to=S%E1%BB%9F%20N%E1%BB%99i%20v%E1%BB%A5&x=%2F"]
+
+
+def test_credentials_in_the_url_are_sent_as_basic_authorization() -> None:
+    seen: list[str | None] = []
+
+    class _Recording(_KeepAlive):
+        def do_POST(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            super().do_POST()
+
+    server = _Destination()
+    server.RequestHandlerClass = _Recording
+    for running in _serving(server):
+        adapter = _adapter(f"http://archive:p%40ss@127.0.0.1:{running.server_address[1]}/in")
+        try:
+            adapter.deliver(_delivery())
+        finally:
+            adapter.close()
+    assert seen == ["Basic YXJjaGl2ZTpwQHNz"]  # archive:p@ss
