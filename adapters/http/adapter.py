@@ -20,11 +20,15 @@ from urllib.parse import quote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.http.transport import Answer, Transport
+from bus import __version__
 from bus.adapter import Adapter, Delivery, Receipt, Refuse, Retry
 
 REFUSED_STATUSES: Final = frozenset({400, 401, 403, 404, 405, 413, 415, 422})
 RETRIED_STATUSES: Final = frozenset({408, 425, 429})
 _DETAIL_CHARS: Final = 300
+_USER_AGENT: Final = f"lgsp-bus/{__version__}"
+"""Sent as httpx sent its own: some gateways in front of destinations refuse a request
+without one. A destination's ``headers`` in routes.yaml may replace it."""
 
 
 class HttpConfig(BaseModel):
@@ -145,7 +149,8 @@ class HttpAdapter(Adapter[HttpConfig]):
         return None
 
     def headers_for(self, delivery: Delivery) -> dict[str, str]:
-        headers = {_ascii(k): _ascii(v) for k, v in delivery.headers.items()}
+        headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
+        headers.update((_ascii(k), _ascii(v)) for k, v in delivery.headers.items())
         headers.update(self.config.headers)
         headers.update({
             "Content-Type": "application/xml",
