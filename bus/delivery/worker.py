@@ -103,6 +103,8 @@ class DeliveryWorker:
         self._table: RouteTable | None = None
         self._adapters: dict[str, tuple[Destination, Adapter[Any]]] = {}
         self._opened: set[str] = set()
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     @classmethod
     def from_bus(cls, bus: Bus, *, name: str | None = None) -> DeliveryWorker:
@@ -125,7 +127,13 @@ class DeliveryWorker:
         outcome = self._record(claim, decision, policy)
         self.counts[outcome] += 1
         if self.metrics is not None:
-            self.metrics.deliveries.labels(claim.destination, outcome).inc()
+            key = (claim.destination, outcome)
+            counter = self._counted.get(key)
+            if counter is None:
+                # labels() takes the metric's lock and builds its key on every call;
+                # the child it returns is the same object each time (none is removed).
+                counter = self._counted[key] = self.metrics.deliveries.labels(*key)
+            counter.inc()
         return outcome
 
     def close(self) -> None:
@@ -248,5 +256,8 @@ class DeliveryWorker:
 
     def _observe_latency(self, claim: Claim) -> None:
         if self.metrics is not None:
-            self.metrics.latency.labels(claim.destination).observe(
-                max(0.0, time.time() - claim.created_at))
+            histogram = self._timed.get(claim.destination)
+            if histogram is None:
+                histogram = self._timed[claim.destination] = self.metrics.latency.labels(
+                    claim.destination)
+            histogram.observe(max(0.0, time.time() - claim.created_at))

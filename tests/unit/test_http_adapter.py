@@ -68,6 +68,7 @@ def test_2xx_is_a_receipt_with_the_destination_id_and_every_header(
     assert request.headers["x-lgsp-delivery"] == "d1"
     assert request.headers["x-province"] == "H37"
     assert request.headers["x-api-key"] == "s3cret"
+    assert request.headers["user-agent"].startswith("lgsp-bus/")
 
 
 def test_same_key_twice_is_one_effect_with_the_same_reference(

@@ -373,3 +373,29 @@ def test_the_embedded_bus_delivers_what_bus_submit_commits(sink: HttpSink,
     print(f"\n[embedded bus] 10 documents / 20 deliveries in {took:.2f}s; {dict(paths)}")
     assert delivered and stopped
     assert paths == {"/hcm_egov": 10, "/vnpt_ioffice": 10}
+
+
+def test_metrics_children_are_looked_up_once_per_destination_and_outcome(
+        store: Store, sink: HttpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every attempt is counted and timed, without labels() (a lock and a key built) per
+    attempt."""
+    metrics = Metrics()
+    looked_up: list[tuple[str, ...]] = []
+    for family in (metrics.deliveries, metrics.latency):
+        real = family.labels
+
+        def counting(*values: str, _real: Any = real) -> Any:
+            looked_up.append(values)
+            return _real(*values)
+
+        monkeypatch.setattr(family, "labels", counting)
+    worker = _worker(store, _table(sink, RetryPolicy(3, 1, 4)), metrics=metrics)
+    try:
+        outcomes = [worker.handle(_one(store)) for _ in range(4)]
+    finally:
+        worker.close()
+    assert outcomes == ["delivered"] * 4
+    assert _sample(metrics, "delivered") == 4.0
+    assert metrics.registry.get_sample_value("lgsp_delivery_latency_seconds_count",
+                                             {"destination": "sink"}) == 4.0
+    assert sorted(looked_up) == [("sink",), ("sink", "delivered")]
