@@ -21,9 +21,10 @@ Choices that keep the comparison like for like:
   bus (``lgsp serve``) delivers from its own process too; a second process would give the
   bare side a core the bus does not have. The ingress wakes a worker after each commit
   (as the bus's dispatcher does) and the workers poll every 0.2 s regardless.
-* The HTTP client is httpx, the library the bus's ``http`` adapter uses, and the worker
-  sends the same ``X-LGSP-Document`` header, which is how the benchmark's sink matches a
-  delivery to the POST that caused it.
+* The HTTP client is the standard library's ``http.client`` on one kept-alive connection
+  per delivery thread, as the bus's ``http`` adapter posts (adapters/http/transport.py),
+  and the worker sends the same ``X-LGSP-Document`` header, which is how the benchmark's
+  sink matches a delivery to the POST that caused it.
 
 Every process stops cleanly on SIGTERM or SIGINT, within a couple of seconds.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import http.client
 import json
 import queue
 import signal
@@ -43,12 +45,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
 import pika
 import psycopg
 import yaml
@@ -211,7 +213,7 @@ class PikaWorker:
 
     def _consume(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as db, \
-                httpx.Client(timeout=10.0, trust_env=False) as client:
+                closing(Poster(self.sink)) as client:
             mq = pika.BlockingConnection(pika.URLParameters(self.amqp))
             try:
                 channel = mq.channel()
@@ -232,7 +234,36 @@ class PikaWorker:
                     mq.close()
 
 
-def deliver(db: psycopg.Connection[Any], client: httpx.Client, sink: str,
+class Poster:
+    """POSTs to one URL on one kept-alive connection, opened again when it fails."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port, self.path = parts.hostname or "", parts.port or 80, parts.path
+        self._conn: http.client.HTTPConnection | None = None
+
+    def post(self, body: bytes, headers: dict[str, str]) -> int:
+        conn = self._conn or http.client.HTTPConnection(self.host, self.port, timeout=10.0)
+        self._conn = None
+        try:
+            conn.request("POST", self.path or "/", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        except BaseException:
+            conn.close()
+            raise
+        if response.will_close:
+            conn.close()
+        else:
+            self._conn = conn
+        return response.status
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def deliver(db: psycopg.Connection[Any], client: Poster, sink: str,
             delivery: str) -> bool:
     row = db.execute(
         "SELECT d.document_id, p.data FROM bare_deliveries x"
@@ -241,10 +272,10 @@ def deliver(db: psycopg.Connection[Any], client: httpx.Client, sink: str,
     if row is None:
         return True
     document_id, data = row
-    response = client.post(sink, content=bytes(data), headers={
+    status = client.post(bytes(data), headers={
         "Content-Type": "application/xml", "Idempotency-Key": delivery,
         "X-LGSP-Document": document_id})
-    if response.status_code >= 300:
+    if status >= 300:
         return False
     db.execute("UPDATE bare_deliveries SET state = 'delivered', delivered_at = %s"
                " WHERE id = %s", (time.time(), delivery))
@@ -315,7 +346,7 @@ class SqliteBackend:
     def _poll(self) -> None:
         conn = _sqlite(self.path)
         try:
-            with httpx.Client(timeout=10.0, trust_env=False) as client:
+            with closing(Poster(self.sink)) as client:
                 while not self.stop.is_set():
                     self._ready.acquire(timeout=POLL_S)
                     try:
@@ -328,7 +359,7 @@ class SqliteBackend:
         finally:
             conn.close()
 
-    def _one(self, conn: sqlite3.Connection, client: httpx.Client) -> bool:
+    def _one(self, conn: sqlite3.Connection, client: Poster) -> bool:
         """Claims, delivers and records one due delivery; False when none was due."""
         with _immediate(conn):
             claimed = conn.execute(
@@ -341,10 +372,10 @@ class SqliteBackend:
         document_id, data = conn.execute(
             "SELECT d.document_id, p.data FROM bare_documents d JOIN bare_payloads p"
             " ON p.document = d.id WHERE d.id = ?", (doc,)).fetchone()
-        response = client.post(self.sink, content=data, headers={
+        status = client.post(data, headers={
             "Content-Type": "application/xml", "Idempotency-Key": delivery,
             "X-LGSP-Document": document_id})
-        state = "delivered" if response.status_code < 300 else "pending"
+        state = "delivered" if status < 300 else "pending"
         with _immediate(conn):
             conn.execute("UPDATE bare_deliveries SET state = ?, delivered_at = ? WHERE id = ?",
                          (state, time.time(), delivery))
