@@ -216,11 +216,12 @@ def test_ingest_goes_on_beside_a_purge_of_2000_documents(tmp_path: Path) -> None
         worker = threading.Thread(target=lambda: result.update(report=purge(
             engine, Policy.from_settings({"edoc": "3650d"}), actor="t",
             batch=DEFAULTS.purge_batch, batch_bytes=DEFAULTS.purge_batch_bytes,
-            pause_s=DEFAULTS.purge_pause_s, batch_ms=DEFAULTS.purge_batch_ms)))
+            pause_s=DEFAULTS.purge_pause_s, batch_ms=DEFAULTS.purge_batch_ms,
+            max_slowdown=DEFAULTS.purge_max_slowdown, live_ms=DEFAULTS.purge_live_ms)))
         began = time.monotonic()
         worker.start()
         busy = submit_for(1.0, until=worker)
-        worker.join(120)
+        worker.join(600)  # paced by the harm: ~12 documents/s at load 7, 400/s quiet
         purge_s = time.monotonic() - began
     report = result["report"]
     ratio = _p99(busy) / _p99(quiet)
@@ -228,7 +229,9 @@ def test_ingest_goes_on_beside_a_purge_of_2000_documents(tmp_path: Path) -> None
           f"{_p99(quiet) * 1000:.1f} ms ({len(quiet)} posts), during the purge "
           f"{_p99(busy) * 1000:.1f} ms ({len(busy)} posts): ratio {ratio:.2f}")
     assert getattr(report, "documents", 0) == 2000
-    assert ratio < 5.0  # one unbatched transaction: 33 here
+    # One unbatched transaction: 33 here; batches of a fixed 20 or 50 ms: 3.3-4; paced by
+    # the probes' harm (target 1.5): 1.5. Some room for a machine shared by other work.
+    assert ratio < 2.5
 
 
 def test_serve_and_worker_run_the_purger_when_asked(tmp_path: Path) -> None:
