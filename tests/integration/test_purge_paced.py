@@ -106,7 +106,7 @@ def test_probes_delayed_by_the_batches_shrink_them_then_space_them_out(bus: Bus)
     assert report.documents == 30
     assert _purged_batches(engine) == [8, 2] + [1] * 20
     assert pauses[:4] == pytest.approx([0.02, 0.04, 0.04, 0.08])
-    assert pauses[-1] == pytest.approx(0.02 * 50)  # one live write in 50 meets a batch
+    assert pauses[-1] == pytest.approx(0.02 * 200)  # one live write in 200 meets a batch
     assert pauses == sorted(pauses)
 
 
