@@ -12,7 +12,10 @@ The ``events`` rows stay: the audit trail outlives the document, and each batch 
 Batches are short transactions with a pause between them, so ingest (which needs the
 same write lock on SQLite, and the same indexes on PostgreSQL) waits at most one batch:
 with ``batch_ms`` each batch is sized by the time the last one took and the pause is at
-least that long (:mod:`bus.maintenance.pacing`). Each rule's batches go on from the
+least that long; with ``max_slowdown`` too, a probe write beside each batch measures the
+delay it causes a live write and the batches shrink or the pauses lengthen to keep it
+within that fraction of a live write's quiet latency (:mod:`bus.maintenance.pacing`,
+:mod:`bus.maintenance.probe`). Each rule's batches go on from the
 received_at where the last one stopped, so a batch never re-reads the held, busy or
 already deleted rows before it.
 """
@@ -32,7 +35,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus import errors
 from bus.evidence.purge import record_purge
-from bus.maintenance.pacing import Pacer
+from bus.maintenance.pacing import HarmPacer, Pacer
+from bus.maintenance.probe import Meeting, Probe, write_probe
 from bus.store.large_objects import PREFIX as LO_PREFIX
 from bus.store.tables import (
     TERMINAL,
@@ -51,6 +55,8 @@ _PURGE_LOCK_KEY = 0x4C475351
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
 _KINDS = ("edoc", "status")
+QUIET_FIRST = 8
+"""Idle probes before the first batch: the quiet baseline to start from."""
 
 
 def parse_duration(text: str | float) -> float:
@@ -219,27 +225,44 @@ def _drop_payload_files(conn: Connection, gone: list[str]) -> None:
 
 def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
           batch_bytes: int = 1024 * 1024, pause_s: float = 0.1, batch_ms: float = 0.0,
+          max_slowdown: float = 0.0, live_ms: float = 0.0, probe: Probe | None = None,
           now: float | None = None, stop: threading.Event | None = None,
-          clock: Callable[[], float] = time.monotonic) -> Report:
+          clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> Report:
     """Removes every expired document, ``batch`` at a time (at most, when ``batch_ms``
-    paces the batches), pausing between batches."""
+    paces the batches), pausing between batches; with ``batch_ms`` and ``max_slowdown``,
+    paced by the delay a probe write (``probe``; by default :func:`write_probe`) meets."""
     now = time.time() if now is None else now
     report = Report()
-    pacer = Pacer(batch_ms / 1000, batch, pause_s) if batch_ms > 0 else None
+    pacer: Pacer | HarmPacer | None = None
+    if batch_ms > 0 and max_slowdown > 0:
+        probe = probe or write_probe(engine)
+        pacer = HarmPacer(max_slowdown, batch_ms / 1000, batch, pause_s, live_ms / 1000)
+        for _ in range(QUIET_FIRST):
+            pacer.idle(probe())
+    elif batch_ms > 0:
+        pacer = Pacer(batch_ms / 1000, batch, pause_s)
     for rule in policy.rules:
         start: float | None = None
         while stop is None or not stop.is_set():
+            meeting = None
             with engine.begin() as conn:
                 if not _take_lock(conn):
                     log.info("purge.skipped", reason="another process is purging")
                     return report
                 began = clock()  # the write lock is ours (SQLite: BEGIN IMMEDIATE)
+                if isinstance(pacer, HarmPacer) and probe is not None:
+                    meeting = Meeting(probe)  # waits behind this batch as a live write
                 size = batch if pacer is None else pacer.size
                 done, freed, start = _batch(conn, policy, rule, now, size, batch_bytes,
                                             actor, start)
+            took = clock() - began
+            if isinstance(pacer, HarmPacer):
+                pause = pacer.after(done, took, None if meeting is None else meeting.result())
+            else:
+                pause = pause_s if pacer is None else pacer.after(done, took)
             if start is None:
                 break
-            pause = pause_s if pacer is None else pacer.after(done, clock() - began)
             report.documents += done
             report.payloads += freed
             report.batches += 1
@@ -247,7 +270,9 @@ def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
             if stop is not None and stop.wait(pause):
                 break
             if stop is None:
-                time.sleep(pause)
+                sleep(pause)
+            if isinstance(pacer, HarmPacer) and probe is not None:
+                pacer.idle(probe())  # the end of the pause: no batch in flight
     return report
 
 
@@ -264,11 +289,13 @@ class Purger(threading.Thread):
     """The scheduled purge of ``serve``/``worker`` (``purge_interval_s``)."""
 
     def __init__(self, engine: Engine, policy: Policy, *, interval_s: float, batch: int,
-                 batch_bytes: int, pause_s: float, batch_ms: float = 0.0) -> None:
+                 batch_bytes: int, pause_s: float, batch_ms: float = 0.0,
+                 max_slowdown: float = 0.0, live_ms: float = 0.0) -> None:
         super().__init__(name="lgsp-purge", daemon=True)
         self.engine, self.policy = engine, policy
         self.interval_s, self.batch, self.pause_s = interval_s, batch, pause_s
         self.batch_bytes, self.batch_ms = batch_bytes, batch_ms
+        self.max_slowdown, self.live_ms = max_slowdown, live_ms
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -277,6 +304,7 @@ class Purger(threading.Thread):
                 report = purge(self.engine, self.policy, actor="bus:retention",
                                batch=self.batch, batch_bytes=self.batch_bytes,
                                pause_s=self.pause_s, batch_ms=self.batch_ms,
+                               max_slowdown=self.max_slowdown, live_ms=self.live_ms,
                                stop=self.stopping)
             except Exception:
                 log.exception("purge.failed")
@@ -297,4 +325,6 @@ def scheduled(settings: Any, engine: Engine) -> Iterator[Purger]:
         yield Purger(engine, Policy.from_settings(settings.retention),
                      interval_s=settings.purge_interval_s, batch=settings.purge_batch,
                      batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s,
-                     batch_ms=settings.purge_batch_ms)
+                     batch_ms=settings.purge_batch_ms,
+                     max_slowdown=settings.purge_max_slowdown,
+                     live_ms=settings.purge_live_ms)

@@ -18,7 +18,8 @@ already filled ones, then measures on each:
 * a retention purge of 100,000 documents (the oldest half-year) beside live traffic
   (an accept and a recipient's list search in a loop): the live p99 during the purge
   against without it (target: up by at most half). The purge runs with the settings'
-  defaults (``--purge-batch``, ``--purge-bytes``, ``--purge-pause`` change them) and
+  defaults (``--purge-batch``, ``--purge-bytes``, ``--purge-pause``, ``--purge-ms``,
+  ``--purge-slowdown``, ``--purge-live-ms`` change them) and
   stops after ``--purge-cap`` seconds; its rate is reported.
 
 Prints Markdown tables; ``--json`` writes the figures for run_all.py. Not collected by
@@ -304,7 +305,8 @@ def purge_beside_traffic(store: Store, documents: int, target: int, baseline_s: 
     try:
         report = purge(store.engine, policy, actor="bench", batch=args.purge_batch,
                        batch_bytes=args.purge_bytes, pause_s=args.purge_pause,
-                       batch_ms=args.purge_ms, stop=halt)
+                       batch_ms=args.purge_ms, max_slowdown=args.purge_slowdown,
+                       live_ms=args.purge_live_ms, stop=halt)
     finally:
         timer.cancel()
         stop.set()
@@ -438,7 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--purge-pause", type=float, default=_default("purge_pause_s"),
                         help="seconds between purge batches (settings.purge_pause_s)")
     parser.add_argument("--purge-ms", type=float, default=_default("purge_batch_ms"),
-                        help="a batch's target duration (settings.purge_batch_ms; 0: fixed)")
+                        help="a batch's longest duration (settings.purge_batch_ms; 0: fixed)")
+    parser.add_argument("--purge-slowdown", type=float, default=_default("purge_max_slowdown"),
+                        help="pace by a probe write's delay (settings.purge_max_slowdown; 0: not)")
+    parser.add_argument("--purge-live-ms", type=float, default=_default("purge_live_ms"),
+                        help="a live request's quiet p99 at least (settings.purge_live_ms)")
     parser.add_argument("--purge-cap", type=float, default=600.0,
                         help="stop the purge after this many seconds (its rate is reported)")
     parser.add_argument("--baseline", type=float, default=20.0,

@@ -2,7 +2,8 @@
 
     python tests/bench/purge_beside_ingest.py --documents 50000 [--payload-kib 32]
         [--database-url postgresql+psycopg://...] [--batch 50] [--batch-kib 1024]
-        [--pause 0.1] [--batch-ms 20] [--quiet-s 10]
+        [--pause 0.1] [--batch-ms 20] [--max-slowdown 0.5] [--live-ms 10]
+        [--quiet-s 10]
 
 Seeds old, finished documents, measures REST submits for --quiet-s seconds, then again
 while the purge runs, and prints both p50/p99 and their ratio (same run, same machine).
@@ -12,6 +13,7 @@ The database must be empty (a new data directory, or a new PostgreSQL database).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -58,6 +60,11 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.1)
     parser.add_argument("--batch-ms", type=float, default=0.0,
                         help="pace batches to this duration (settings.purge_batch_ms)")
+    parser.add_argument("--max-slowdown", type=float, default=0.0,
+                        help="pace by the delay a probe write meets (settings."
+                             "purge_max_slowdown; needs --batch-ms)")
+    parser.add_argument("--live-ms", type=float, default=10.0,
+                        help="a live request's quiet p99 at least (settings.purge_live_ms)")
     parser.add_argument("--quiet-s", type=float, default=10.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, \
@@ -73,7 +80,8 @@ def main() -> None:
         result: list[Report] = []
         worker = threading.Thread(target=lambda: result.append(purge(
             engine, Policy.from_settings({"edoc": "3650d"}), actor="bench", batch=args.batch,
-            batch_bytes=args.batch_kib * 1024, pause_s=args.pause, batch_ms=args.batch_ms)))
+            batch_bytes=args.batch_kib * 1024, pause_s=args.pause, batch_ms=args.batch_ms,
+            max_slowdown=args.max_slowdown, live_ms=args.live_ms)))
         began = time.monotonic()
         worker.start()
         busy = _posts(server.url, 1.0, worker, counter)
@@ -85,7 +93,8 @@ def main() -> None:
     print(_describe("ingest, quiet      ", quiet))
     print(_describe("ingest, purge beside", busy))
     ratio = statistics.quantiles(busy, n=100)[98] / statistics.quantiles(quiet, n=100)[98]
-    print(f"p99 ratio: {ratio:.2f}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"p99 ratio: {ratio:.2f} (load average {load})")
 
 
 if __name__ == "__main__":

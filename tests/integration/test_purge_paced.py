@@ -1,9 +1,12 @@
-"""A paced purge (settings.purge_batch_ms) on a real database: its batches follow the time
-they take, it removes all it should, keeps held documents, and each batch is recorded."""
+"""A paced purge (settings.purge_batch_ms, purge_max_slowdown) on a real database: its
+batches follow the time they take and the delay a probe write meets beside them, it
+removes all it should, keeps held documents, and each batch is recorded."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import sqlalchemy as sa
 
 from bus.app import Bus
 from bus.maintenance import holds
+from bus.maintenance.probe import Meeting, write_probe
 from bus.maintenance.retention import Policy, purge
 from bus.settings import load_settings
 from bus.store.tables import documents, events
@@ -67,3 +71,50 @@ def test_a_slow_database_gets_batches_of_one_and_the_purge_still_finishes(bus: B
     assert _purged_batches(engine) == [8, 2] + [1] * 17
     with engine.connect() as conn:
         assert set(conn.execute(sa.select(documents.c.id)).scalars()) == set(kept)
+
+
+def test_a_probe_write_waits_behind_a_batch_as_a_live_write_does(bus: Bus) -> None:
+    engine = bus.store.engine
+    probe = write_probe(engine)
+    assert probe() < 5.0
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL's writers do not queue for one lock: the probe meets I/O
+    with engine.begin():  # BEGIN IMMEDIATE: the write lock, as a purge batch holds it
+        meeting = Meeting(probe)
+        time.sleep(0.3)
+    assert (meeting.result() or 0.0) >= 0.3
+
+
+class ScriptedProbe:
+    """Idle probes take 2 ms; one that meets a batch takes ``meeting_s``."""
+
+    def __init__(self, meeting_s: float) -> None:
+        self.meeting_s = meeting_s
+
+    def __call__(self) -> float:
+        return self.meeting_s if threading.current_thread().name == "lgsp-purge-probe" \
+            else 0.002
+
+
+def test_probes_delayed_by_the_batches_shrink_them_then_space_them_out(bus: Bus) -> None:
+    engine = bus.store.engine
+    seed_finished(engine, 30)
+    pauses: list[float] = []
+    report = purge(engine, POLICY, actor="t", batch=64, batch_bytes=1 << 30, pause_s=0,
+                   batch_ms=100, max_slowdown=0.5, live_ms=10, probe=ScriptedProbe(0.05),
+                   clock=Clock(0.02), sleep=pauses.append)  # 20 ms a batch
+    assert report.documents == 30
+    assert _purged_batches(engine) == [8, 2] + [1] * 20
+    assert pauses[:4] == pytest.approx([0.02, 0.04, 0.04, 0.08])
+    assert pauses[-1] == pytest.approx(0.02 * 200)  # one live write in 200 meets a batch
+    assert pauses == sorted(pauses)
+
+
+def test_probes_that_meet_no_delay_let_the_batches_grow(bus: Bus) -> None:
+    engine = bus.store.engine
+    seed_finished(engine, 200)
+    report = purge(engine, POLICY, actor="t", batch=64, batch_bytes=1 << 30, pause_s=0,
+                   batch_ms=100, max_slowdown=0.5, live_ms=10, probe=ScriptedProbe(0.003),
+                   clock=Clock(0.001))
+    assert report.documents == 200
+    assert max(_purged_batches(engine)) == 64
