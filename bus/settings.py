@@ -137,7 +137,12 @@ class Settings(BaseModel):
     """A live request's quiet p99 at least, the slowdown being a fraction of it (the
     probe measures the database's part; its own p97 is used when higher, as on a busy
     disk). Read it off the bus's latency when it differs much: 9 ms on the embedded
-    default, quiet machine."""
+    default, quiet machine. A purge inside serve uses the process's own recent accept
+    p99 instead (bus.maintenance.livelatency) once it has 100 submissions to go by."""
+    purge_min_docs_per_s: float = Field(default=30.0, ge=0)
+    """The paced purge never goes slower than this, whatever the harm (logged once as
+    ``purge.floor`` when it binds): 30 removes 100,000 documents within the hour even
+    beside unbroken ingest. 0: no floor (the purge may crawl while ingest never stops)."""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

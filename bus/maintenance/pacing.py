@@ -14,6 +14,7 @@ after 1, 2, 5, 10, 15, 20, 25 ms…) finds it free at its next try.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
@@ -85,6 +86,12 @@ class HarmPacer:
     :class:`Pacer`'s), and once a batch is one document, double the pause instead, up to
     the point where one live write in 200 meets a batch; a batch within the budget undoes
     the pause first, then lengthens the batches by a quarter up to ``ceiling_s``.
+
+    Beside unbroken ingest even one document a batch is harm, and rarity alone would
+    never finish a large purge; so ``min_rate`` (documents/s) is a floor the pacing never
+    goes below: the pause is cut to what keeps each batch's cycle at ``min_rate``, and when
+    even the shortest pause cannot, the batch takes more documents (:attr:`held` tells that
+    the floor decided, so the purge can say so).
     """
 
     max_slowdown: float
@@ -98,9 +105,13 @@ class HarmPacer:
     sizer: Pacer = field(init=False)
     quiet: deque[float] = field(init=False)
     excess: deque[float] = field(init=False)
+    min_rate: float = 0.0
+    """Documents a second at least, whatever the harm (settings.purge_min_docs_per_s)."""
     stretch: float = field(init=False, default=1.0)
     """The pause is this many times the batch's duration (1: the purge holds the database
     at most half of the time)."""
+    held: bool = field(init=False, default=False)
+    """The last pause and size were set by the floor, not by the harm."""
 
     def __post_init__(self) -> None:
         self.sizer = Pacer(min(self.ceiling_s, START_S), self.most, self.pause_s)
@@ -139,7 +150,27 @@ class HarmPacer:
                 self._harmful(took_s)
             elif self.excess[-1] <= budget:
                 self._harmless()
-        return max(self.pause_s, took_s * self.stretch)
+        return self._floor(max(self.pause_s, took_s * self.stretch), took_s)
+
+    def _floor(self, pause: float, took_s: float) -> float:
+        """The pause, cut (and the next batch enlarged) so the purge keeps ``min_rate``."""
+        self.held = False
+        if self.min_rate <= 0 or not self.sizer.costs:
+            return pause
+        per_doc = statistics.median(self.sizer.costs)
+        size = self.sizer.size
+        room = size / self.min_rate - size * per_doc
+        if room >= pause:
+            return pause
+        self.held = True
+        if room < self.pause_s:  # the cycle is too long even with the shortest pause
+            size = max(size + 1, math.ceil(self.min_rate * (size * per_doc + self.pause_s)))
+            self.sizer.size = min(self.most, size)
+            room = self.sizer.size / self.min_rate - self.sizer.size * per_doc
+        pause = max(self.pause_s, room)
+        if took_s > 0:  # harm after the floor let go starts from here, not from RARE
+            self.stretch = max(1.0, min(self.stretch, pause / took_s))
+        return pause
 
     def _harmful(self, took_s: float) -> None:
         self.excess.clear()
