@@ -41,6 +41,7 @@ class LiveLatency:
         self._quiet: deque[tuple[float, float]] = deque(maxlen=keep)
         self._during: deque[tuple[float, float]] = deque(maxlen=keep)
         self._purging = 0
+        self._judged = float("-inf")
         self._lock = threading.Lock()
         self.horizon_s = horizon_s
 
@@ -59,12 +60,23 @@ class LiveLatency:
         """The p99 of the submissions made while the current (or last) purge ran."""
         return p99(self._recent(self._during, float("-inf")))
 
+    def fresh_p99(self) -> float | None:
+        """The p99 of the submissions made during the purge since the last call that gave
+        one; None until there are :data:`ENOUGH` new ones (a window never overlaps the
+        last, so each judgement is of the pacing's latest state)."""
+        fresh = [(at, took) for at, took in self._during.copy() if at > self._judged]
+        if len(fresh) < ENOUGH:
+            return None
+        self._judged = max(at for at, _ in fresh)
+        return p99([took for _, took in fresh])
+
     @contextlib.contextmanager
     def purging(self) -> Iterator[None]:
         """Submissions from now until the end go to the purge's side, not the quiet one."""
         with self._lock:
             if not self._purging:
                 self._during.clear()
+                self._judged = float("-inf")
             self._purging += 1
         try:
             yield

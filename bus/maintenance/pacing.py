@@ -152,6 +152,16 @@ class HarmPacer:
                 self._harmless()
         return self._floor(max(self.pause_s, took_s * self.stretch), took_s)
 
+    def judge_live(self, p99_s: float) -> None:
+        """Records the p99 of the live submissions made since the last judgement (inside
+        serve, where they are known): over (1 + max_slowdown) × the quiet p99 (``live_s``)
+        is harm whatever the probes said (the harm may be CPU, which a probe barely
+        feels on a loaded machine), within it lets the pacing relax a step."""
+        if p99_s > (1 + self.max_slowdown) * self.live_s:
+            self._harmful(0.0)
+        else:
+            self._harmless()
+
     def _floor(self, pause: float, took_s: float) -> float:
         """The pause, cut (and the next batch enlarged) so the purge keeps ``min_rate``."""
         self.held = False

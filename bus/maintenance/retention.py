@@ -251,14 +251,16 @@ def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
     report = Report()
     if live is None:
         return _purge(engine, policy, report, actor, batch, batch_bytes, pause_s, batch_ms,
-                      max_slowdown, live_ms, min_docs_per_s, probe, now, stop, clock, sleep)
+                      max_slowdown, live_ms, min_docs_per_s, probe, None, now, stop, clock,
+                      sleep)
     quiet = live.quiet_p99()
     report.live_quiet_ms = None if quiet is None else quiet * 1000
     with live.purging():
         try:
             return _purge(engine, policy, report, actor, batch, batch_bytes, pause_s,
                           batch_ms, max_slowdown, live_ms if quiet is None else quiet * 1000,
-                          min_docs_per_s, probe, now, stop, clock, sleep)
+                          min_docs_per_s, probe, None if quiet is None else live, now, stop,
+                          clock, sleep)
         finally:
             during = live.during_p99()
             report.live_during_ms = None if during is None else during * 1000
@@ -266,9 +268,9 @@ def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
 
 def _purge(engine: Engine, policy: Policy, report: Report, actor: str, batch: int,
            batch_bytes: int, pause_s: float, batch_ms: float, max_slowdown: float,
-           live_ms: float, min_docs_per_s: float, probe: Probe | None, now: float | None,
-           stop: threading.Event | None, clock: Callable[[], float],
-           sleep: Callable[[float], None]) -> Report:
+           live_ms: float, min_docs_per_s: float, probe: Probe | None,
+           live: LiveLatency | None, now: float | None, stop: threading.Event | None,
+           clock: Callable[[], float], sleep: Callable[[float], None]) -> Report:
     now = time.time() if now is None else now
     pacer: Pacer | HarmPacer | None = None
     if batch_ms > 0 and max_slowdown > 0:
@@ -324,6 +326,9 @@ def _purge(engine: Engine, policy: Policy, report: Report, actor: str, batch: in
             if isinstance(pacer, HarmPacer) and probe is not None and since_idle >= IDLE_GAP_S:
                 since_idle = 0.0
                 pacer.idle(probe())  # the end of the pause: no batch in flight
+                fresh = None if live is None else live.fresh_p99()
+                if fresh is not None:  # serve's own submissions since the last judgement
+                    pacer.judge_live(fresh)
     return report
 
 

@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from bus.app import Bus
-from bus.maintenance import holds
+from bus.maintenance import holds, retention
+from bus.maintenance.livelatency import LiveLatency
 from bus.maintenance.probe import Meeting, write_probe
 from bus.maintenance.retention import Policy, purge
 from bus.settings import load_settings
@@ -119,4 +120,48 @@ def test_probes_that_meet_no_delay_let_the_batches_grow(bus: Bus) -> None:
                    batch_ms=100, max_slowdown=0.5, live_ms=10, probe=ScriptedProbe(0.003),
                    clock=Clock(0.001))
     assert report.documents == 200
+    assert max(_purged_batches(engine)) == 64
+
+
+class Said:
+    """Stands for the module's logger: the suite's logging drops info lines."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def info(self, event: str, **_: object) -> None:
+        self.events.append(event)
+
+
+def test_harm_never_holds_the_purge_below_its_floor_and_it_says_so_once(
+        bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = bus.store.engine
+    seed_finished(engine, 30)
+    pauses: list[float] = []
+    said = Said()
+    monkeypatch.setattr(retention, "log", said)
+    report = purge(engine, POLICY, actor="t", batch=64, batch_bytes=1 << 30, pause_s=0,
+                   batch_ms=100, max_slowdown=0.5, live_ms=10, min_docs_per_s=30,
+                   probe=ScriptedProbe(0.05), clock=Clock(0.02), sleep=pauses.append)
+    assert report.documents == 30
+    assert report.floor_batches > 0
+    assert report.documents / (0.02 * len(pauses) + sum(pauses)) >= 30
+    assert pauses[-1] == pytest.approx(1 / 30 - 0.02)  # harm alone stretched it to 4 s
+    assert said.events.count("purge.floor") == 1
+
+
+def test_inside_serve_the_reference_is_the_processs_own_accept_p99(
+        bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retention, "MEETING_GAP_S", 0.0)  # a probe beside every batch
+    engine = bus.store.engine
+    seed_finished(engine, 200)
+    live = LiveLatency()
+    for _ in range(200):
+        live.record(0.040)  # a slow bus: 40 ms quietly
+    report = purge(engine, POLICY, actor="t", batch=64, batch_bytes=1 << 30, pause_s=0,
+                   batch_ms=100, max_slowdown=0.5, live_ms=10, live=live,
+                   probe=ScriptedProbe(0.015), clock=Clock(0.001))
+    assert report.documents == 200
+    assert report.live_quiet_ms == pytest.approx(40.0)
+    # 13 ms more than the idle probes: harm against the 10 ms floor, not against 40 ms
     assert max(_purged_batches(engine)) == 64
