@@ -232,7 +232,9 @@ def test_ingest_goes_on_beside_a_purge_of_2000_documents(tmp_path: Path) -> None
           f"{_p99(busy) * 1000:.1f} ms ({len(busy)} posts): ratio {ratio:.2f}; "
           f"{getattr(report, 'floor_batches', '?')} batches held to the floor")
     assert getattr(report, "documents", 0) == 2000
-    assert ratio < 5.0  # one unbatched transaction: 33 here
+    # main's fixed 20 ms batches: 3.3-4.1 here (2,000 in 2-4 s); one unbatched
+    # transaction: 33. The paced purge: 1.4-1.9, in 35-50 s.
+    assert ratio < 3.0
 
 
 def test_serve_and_worker_run_the_purger_when_asked(tmp_path: Path) -> None:
