@@ -150,7 +150,7 @@ class HarmPacer:
                 self._harmful(took_s)
             elif self.excess[-1] <= budget:
                 self._harmless()
-        return self._floor(max(self.pause_s, took_s * self.stretch), took_s)
+        return self._floor(max(self.pause_s, took_s * self.stretch))
 
     def judge_live(self, p99_s: float) -> None:
         """Records the p99 of the live submissions made since the last judgement (inside
@@ -162,7 +162,7 @@ class HarmPacer:
         else:
             self._harmless()
 
-    def _floor(self, pause: float, took_s: float) -> float:
+    def _floor(self, pause: float) -> float:
         """The pause, cut (and the next batch enlarged) so the purge keeps ``min_rate``."""
         self.held = False
         if self.min_rate <= 0 or not self.sizer.costs:
@@ -177,10 +177,7 @@ class HarmPacer:
             size = max(size + 1, math.ceil(self.min_rate * (size * per_doc + self.pause_s)))
             self.sizer.size = min(self.most, size)
             room = self.sizer.size / self.min_rate - self.sizer.size * per_doc
-        pause = max(self.pause_s, room)
-        if took_s > 0:  # harm after the floor let go starts from here, not from RARE
-            self.stretch = max(1.0, min(self.stretch, pause / took_s))
-        return pause
+        return max(self.pause_s, room)
 
     def _harmful(self, took_s: float) -> None:
         self.excess.clear()

@@ -82,6 +82,9 @@ def main() -> None:
     parser.add_argument("--as-cli", action="store_true",
                         help="no live reference: as `lgsp purge` from another process")
     parser.add_argument("--quiet-s", type=float, default=10.0)
+    parser.add_argument("--control-s", type=float, default=0.0,
+                        help="no purge: a second quiet window this long, for the ratio "
+                             "the machine's own load gives between two windows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, \
             running_bus(Path(scratch) / "bus", database_url=args.database_url) as server:
@@ -93,6 +96,15 @@ def main() -> None:
         print(f"seeded {args.documents} documents in {time.monotonic() - began:.1f}s")
         counter = [0]
         quiet = _posts(server.url, args.quiet_s, None, counter)
+        if args.control_s > 0:
+            again = _posts(server.url, args.control_s, None, counter)
+            control = statistics.quantiles(again, n=100)[98] / statistics.quantiles(
+                quiet, n=100)[98]
+            print(_describe("ingest, quiet      ", quiet))
+            print(_describe("ingest, quiet again", again))
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"control p99 ratio (no purge): {control:.2f} (load average {load})")
+            return
         result: list[Report] = []
         worker = threading.Thread(target=lambda: result.append(purge(
             engine, Policy.from_settings({"edoc": "3650d"}), actor="bench", batch=args.batch,

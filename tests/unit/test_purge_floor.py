@@ -37,7 +37,11 @@ def test_the_floor_cuts_the_pause_to_what_keeps_its_rate() -> None:
     assert pacer.held
     assert max(pauses) == pytest.approx(1 / 30 - 10 * MS)  # one document every 1/30 s
     assert pacer.size == 1
-    assert pacer.stretch <= (1 / 30 - 10 * MS) / (10 * MS)  # no RARE to climb down from
+    # the harm is remembered (the floor only caps the pause it asks for), so batches stay
+    # at the floor while harm lasts, instead of growing back at the first quiet probe
+    assert pacer.stretch == 1 / RARE
+    pacer.after(1, 10 * MS, 3 * MS)
+    assert pacer.after(1, 10 * MS, 3 * MS) == pytest.approx(1 / 30 - 10 * MS)
 
 
 def test_when_even_the_shortest_pause_misses_the_floor_batches_take_more_documents() -> None:
