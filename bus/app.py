@@ -7,6 +7,7 @@ difference. Tests build one the same way, so they exercise the wiring production
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from bus.evidence import Evidence
 from bus.ingress import Ingress, IngressSettings
 from bus.lifecycle import metrics as lifecycle_metrics
 from bus.lifecycle.overdue import DeadlineBook, OverdueCollector
+from bus.maintenance.livelatency import LiveLatency
 from bus.metrics import Metrics
 from bus.ratelimit import RateLimiter
 from bus.readiness import DestinationChecks
@@ -83,6 +85,7 @@ class Bus:
             self.deadlines, lambda: self.reloader.current().table.destinations,
             max_age_s=settings.overdue_gauge_max_age_s))
         self.dispatcher: Dispatcher = _NoDispatch()
+        self.live = LiveLatency()  # accept latency: what a scheduled purge judges harm by
         self.readiness_checks: list[Callable[[], str | None]] = []
         self.destinations = DestinationChecks(lambda: self.reloader.current().table)
         watch_destinations(self.destinations, self.metrics.registry)
@@ -145,6 +148,7 @@ class Bus:
     def submit(self, data: bytes | Spool, *, system: str, channel: str, expect: str | None = None,
                source: tuple[str, str] | None = None) -> Accepted:
         """Ingress plus the door's metrics; every channel (REST, SOAP, pollers) calls this."""
+        began = time.perf_counter()
         try:
             with outage_refused():
                 accepted = self.ingress.submit(data, system=system, expect=expect,
@@ -158,6 +162,7 @@ class Bus:
                                       spooled=(data.size, data.sha256))
             raise
         self.metrics.received.labels(accepted.receipt.get("kind", "edoc"), channel).inc()
+        self.live.record(time.perf_counter() - began)
         return accepted
 
     def close(self) -> None:

@@ -99,7 +99,7 @@ def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
     memory.tune()
     loops: list[_Stoppable] = [Keeper(bus.evidence), *delivery_loops(bus, deliver=deliver),
                                _Watcher(bus), memory.Releaser(),
-                               *retention.scheduled(bus.settings, bus.store.engine)]
+                               *retention.scheduled(bus.settings, bus.store.engine, bus.live)]
     if bus.settings.directory_sync_interval_s > 0 and deliver:
         from bus.directory.sync_cli import SyncSchedule
 

@@ -118,17 +118,31 @@ class Settings(BaseModel):
     purge_interval_s: float = 0.0
     """Run the retention purge in ``serve``/``worker`` this often; 0: only ``lgsp purge``."""
     purge_batch: int = 500
-    """Documents removed per transaction at most (purge_batch_ms sizes each batch below
-    it; with purge_batch_ms 0, every batch is this size)."""
+    """Documents removed per transaction at most (the pacing sizes each batch below it;
+    with purge_batch_ms 0, every batch is this size)."""
     purge_batch_bytes: int = 64 * 1024 * 1024
     """...and payload bytes per transaction at most (at least one document per batch)."""
     purge_pause_s: float = 0.01
     """Pause between two purge batches at least, leaving the database to ingest (paced
     batches pause at least as long as they took)."""
-    purge_batch_ms: float = Field(default=20.0, ge=0)
-    """Each purge batch is sized so its transaction takes about this long (from the last
-    batch's time, up to purge_batch documents), and the pause after it is at least as
-    long; 0: fixed batches of purge_batch (bus.maintenance.pacing)."""
+    purge_batch_ms: float = Field(default=100.0, ge=0)
+    """The longest a paced purge batch is sized to hold the database (its cost per
+    document from the last batches); with purge_max_slowdown 0, every batch is sized to
+    about this long. 0: fixed batches of purge_batch (bus.maintenance.pacing)."""
+    purge_max_slowdown: float = Field(default=0.5, ge=0)
+    """How much longer a live write may take because of the purge, as a fraction of its
+    quiet latency: a probe write beside each batch measures it, and batches shrink (down
+    to one document), then pauses lengthen, to keep within it. 0: no probes."""
+    purge_live_ms: float = Field(default=10.0, ge=0)
+    """A live request's quiet p99 at least, the slowdown being a fraction of it (the
+    probe measures the database's part; its own p97 is used when higher, as on a busy
+    disk). Read it off the bus's latency when it differs much: 9 ms on the embedded
+    default, quiet machine. A purge inside serve uses the process's own recent accept
+    p99 instead (bus.maintenance.livelatency) once it has 100 submissions to go by."""
+    purge_min_docs_per_s: float = Field(default=30.0, ge=0)
+    """The paced purge never goes slower than this, whatever the harm (logged once as
+    ``purge.floor`` when it binds): 30 removes 100,000 documents within the hour even
+    beside unbroken ingest. 0: no floor (the purge may crawl while ingest never stops)."""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

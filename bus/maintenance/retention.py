@@ -12,7 +12,10 @@ The ``events`` rows stay: the audit trail outlives the document, and each batch 
 Batches are short transactions with a pause between them, so ingest (which needs the
 same write lock on SQLite, and the same indexes on PostgreSQL) waits at most one batch:
 with ``batch_ms`` each batch is sized by the time the last one took and the pause is at
-least that long (:mod:`bus.maintenance.pacing`). Each rule's batches go on from the
+least that long; with ``max_slowdown`` too, a probe write beside each batch measures the
+delay it causes a live write and the batches shrink or the pauses lengthen to keep it
+within that fraction of a live write's quiet latency (:mod:`bus.maintenance.pacing`,
+:mod:`bus.maintenance.probe`). Each rule's batches go on from the
 received_at where the last one stopped, so a batch never re-reads the held, busy or
 already deleted rows before it.
 """
@@ -32,7 +35,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from bus import errors
 from bus.evidence.purge import record_purge
-from bus.maintenance.pacing import Pacer
+from bus.maintenance.livelatency import LiveLatency
+from bus.maintenance.pacing import HarmPacer, Pacer
+from bus.maintenance.probe import Meeting, Probe, write_probe
 from bus.store.large_objects import PREFIX as LO_PREFIX
 from bus.store.tables import (
     TERMINAL,
@@ -51,6 +56,14 @@ _PURGE_LOCK_KEY = 0x4C475351
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
 _KINDS = ("edoc", "status")
+QUIET_FIRST = 8
+"""Idle probes before the first batch: the quiet baseline to start from."""
+MEETING_GAP_S = 0.1
+IDLE_GAP_S = 0.5
+"""A probe is a durable commit too: at 20-30 batches a second, one beside each batch and
+one after each pause added 40 % to the commits of a busy embedded bus (the harm it was
+to measure); so a batch meets a probe at most every 0.1 s, and a pause ends with one at
+most every 0.5 s (of batch and pause time, as the pacing counts it)."""
 
 
 def parse_duration(text: str | float) -> float:
@@ -119,6 +132,12 @@ class Report:
     payloads: int = 0
     batches: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
+    floor_batches: int = 0
+    """Batches whose pause and size the progress floor set (purge_min_docs_per_s)."""
+    live_quiet_ms: float | None = None
+    """The serve process's accept p99 before the purge (its reference), if known."""
+    live_during_ms: float | None = None
+    """...and while it ran."""
 
 
 def _referencing() -> list[tuple[sa.Table, sa.Column[Any]]]:
@@ -219,27 +238,81 @@ def _drop_payload_files(conn: Connection, gone: list[str]) -> None:
 
 def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
           batch_bytes: int = 1024 * 1024, pause_s: float = 0.1, batch_ms: float = 0.0,
+          max_slowdown: float = 0.0, live_ms: float = 0.0, min_docs_per_s: float = 0.0,
+          live: LiveLatency | None = None, probe: Probe | None = None,
           now: float | None = None, stop: threading.Event | None = None,
-          clock: Callable[[], float] = time.monotonic) -> Report:
+          clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> Report:
     """Removes every expired document, ``batch`` at a time (at most, when ``batch_ms``
-    paces the batches), pausing between batches."""
-    now = time.time() if now is None else now
+    paces the batches), pausing between batches; with ``batch_ms`` and ``max_slowdown``,
+    paced by the delay a probe write (``probe``; by default :func:`write_probe`) meets,
+    judged against ``live``'s quiet p99 when this process serves (else ``live_ms``), and
+    never slower than ``min_docs_per_s``."""
     report = Report()
-    pacer = Pacer(batch_ms / 1000, batch, pause_s) if batch_ms > 0 else None
+    if live is None:
+        return _purge(engine, policy, report, actor, batch, batch_bytes, pause_s, batch_ms,
+                      max_slowdown, live_ms, min_docs_per_s, probe, None, now, stop, clock,
+                      sleep)
+    quiet = live.quiet_p99()
+    report.live_quiet_ms = None if quiet is None else quiet * 1000
+    with live.purging():
+        try:
+            return _purge(engine, policy, report, actor, batch, batch_bytes, pause_s,
+                          batch_ms, max_slowdown, live_ms if quiet is None else quiet * 1000,
+                          min_docs_per_s, probe, None if quiet is None else live, now, stop,
+                          clock, sleep)
+        finally:
+            during = live.during_p99()
+            report.live_during_ms = None if during is None else during * 1000
+
+
+def _purge(engine: Engine, policy: Policy, report: Report, actor: str, batch: int,
+           batch_bytes: int, pause_s: float, batch_ms: float, max_slowdown: float,
+           live_ms: float, min_docs_per_s: float, probe: Probe | None,
+           live: LiveLatency | None, now: float | None, stop: threading.Event | None,
+           clock: Callable[[], float], sleep: Callable[[float], None]) -> Report:
+    now = time.time() if now is None else now
+    pacer: Pacer | HarmPacer | None = None
+    if batch_ms > 0 and max_slowdown > 0:
+        probe = probe or write_probe(engine)
+        pacer = HarmPacer(max_slowdown, batch_ms / 1000, batch, pause_s, live_ms / 1000,
+                          min_docs_per_s)
+        for _ in range(QUIET_FIRST):
+            pacer.idle(probe())
+    elif batch_ms > 0:
+        pacer = Pacer(batch_ms / 1000, batch, pause_s)
+    since_meeting, since_idle = MEETING_GAP_S, 0.0
     for rule in policy.rules:
         start: float | None = None
         while stop is None or not stop.is_set():
+            meeting = None
             with engine.begin() as conn:
                 if not _take_lock(conn):
                     log.info("purge.skipped", reason="another process is purging")
                     return report
                 began = clock()  # the write lock is ours (SQLite: BEGIN IMMEDIATE)
+                if isinstance(pacer, HarmPacer) and probe is not None \
+                        and since_meeting >= MEETING_GAP_S:
+                    since_meeting = 0.0
+                    meeting = Meeting(probe)  # waits behind this batch as a live write
                 size = batch if pacer is None else pacer.size
                 done, freed, start = _batch(conn, policy, rule, now, size, batch_bytes,
                                             actor, start)
+            took = clock() - began
+            if isinstance(pacer, HarmPacer):
+                pause = pacer.after(done, took, None if meeting is None else meeting.result())
+                if pacer.held:
+                    if not report.floor_batches:
+                        log.info("purge.floor", min_docs_per_s=min_docs_per_s,
+                                 batch=pacer.size, pause_ms=round(pause * 1000, 1),
+                                 reference_ms=round(pacer.budget() / max_slowdown * 1000, 1),
+                                 hint="live writes are slowed beyond purge_max_slowdown; "
+                                      "the purge is held to its floor so that it finishes")
+                    report.floor_batches += 1
+            else:
+                pause = pause_s if pacer is None else pacer.after(done, took)
             if start is None:
                 break
-            pause = pause_s if pacer is None else pacer.after(done, clock() - began)
             report.documents += done
             report.payloads += freed
             report.batches += 1
@@ -247,7 +320,15 @@ def purge(engine: Engine, policy: Policy, *, actor: str, batch: int = 50,
             if stop is not None and stop.wait(pause):
                 break
             if stop is None:
-                time.sleep(pause)
+                sleep(pause)
+            since_meeting += took + pause
+            since_idle += took + pause
+            if isinstance(pacer, HarmPacer) and probe is not None and since_idle >= IDLE_GAP_S:
+                since_idle = 0.0
+                pacer.idle(probe())  # the end of the pause: no batch in flight
+                fresh = None if live is None else live.fresh_p99()
+                if fresh is not None:  # serve's own submissions since the last judgement
+                    pacer.judge_live(fresh)
     return report
 
 
@@ -264,11 +345,15 @@ class Purger(threading.Thread):
     """The scheduled purge of ``serve``/``worker`` (``purge_interval_s``)."""
 
     def __init__(self, engine: Engine, policy: Policy, *, interval_s: float, batch: int,
-                 batch_bytes: int, pause_s: float, batch_ms: float = 0.0) -> None:
+                 batch_bytes: int, pause_s: float, batch_ms: float = 0.0,
+                 max_slowdown: float = 0.0, live_ms: float = 0.0,
+                 min_docs_per_s: float = 0.0, live: LiveLatency | None = None) -> None:
         super().__init__(name="lgsp-purge", daemon=True)
         self.engine, self.policy = engine, policy
         self.interval_s, self.batch, self.pause_s = interval_s, batch, pause_s
         self.batch_bytes, self.batch_ms = batch_bytes, batch_ms
+        self.max_slowdown, self.live_ms = max_slowdown, live_ms
+        self.min_docs_per_s, self.live = min_docs_per_s, live
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -277,13 +362,17 @@ class Purger(threading.Thread):
                 report = purge(self.engine, self.policy, actor="bus:retention",
                                batch=self.batch, batch_bytes=self.batch_bytes,
                                pause_s=self.pause_s, batch_ms=self.batch_ms,
+                               max_slowdown=self.max_slowdown, live_ms=self.live_ms,
+                               min_docs_per_s=self.min_docs_per_s, live=self.live,
                                stop=self.stopping)
             except Exception:
                 log.exception("purge.failed")
                 continue
             if report.documents:
                 log.info("purge.done", documents=report.documents, payloads=report.payloads,
-                         by_rule=report.by_rule)
+                         by_rule=report.by_rule, floor_batches=report.floor_batches,
+                         live_p99_ms_before=report.live_quiet_ms,
+                         live_p99_ms_during=report.live_during_ms)
 
     def stop(self, timeout: float = 30.0) -> bool:
         self.stopping.set()
@@ -291,10 +380,15 @@ class Purger(threading.Thread):
         return not self.is_alive()
 
 
-def scheduled(settings: Any, engine: Engine) -> Iterator[Purger]:
-    """The purger a process runs, if the settings ask for one."""
+def scheduled(settings: Any, engine: Engine,
+              live: LiveLatency | None = None) -> Iterator[Purger]:
+    """The purger a process runs, if the settings ask for one; ``live``: the serve
+    process's accept latency, the reference its harm is judged against."""
     if settings.purge_interval_s > 0 and settings.retention:
         yield Purger(engine, Policy.from_settings(settings.retention),
                      interval_s=settings.purge_interval_s, batch=settings.purge_batch,
                      batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s,
-                     batch_ms=settings.purge_batch_ms)
+                     batch_ms=settings.purge_batch_ms,
+                     max_slowdown=settings.purge_max_slowdown,
+                     live_ms=settings.purge_live_ms,
+                     min_docs_per_s=settings.purge_min_docs_per_s, live=live)

@@ -68,7 +68,10 @@ def cmd_purge(args: argparse.Namespace) -> int:
         return 0
     report = purge(engine, policy, actor=_actor(), batch=settings.purge_batch,
                    batch_bytes=settings.purge_batch_bytes, pause_s=settings.purge_pause_s,
-                   batch_ms=settings.purge_batch_ms)
+                   batch_ms=settings.purge_batch_ms,
+                   max_slowdown=settings.purge_max_slowdown,
+                   live_ms=settings.purge_live_ms,
+                   min_docs_per_s=settings.purge_min_docs_per_s)
     print(f"purged {report.documents} document(s) and {report.payloads} payload(s) in "
           f"{report.batches} batch(es)"
           + "".join(f"\n  {k}: {v}" for k, v in sorted(report.by_rule.items())))

@@ -18,8 +18,11 @@ already filled ones, then measures on each:
 * a retention purge of 100,000 documents (the oldest half-year) beside live traffic
   (an accept and a recipient's list search in a loop): the live p99 during the purge
   against without it (target: up by at most half). The purge runs with the settings'
-  defaults (``--purge-batch``, ``--purge-bytes``, ``--purge-pause`` change them) and
-  stops after ``--purge-cap`` seconds; its rate is reported.
+  defaults (``--purge-batch``, ``--purge-bytes``, ``--purge-pause``, ``--purge-ms``,
+  ``--purge-slowdown``, ``--purge-live-ms``, ``--purge-min-rate`` change them), judged by
+  the live loop's latency as serve's scheduled purge is by its accepts (``--purge-as-cli``:
+  as ``lgsp purge`` from another process), and stops after ``--purge-cap`` seconds; its
+  rate is reported.
 
 Prints Markdown tables; ``--json`` writes the figures for run_all.py. Not collected by
 pytest; the suite's small version is tests/unit/test_scale_plans.py.
@@ -49,6 +52,7 @@ if str(REPO) not in sys.path:  # run as a script: tests/ is not an installed pac
 
 import sqlalchemy as sa  # noqa: E402
 
+from bus.maintenance.livelatency import LiveLatency  # noqa: E402
 from bus.maintenance.retention import Policy, purge  # noqa: E402
 from bus.settings import Settings  # noqa: E402
 from bus.store import NewDelivery, Store  # noqa: E402
@@ -293,7 +297,18 @@ def purge_beside_traffic(store: Store, documents: int, target: int, baseline_s: 
     time.sleep(baseline_s)
     stop.set()
     worker.join()
-    busy: list[float] = []
+    live = LiveLatency()
+    for took in quiet:
+        live.record(took)
+
+    class Recorded(list[float]):
+        """The loop's timings, also handed to the purge as serve's accepts are."""
+
+        def append(self, took: float) -> None:
+            super().append(took)
+            live.record(took)
+
+    busy: list[float] = Recorded()
     stop = threading.Event()
     worker = threading.Thread(target=live_loop, args=(store, stop, busy, 2))
     worker.start()
@@ -304,7 +319,9 @@ def purge_beside_traffic(store: Store, documents: int, target: int, baseline_s: 
     try:
         report = purge(store.engine, policy, actor="bench", batch=args.purge_batch,
                        batch_bytes=args.purge_bytes, pause_s=args.purge_pause,
-                       batch_ms=args.purge_ms, stop=halt)
+                       batch_ms=args.purge_ms, max_slowdown=args.purge_slowdown,
+                       live_ms=args.purge_live_ms, min_docs_per_s=args.purge_min_rate,
+                       live=None if args.purge_as_cli else live, stop=halt)
     finally:
         timer.cancel()
         stop.set()
@@ -438,7 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--purge-pause", type=float, default=_default("purge_pause_s"),
                         help="seconds between purge batches (settings.purge_pause_s)")
     parser.add_argument("--purge-ms", type=float, default=_default("purge_batch_ms"),
-                        help="a batch's target duration (settings.purge_batch_ms; 0: fixed)")
+                        help="a batch's longest duration (settings.purge_batch_ms; 0: fixed)")
+    parser.add_argument("--purge-slowdown", type=float, default=_default("purge_max_slowdown"),
+                        help="pace by a probe write's delay (settings.purge_max_slowdown; 0: not)")
+    parser.add_argument("--purge-live-ms", type=float, default=_default("purge_live_ms"),
+                        help="a live request's quiet p99 at least (settings.purge_live_ms)")
+    parser.add_argument("--purge-min-rate", type=float,
+                        default=_default("purge_min_docs_per_s"),
+                        help="the purge's floor, documents/s (settings.purge_min_docs_per_s)")
+    parser.add_argument("--purge-as-cli", action="store_true",
+                        help="no live reference, as `lgsp purge` from another process")
     parser.add_argument("--purge-cap", type=float, default=600.0,
                         help="stop the purge after this many seconds (its rate is reported)")
     parser.add_argument("--baseline", type=float, default=20.0,

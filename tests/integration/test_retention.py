@@ -216,7 +216,10 @@ def test_ingest_goes_on_beside_a_purge_of_2000_documents(tmp_path: Path) -> None
         worker = threading.Thread(target=lambda: result.update(report=purge(
             engine, Policy.from_settings({"edoc": "3650d"}), actor="t",
             batch=DEFAULTS.purge_batch, batch_bytes=DEFAULTS.purge_batch_bytes,
-            pause_s=DEFAULTS.purge_pause_s, batch_ms=DEFAULTS.purge_batch_ms)))
+            pause_s=DEFAULTS.purge_pause_s, batch_ms=DEFAULTS.purge_batch_ms,
+            max_slowdown=DEFAULTS.purge_max_slowdown, live_ms=DEFAULTS.purge_live_ms,
+            min_docs_per_s=DEFAULTS.purge_min_docs_per_s,
+            live=server.bus.live)))  # as serve's scheduled purge: judged by its accept p99
         began = time.monotonic()
         worker.start()
         busy = submit_for(1.0, until=worker)
@@ -226,9 +229,12 @@ def test_ingest_goes_on_beside_a_purge_of_2000_documents(tmp_path: Path) -> None
     ratio = _p99(busy) / _p99(quiet)
     print(f"\npurge of 2000 documents: {purge_s:.1f}s; ingest p99 quiet "
           f"{_p99(quiet) * 1000:.1f} ms ({len(quiet)} posts), during the purge "
-          f"{_p99(busy) * 1000:.1f} ms ({len(busy)} posts): ratio {ratio:.2f}")
+          f"{_p99(busy) * 1000:.1f} ms ({len(busy)} posts): ratio {ratio:.2f}; "
+          f"{getattr(report, 'floor_batches', '?')} batches held to the floor")
     assert getattr(report, "documents", 0) == 2000
-    assert ratio < 5.0  # one unbatched transaction: 33 here
+    # main's fixed 20 ms batches: 3.3-4.1 here (2,000 in 2-4 s); one unbatched
+    # transaction: 33. The paced purge: 1.4-1.9 in 34-43 s (load 2.5-11).
+    assert ratio < 3.0
 
 
 def test_serve_and_worker_run_the_purger_when_asked(tmp_path: Path) -> None:
@@ -239,7 +245,8 @@ def test_serve_and_worker_run_the_purger_when_asked(tmp_path: Path) -> None:
     bus = Bus(settings)
     seed_finished(bus.store.engine, 5)
     with running(bus, deliver=False) as loops:
-        assert any(isinstance(loop, Purger) for loop in loops)
+        [purger] = [loop for loop in loops if isinstance(loop, Purger)]
+        assert purger.live is bus.live  # judged by this process's own accept latency
         deadline = time.monotonic() + 20
         while _ids(bus.store.engine) and time.monotonic() < deadline:
             time.sleep(0.1)
