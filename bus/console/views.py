@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine
 
 from bus import errors
 from bus.edxml import Edoc, read_packet
-from bus.store import Store
+from bus.store import Store, text_index
+from bus.store.fold import fold
 from bus.store.queries import (
     DocumentDetail,
     Viewer,
@@ -45,6 +46,7 @@ from bus.store.tables import (
     documents,
     events,
 )
+from bus.store.text_index import contains as _contains
 from bus.store.window import (
     Walk,
     floor_of_newest,
@@ -104,24 +106,8 @@ class Page:
     page goes on before it (see :data:`CODE_SCAN`)."""
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _fold(value: str | None) -> str | None:
-    return None if value is None else value.casefold()
-
-
-def _contains(column: sa.ColumnElement[str | None], text: str,
-              sqlite: bool) -> sa.ColumnElement[bool]:
-    """Case-insensitive for Vietnamese too: SQLite's LIKE folds ASCII only ("CHUYỂN" would
-    not find "chuyển"), so there both sides are folded by Python's casefold; PostgreSQL
-    lowers through ICU's root collation, whatever locale the database was created with
-    (``--locale=C`` folds ASCII only, as SQLite does)."""
-    if sqlite:
-        return sa.func.lgsp_fold(column).like(_like(text.casefold()), escape="\\")
-    return sa.func.lower(sa.collate(column, "und-x-icu")).like(_like(text.lower()),
-                                                                 escape="\\")
+_fold = fold
+"""The subjects' and codes' fold on SQLite; the text index's triggers use the same."""
 
 
 def _day(value: str, name: str, zone: ZoneInfo) -> float:
@@ -200,7 +186,16 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         if code:  # a full code, through ix_documents_code_received
             found = newest_first(conn, columns, lambda s, u: conditions(s, u, True),
                                  limit=limit + 1, since=low, before=before, windows=False)
-        if not found:
+        # Words few subjects contain: their documents, from the text index, are the
+        # search's (each tested for visibility and the other filters); common words fill
+        # a page from the newest windows.
+        text = None if code or document_id else text_index.matching(
+            conn, query.words.split()[:_WORDS], since=low, before=before)
+        if text is not None:
+            driven = True
+            found = text_index.newest_of(conn, columns, text, conditions(low, before),
+                                         limit=limit + 1)
+        elif not found:
             if not (code or document_id):
                 walks = walks_for(conn, recipient, query.state, sender,
                                   operator=viewer.operator, since=low, before=before)

@@ -28,6 +28,7 @@ from bus.settings import load_settings
 from bus.store import Store
 from bus.store.schema import alembic_config, head, state
 from bus.store.tables import create_engine, deliveries, documents, metadata
+from bus.store.text_index import include_name
 from tests.cluster import fresh_database
 from tests.servers import PostgresServer
 from tests.unit.legacy_schemas import release_43ac388, release_dcd1a0c
@@ -38,7 +39,8 @@ RELEASES: dict[str, Callable[[], sa.MetaData]] = {"43ac388": release_43ac388,
 
 def _schema_diff(engine: sa.Engine) -> list[object]:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                           "include_name": include_name})
         return list(compare_metadata(context, metadata))
 
 

@@ -1,0 +1,37 @@
+"""The subject text index (issue 16).
+
+Revision ID: 0012_subject_text
+Revises: 0011_search_drive
+Create Date: 2026-12-06
+
+The console's search for words of the subject is "contains", which no B-tree serves: a
+connected system's search for words few documents contain read and folded every subject
+it may see (bus.console.views). A trigram index now finds the candidates
+(bus.store.text_index): on SQLite an FTS5 table over the folded subjects, kept in step by
+triggers on documents; on PostgreSQL a pg_trgm GIN index on the expression the search
+uses. pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner, which runs
+this upgrade, may create it; ops/postgresql/setup.sql creates it as the superuser, and
+when neither was possible the upgrade stops with a message saying what to run.
+
+Built in the upgrade's transaction: writes to documents wait while it builds (see the
+README for the time per million documents); run ``lgsp db upgrade`` at a quiet hour.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from bus.store import text_index
+
+revision = '0012_subject_text'
+down_revision = '0011_search_drive'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    text_index.create(op.get_bind())
+
+
+def downgrade() -> None:
+    text_index.drop(op.get_bind())
