@@ -76,7 +76,8 @@ def test_a_schema_change_without_a_revision_is_caught(tmp_path: Path) -> None:
         table.to_metadata(changed)
     sa.Table("events", changed, sa.Column("chain", sa.String(64)), extend_existing=True)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), changed)
+        diff = compare_metadata(MigrationContext.configure(
+            conn, opts={"include_name": include_name}), changed)
     assert [d[0] for d in diff] == ["add_column"] and "chain" in repr(diff)
 
 
