@@ -141,6 +141,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
     # their own index, or a partial code's bounded scan of the newest documents, is better.
     walks: list[Walk] = []
     driven = False
+    # Words SQLite's text index matched exactly (a folded substring): not folded again.
+    matched: set[str | None] = set()
 
     def conditions(since: float | None, until: float | None,
                    exact_code: bool = False, joined: bool = False,
@@ -164,7 +166,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         elif recipient and not joined:  # joined: newest_delivered walks its deliveries
             where.append(addressed_to([recipient], since, until))
         for word in query.words.split()[:_WORDS]:
-            where.append(_contains(d.subject, word, sqlite))
+            if _fold(word) not in matched:
+                where.append(_contains(d.subject, word, sqlite))
         if high is not None:
             where.append(d.received_at < high)
         if query.state and not (joined and not recipient):
@@ -186,15 +189,21 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         if code:  # a full code, through ix_documents_code_received
             found = newest_first(conn, columns, lambda s, u: conditions(s, u, True),
                                  limit=limit + 1, since=low, before=before, windows=False)
-        # Words few subjects contain: their documents, from the text index, are the
-        # search's (each tested for visibility and the other filters); common words fill
-        # a page from the newest windows.
-        text = None if code or document_id else text_index.matching(
-            conn, query.words.split()[:_WORDS], since=low, before=before)
+        # Words of the subject: their documents come from the text index, newest first,
+        # each tested for visibility and the other filters; when a page needs too many
+        # (a system that rarely sees such documents), the windows as before.
+        text = None
+        if not (code or document_id) and text_index.indexed_words(
+                query.words.split()[:_WORDS], sqlite):
+            driven = True  # visibility tested per document
+            words = query.words.split()[:_WORDS]
+            if sqlite:
+                matched = set(text_index.indexed_words(words, sqlite))
+            text = text_index.newest(conn, columns, words, conditions(low, before),
+                                     limit=limit + 1, since=low, before=before)
+            driven, matched = text is not None, set()
         if text is not None:
-            driven = True
-            found = text_index.newest_of(conn, columns, text, conditions(low, before),
-                                         limit=limit + 1)
+            found = text
         elif not found:
             if not (code or document_id):
                 walks = walks_for(conn, recipient, query.state, sender,

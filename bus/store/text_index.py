@@ -17,10 +17,12 @@ documents). The index is of trigrams, on the same fold the query uses:
   so the index does not depend on the database's locale).
 
 A trigram index answers words of three characters or more; shorter ones are still
-searched by ``contains`` on the rows found. :func:`matching` gives the candidates when
-they are few (:data:`FEW_TEXT`); the caller then tests its other filters on those only,
-newest first (:func:`newest_of`), and when they are many it searches as before, since a
-common word fills a page from the newest documents.
+searched by ``contains`` on the rows found, and a search with none goes through the
+windows as before. :func:`newest` gives a page: on SQLite it walks the index newest
+first (``document_subjects.n`` follows arrival) and tests each chunk's documents for the
+search's other filters and visibility, stopping once no document it has not reached can
+be newer than its page, or after :data:`WALK` candidates; on PostgreSQL it is one
+statement whose plan the index's statistics choose.
 """
 
 from __future__ import annotations
@@ -36,21 +38,25 @@ from bus.store.fold import fold, register
 from bus.store.transport_tables import documents, metadata
 
 MIN_CHARS: Final = 3
-FEW_TEXT: Final = 2_000
-"""A search is driven from the text index when it finds fewer documents than this (in the
-searched span); more, and the words are common enough for the newest windows to fill a
-page."""
-_CHUNK: Final = 400
+WALK: Final = 6_000
+"""On SQLite, the most candidates a page walks in the text index before the search goes
+through the windows instead (a system that may see few of the documents with such words:
+about 15 us a candidate at a million documents)."""
 
 PG_INDEX: Final = "ix_documents_subject_trgm"
 _TABLE: Final = "document_subjects"
 _FTS: Final = "document_subjects_fts"
 
+# n follows the order documents arrive in; ``in_order`` says that a document's received_at
+# was the newest of all when it was indexed, so every row of a smaller n is no newer
+# (a walk down n can tell when no older-indexed row can still be newer: see newest()).
 _SQLITE_BUILD: Final = (
     "CREATE TABLE document_subjects (n INTEGER PRIMARY KEY,"
-    " document VARCHAR(32) NOT NULL UNIQUE, folded TEXT NOT NULL)",
-    "INSERT INTO document_subjects (document, folded)"
-    " SELECT id, lgsp_fold(subject) FROM documents WHERE subject IS NOT NULL",
+    " document VARCHAR(32) NOT NULL UNIQUE, received_at FLOAT NOT NULL,"
+    " in_order BOOLEAN NOT NULL, folded TEXT NOT NULL)",
+    "INSERT INTO document_subjects (document, received_at, in_order, folded)"
+    " SELECT id, received_at, 1, lgsp_fold(subject) FROM documents"
+    " WHERE subject IS NOT NULL ORDER BY received_at, id",
     "CREATE VIRTUAL TABLE document_subjects_fts USING fts5(folded,"
     " content='document_subjects', content_rowid='n', tokenize='trigram case_sensitive 1')",
     "INSERT INTO document_subjects_fts (document_subjects_fts) VALUES ('rebuild')",
@@ -60,15 +66,20 @@ _SQLITE_BUILD: Final = (
     " INSERT INTO document_subjects_fts (document_subjects_fts, rowid, folded)"
     " VALUES ('delete', old.n, old.folded); END",
     "CREATE TRIGGER documents_subject_insert AFTER INSERT ON documents"
-    " WHEN new.subject IS NOT NULL BEGIN INSERT INTO document_subjects (document, folded)"
-    " VALUES (new.id, lgsp_fold(new.subject)); END",
+    " WHEN new.subject IS NOT NULL BEGIN"
+    " INSERT INTO document_subjects (document, received_at, in_order, folded)"
+    " VALUES (new.id, new.received_at,"
+    " new.received_at >= (SELECT max(received_at) FROM documents),"
+    " lgsp_fold(new.subject)); END",
     "CREATE TRIGGER documents_subject_delete AFTER DELETE ON documents"
     " WHEN old.subject IS NOT NULL BEGIN"
     " DELETE FROM document_subjects WHERE document = old.id; END",
-    "CREATE TRIGGER documents_subject_update AFTER UPDATE OF id, subject ON documents BEGIN"
-    " DELETE FROM document_subjects WHERE document = old.id;"
-    " INSERT INTO document_subjects (document, folded)"
-    " SELECT new.id, lgsp_fold(new.subject) WHERE new.subject IS NOT NULL; END",
+    "CREATE TRIGGER documents_subject_update AFTER UPDATE OF id, subject, received_at"
+    " ON documents BEGIN DELETE FROM document_subjects WHERE document = old.id;"
+    " INSERT INTO document_subjects (document, received_at, in_order, folded)"
+    " SELECT new.id, new.received_at,"
+    " new.received_at >= (SELECT max(received_at) FROM documents), lgsp_fold(new.subject)"
+    " WHERE new.subject IS NOT NULL; END",
 )
 _SQLITE_DROP: Final = (
     "DROP TRIGGER IF EXISTS documents_subject_update",
@@ -148,55 +159,72 @@ def include_name(name: str | None, kind: str, parents: Any) -> bool:
     return not hidden(name, kind, parents)
 
 
-def matching(conn: Connection, words: Sequence[str], *, cap: int | None = None,
-             since: float | None = None,
-             before: float | None = None) -> list[tuple[str, float]] | None:
-    """The documents (id, received_at) whose subject contains every indexed word, when
-    fewer than ``cap`` in the span; None when there are more, or no word is long enough.
-    A superset on PostgreSQL's side only in the sense that short words are not tested:
-    the caller tests every word on what it reads."""
-    cap = FEW_TEXT if cap is None else cap
+def newest(conn: Connection, columns: Sequence[Any], words: Sequence[str],
+           where: Sequence[sa.ColumnElement[bool]], *, limit: int,
+           since: float | None = None, before: float | None = None) -> list[Row[Any]] | None:
+    """Up to ``limit`` rows of ``columns``, newest first, of the documents whose subject
+    holds every indexed word and that match ``where`` (visibility and every word
+    included); None when no word is long enough, or when a page needs more than
+    :data:`WALK` candidates (a system that rarely sees such documents: the windows then
+    read what it may see instead)."""
     sqlite = conn.dialect.name == "sqlite"
     looked = indexed_words(words, sqlite)
     if not looked:
         return None
+    if not sqlite:
+        return _newest_pg(conn, columns, looked, where, limit=limit, since=since,
+                          before=before)
+    d = documents.c
+    fts = sa.table(_FTS, sa.column("rowid"))
+    keys = sa.table(_TABLE, sa.column("n"), sa.column("document"), sa.column("received_at"),
+                    sa.column("in_order"))
+    phrase = " AND ".join('"' + w.replace('"', '""') + '"' for w in looked)
+    found: dict[str, Row[Any]] = {}
+    bound: float | None = None
+    last: int | None = None
+    walked, chunk = 0, 64
+    while True:
+        # Down the index newest first, a chunk at a time: an operator's page is in the
+        # first, a system tests each chunk's documents for what it may see.
+        below = [] if last is None else [fts.c.rowid < last]
+        candidates = conn.execute(
+            sa.select(keys.c.n, keys.c.document, keys.c.received_at, keys.c.in_order)
+            .select_from(fts.join(keys, keys.c.n == fts.c.rowid))
+            .where(sa.text(f"{_FTS} MATCH :phrase").bindparams(phrase=phrase), *below)
+            .order_by(fts.c.rowid.desc()).limit(chunk)).all()
+        walked += len(candidates)
+        ids = [c.document for c in candidates
+               if (before is None or c.received_at <= before)
+               and (since is None or c.received_at >= since)]
+        if ids:
+            for row in conn.execute(sa.select(*columns).where(d.id.in_(ids), *where)):
+                found[row.id] = row
+        for c in candidates:
+            if c.in_order:
+                bound = c.received_at
+        # Every row not walked yet is no newer than ``bound``.
+        if len(candidates) < chunk or (bound is not None and (
+                sum(1 for r in found.values() if r.received_at > bound) >= limit
+                or (since is not None and bound < since))):
+            return sorted(found.values(), key=lambda r: (r.received_at, r.id),
+                          reverse=True)[:limit]
+        if walked >= WALK:
+            return None
+        last, chunk = candidates[-1].n, min(chunk * 2, 512)
+
+
+def _newest_pg(conn: Connection, columns: Sequence[Any], looked: Sequence[str],
+               where: Sequence[sa.ColumnElement[bool]], *, limit: int,
+               since: float | None, before: float | None) -> list[Row[Any]]:
+    """One statement: with the index's statistics PostgreSQL chooses between a bitmap of
+    the matching subjects (a rare word) and received_at newest first (a common one)."""
     d = documents.c
     span = ([] if since is None else [d.received_at >= since]) + \
         ([] if before is None else [d.received_at <= before])
-    if sqlite:
-        fts = sa.table(_FTS, sa.column("rowid"))
-        keys = sa.table(_TABLE, sa.column("n"), sa.column("document"))
-        phrase = " AND ".join('"' + w.replace('"', '""') + '"' for w in looked)
-        query = (sa.select(d.id, d.received_at)
-                 .select_from(fts.join(keys, keys.c.n == fts.c.rowid)
-                              .join(documents, d.id == keys.c.document))
-                 .where(sa.text(f"{_FTS} MATCH :phrase").bindparams(phrase=phrase), *span))
-    else:
-        query = sa.select(d.id, d.received_at).where(
-            *[contains(d.subject, w, False) for w in looked], *span)
-    rows = conn.execute(query.limit(cap)).all()
-    if len(rows) >= cap:
-        return None
-    return [(r[0], r[1]) for r in rows]
-
-
-def newest_of(conn: Connection, columns: Sequence[Any], found: Sequence[tuple[str, float]],
-              where: Sequence[sa.ColumnElement[bool]], *, limit: int) -> list[Row[Any]]:
-    """Up to ``limit`` rows of ``columns``, newest first, of the ``found`` documents that
-    match ``where`` (visibility included): tested a few hundred at a time, newest first,
-    so a page of an operator's search reads a page, and a system that may see none of
-    them costs what :data:`FEW_TEXT` bounds."""
-    d = documents.c
-    ordered = sorted(found, key=lambda f: (f[1], f[0]), reverse=True)
-    rows: list[Row[Any]] = []
-    for start in range(0, len(ordered), _CHUNK):
-        ids = [f[0] for f in ordered[start:start + _CHUNK]]
-        rows += conn.execute(sa.select(*columns).where(d.id.in_(ids), *where)
-                             .order_by(d.received_at.desc(), d.id.desc())
-                             .limit(limit - len(rows))).all()
-        if len(rows) >= limit:
-            break
-    return rows
+    return list(conn.execute(
+        sa.select(*columns).where(*[contains(d.subject, w, False) for w in looked], *where,
+                                  *span)
+        .order_by(d.received_at.desc(), d.id.desc()).limit(limit)).all())
 
 
 @sa.event.listens_for(metadata, "after_create")

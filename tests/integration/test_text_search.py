@@ -25,6 +25,7 @@ from psycopg import sql
 from bus import errors
 from bus.console.views import Search, search
 from bus.store import NewDelivery, Store, text_index, window
+from bus.store.fold import register
 from bus.store.queries import Viewer
 from bus.store.schema import alembic_config
 from bus.store.tables import create_engine, deliveries, documents, events
@@ -60,9 +61,14 @@ def filled(request: pytest.FixtureRequest,
     engine.dispose()
 
 
-@pytest.fixture(params=["index", "windows"])
+@pytest.fixture(params=["index", "capped", "windows"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(text_index, "FEW_TEXT", 10**9 if request.param == "index" else 0)
+    """The index walked as far as needed, walked 100 candidates then the windows, or the
+    windows only (as before the index)."""
+    if request.param == "windows":
+        monkeypatch.setattr(text_index, "newest", lambda *_a, **_k: None)
+    else:
+        monkeypatch.setattr(text_index, "WALK", 10**9 if request.param == "index" else 100)
     monkeypatch.setattr(window, "FEW_VISIBLE", 0)
     return str(request.param)
 
@@ -140,17 +146,20 @@ def test_the_forms_find_something(filled: sa.Engine) -> None:
 
 def test_upper_case_vietnamese_finds_lower_case_through_the_index(filled: sa.Engine) -> None:
     with filled.connect() as conn:
-        found = text_index.matching(conn, ["CHUYỂN"], cap=10**9)
+        if filled.dialect.name == "sqlite":
+            register(conn.connection.driver_connection)
+        found = text_index.newest(conn, [documents.c.id, documents.c.received_at],
+                                  ["CHUYỂN"], [], limit=10**6)
     assert found is not None
-    assert sorted(f[0] for f in found) == sorted(reference(filled, OPERATOR, "chuyển"))
+    assert [f.id for f in found] == reference(filled, OPERATOR, "chuyển")
     assert len(found) > 10
 
 
-def test_short_words_are_not_looked_up(filled: sa.Engine) -> None:
+def test_short_words_are_not_looked_up() -> None:
     """Under three characters no trigram exists: the search goes on as before."""
-    with filled.connect() as conn:
-        assert text_index.matching(conn, ["về", "Lư"], cap=10**9) is None
-        assert text_index.matching(conn, ["quyết"], cap=10) is None  # common: windows
+    for sqlite in (True, False):
+        assert text_index.indexed_words(["về", "Lư", "Đ"], sqlite) == []
+        assert text_index.indexed_words(["về", "HUẾ"], sqlite) == ["huế"]
 
 
 def _statements(engine: sa.Engine, run: Any) -> list[tuple[str, Any]]:
@@ -181,30 +190,61 @@ def _plans(engine: sa.Engine, seen: list[tuple[str, Any]]) -> list[str]:
 def test_a_rare_word_is_found_through_the_text_index(filled: sa.Engine, who: str) -> None:
     seen = _statements(filled, lambda: search(filled, Search(words="Quỳnh Lưu 2021"),
                                               VIEWERS[who], ZONE))
-    texts = [s for s, _p in seen if "document_subjects_fts MATCH" in s or "LIKE" in s]
-    assert len(texts) == 2, seen  # the candidates, then the page among them
-    plans = _plans(filled, [(s, p) for s, p in seen if s in texts])
-    if filled.dialect.name == "sqlite":
-        assert "VIRTUAL TABLE INDEX" in plans[0] and "document_subjects_fts" in plans[0], plans
-        assert "(id=?)" in plans[1] and "SCAN documents" not in plans[1], plans
-    else:
-        with filled.connect() as conn:  # at 6,000 rows a sequential read is cheaper
-            conn.exec_driver_sql("SET enable_seqscan = off")
-            [plan] = [" / ".join(r[0] for r in conn.exec_driver_sql(
-                "EXPLAIN (COSTS OFF) " + seen[0][0], seen[0][1]))]
-        assert "Bitmap Index Scan on ix_documents_subject_trgm" in plan, plan
-        assert "documents_pkey" in plans[1] or "Index Scan" in plans[1], plans
     # no windows: the bounds of the history are not even read
     assert not any("max(documents.received_at)" in s for s, _p in seen), seen
+    if filled.dialect.name == "sqlite":
+        plans = _plans(filled, seen)
+        walks = [p for p in plans if "document_subjects_fts VIRTUAL TABLE INDEX" in p]
+        pages = [p for p in plans if p.startswith("SEARCH documents USING INDEX "
+                                                  "sqlite_autoindex_documents_1 (id=?)")]
+        assert walks and pages and len(walks) + len(pages) + 1 == len(plans), plans
+        assert all("SEARCH document_subjects USING INTEGER PRIMARY KEY" in p for p in walks)
+        assert not any("SCAN documents" in p for p in plans), plans
+    else:
+        [statement] = [(s, p) for s, p in seen if "LIKE" in s]
+        with filled.connect() as conn:  # at 6,000 rows a sequential read is cheaper
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " / ".join(r[0] for r in conn.exec_driver_sql(
+                "EXPLAIN (COSTS OFF) " + statement[0], statement[1]))
+        assert "Bitmap Index Scan on ix_documents_subject_trgm" in plan, plan
 
 
-def test_a_common_word_goes_through_the_windows(filled: sa.Engine,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text_index, "FEW_TEXT", 200)
-    seen = _statements(filled, lambda: search(filled, Search(words="quyết định"), CLERK, ZONE))
+def test_an_operators_common_word_reads_one_chunk(filled: sa.Engine) -> None:
+    """The newest 64 candidates hold the page of a word most subjects have."""
+    if filled.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL: one statement")
+    seen = _statements(filled, lambda: search(filled, Search(words="quyết định"), OPERATOR,
+                                              ZONE))
+    assert sum("MATCH" in s for s, _p in seen) == 1, seen
+
+
+def test_a_page_that_needs_too_many_candidates_goes_through_the_windows(
+        filled: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    if filled.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL: one statement")
+    monkeypatch.setattr(text_index, "WALK", 10)
+    seen = _statements(filled, lambda: search(filled, Search(words="quyết"), CLERK, ZONE))
     assert any("max(documents.received_at)" in s for s, _p in seen), seen
-    page = [s for s, _p in seen if "LIKE" in s and "received_at >=" in s]
-    assert page, seen
+
+
+def test_documents_indexed_out_of_their_order_are_in_their_place(tmp_path: Path) -> None:
+    """A document whose received_at is older than one indexed before it (n is not in
+    received_at order there) neither hides newer ones nor comes out of order."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'bus.db'}")
+    store = Store(engine)
+    store.create_schema()
+    ids = [_accept(store, n, f"Đề án số {n}" if n % 3 else f"Công văn {n}") for n in range(300)]
+    with engine.begin() as conn:
+        for n, doc in enumerate(ids[-40:]):  # the newest, now old: indexed again, last
+            conn.execute(documents.update().where(documents.c.id == doc)
+                         .values(received_at=1_000_000 + n))
+        for n, doc in enumerate(ids[:10]):  # old ones, now the newest
+            conn.execute(documents.update().where(documents.c.id == doc)
+                         .values(received_at=4_000_000_000 + n))
+    expected = reference(engine, OPERATOR, "ĐỀ ÁN")
+    assert len(pages(engine, OPERATOR, 20, words="ĐỀ ÁN")) == len(expected) == 200
+    assert pages(engine, OPERATOR, 20, words="ĐỀ ÁN") == expected
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
