@@ -200,7 +200,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
             if sqlite:
                 matched = set(text_index.indexed_words(words, sqlite))
             text = text_index.newest(conn, columns, words, conditions(low, before),
-                                     limit=limit + 1, since=low, before=before)
+                                     limit=limit + 1, everyone=viewer.operator, since=low,
+                                     before=before)
             driven, matched = text is not None, set()
         if text is not None:
             found = text

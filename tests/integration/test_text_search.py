@@ -63,12 +63,14 @@ def filled(request: pytest.FixtureRequest,
 
 @pytest.fixture(params=["index", "capped", "windows"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The index walked as far as needed, walked 100 candidates then the windows, or the
-    windows only (as before the index)."""
+    """The index walked as far as needed (common words too), walked 100 candidates then
+    the windows (and a system's common words through the windows), or the windows only
+    (as before the index)."""
     if request.param == "windows":
         monkeypatch.setattr(text_index, "newest", lambda *_a, **_k: None)
     else:
         monkeypatch.setattr(text_index, "WALK", 10**9 if request.param == "index" else 100)
+        monkeypatch.setattr(text_index, "COMMON", 2.0 if request.param == "index" else 0.03)
     monkeypatch.setattr(window, "FEW_VISIBLE", 0)
     return str(request.param)
 
@@ -149,7 +151,7 @@ def test_upper_case_vietnamese_finds_lower_case_through_the_index(filled: sa.Eng
         if filled.dialect.name == "sqlite":
             register(conn.connection.driver_connection)
         found = text_index.newest(conn, [documents.c.id, documents.c.received_at],
-                                  ["CHUYỂN"], [], limit=10**6)
+                                  ["CHUYỂN"], [], limit=10**6, everyone=True)
     assert found is not None
     assert [f.id for f in found] == reference(filled, OPERATOR, "chuyển")
     assert len(found) > 10
@@ -224,6 +226,15 @@ def test_a_page_that_needs_too_many_candidates_goes_through_the_windows(
         pytest.skip("PostgreSQL: one statement")
     monkeypatch.setattr(text_index, "WALK", 10)
     seen = _statements(filled, lambda: search(filled, Search(words="quyết"), CLERK, ZONE))
+    assert any("max(documents.received_at)" in s for s, _p in seen), seen
+
+
+def test_a_systems_common_word_goes_through_the_windows(filled: sa.Engine) -> None:
+    """In 8% of the subjects: one chunk of the index tells, then the windows."""
+    if filled.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL: one statement")
+    seen = _statements(filled, lambda: search(filled, Search(words="quyết"), CLERK, ZONE))
+    assert sum("MATCH" in s for s, _p in seen) == 1, seen
     assert any("max(documents.received_at)" in s for s, _p in seen), seen
 
 
