@@ -41,8 +41,9 @@ deliveries = sa.Table(
     "deliveries",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False,
-              index=True),
+    # Indexed by ix_deliveries_document_recipients (tables.py; revision 0012 dropped
+    # ix_deliveries_document, its prefix).
+    sa.Column("document", sa.String(32), sa.ForeignKey("documents.id"), nullable=False),
     sa.Column("recipient", sa.String(64), nullable=False),
     sa.Column("effective_recipient", sa.String(64), nullable=False),
     sa.Column("destination", sa.String(64), nullable=False),

@@ -13,6 +13,10 @@ uses. pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner, whi
 this upgrade, may create it; ops/postgresql/setup.sql creates it as the superuser, and
 when neither was possible the upgrade stops with a message saying what to run.
 
+Also drops ix_deliveries_document: 0011's ix_deliveries_document_recipients begins with
+the same column and serves every lookup by document (the foreign key's checks included:
+EXPLAIN of the statements that used it shows the longer index).
+
 Built in the upgrade's transaction: writes to documents wait while it builds (see the
 README for the time per million documents); run ``lgsp db upgrade`` at a quiet hour.
 """
@@ -31,7 +35,9 @@ depends_on = None
 
 def upgrade() -> None:
     text_index.create(op.get_bind())
+    op.drop_index('ix_deliveries_document', 'deliveries', if_exists=True)
 
 
 def downgrade() -> None:
+    op.create_index('ix_deliveries_document', 'deliveries', ['document'], if_not_exists=True)
     text_index.drop(op.get_bind())
