@@ -30,6 +30,7 @@ from bus.store.queries import Viewer
 from bus.store.schema import alembic_config
 from bus.store.tables import create_engine, deliveries, documents, events
 from tests.bench import fill_db
+from tests.cluster import fresh_database
 from tests.servers import PostgresServer
 
 DOCUMENTS = 6_000
@@ -44,11 +45,7 @@ ZONE = ZoneInfo("UTC")
 def _database(request: pytest.FixtureRequest, tmp: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp / 'bus.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = f"lgsp_text_{secrets.token_hex(4)}"
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return server.url.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(request.getfixturevalue("postgres"), "lgsp_text")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
