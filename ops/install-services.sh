@@ -80,11 +80,6 @@ fi
 if ! have_postgres; then
     packages+=(postgresql)
 fi
-# pg_trgm (the subject text index, revision 0012) ships in postgresql-contrib, which
-# Debian's postgresql-NN already contains; a server installed otherwise may lack it.
-if have_postgres && ! ls /usr/share/postgresql/*/extension/pg_trgm.control >/dev/null 2>&1; then
-    packages+=(postgresql-contrib)
-fi
 # promtool checks and unit-tests the shipped alert rules (ops/prometheus); prometheus
 # itself scrapes a test bus for the dashboard test (ops/grafana, tests/prometheus_server.py).
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then

@@ -193,12 +193,11 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         # each tested for visibility and the other filters; when a page needs too many
         # (a system that rarely sees such documents), the windows as before.
         text = None
-        if not (code or document_id) and text_index.indexed_words(
+        if sqlite and not (code or document_id) and text_index.indexed_words(
                 query.words.split()[:_WORDS], sqlite):
             driven = True  # visibility tested per document
             words = query.words.split()[:_WORDS]
-            if sqlite:
-                matched = set(text_index.indexed_words(words, sqlite))
+            matched = set(text_index.indexed_words(words, sqlite))
             text = text_index.newest(conn, columns, words, conditions(low, before),
                                      limit=limit + 1, everyone=viewer.operator, since=low,
                                      before=before)

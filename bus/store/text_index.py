@@ -5,24 +5,26 @@ The console's word search is "contains", case-insensitive for Vietnamese too
 (:func:`contains`). No B-tree serves that, so without this index a search for words few
 documents contain read and folded every subject a connected system may see in the
 windows of :mod:`bus.store.window` (127 ms SQLite, 265 ms PostgreSQL p99 at a million
-documents). The index is of trigrams, on the same fold the query uses:
-
-- SQLite: FTS5 with the ``trigram`` tokenizer (``case_sensitive 1``: what it indexes is
-  folded already) over ``document_subjects``, one row per document with a subject
-  holding ``lgsp_fold(subject)`` (:mod:`bus.store.fold`). Triggers on ``documents`` keep
-  it in step, whoever writes a document (accept, migration import, purge). Its own
-  integer key, not the documents' rowid, which a VACUUM may renumber.
-- PostgreSQL: a pg_trgm GIN index on ``lower(subject COLLATE "und-x-icu")``, the
-  expression :func:`contains` searches (``lower`` is immutable; the collation is named,
-  so the index does not depend on the database's locale).
+documents). On SQLite it is FTS5 with the ``trigram`` tokenizer (``case_sensitive 1``:
+what it indexes is folded already) over ``document_subjects``, one row per document with
+a subject holding ``lgsp_fold(subject)`` (:mod:`bus.store.fold`), the fold the query
+uses. Triggers on ``documents`` keep it in step, whoever writes a document (accept,
+migration import, purge). Its own integer key, not the documents' rowid, which a VACUUM
+may renumber.
 
 A trigram index answers words of three characters or more; shorter ones are still
 searched by ``contains`` on the rows found, and a search with none goes through the
-windows as before. :func:`newest` gives a page: on SQLite it walks the index newest
-first (``document_subjects.n`` follows arrival) and tests each chunk's documents for the
-search's other filters and visibility, stopping once no document it has not reached can
-be newer than its page, or after :data:`WALK` candidates; on PostgreSQL it is one
-statement whose plan the index's statistics choose.
+windows as before. :func:`newest` walks the index newest first (``document_subjects.n``
+follows arrival) and tests each chunk's documents for the search's other filters and
+visibility, stopping once no document it has not reached can be newer than its page, or
+after :data:`WALK` candidates.
+
+PostgreSQL has no such index, measured at a million documents: a pg_trgm GIN index on
+``lower(subject COLLATE "und-x-icu")`` finds "Quỳnh Lưu 2021"'s 11,000 documents in a
+bitmap, but fetching them from the heap took 150 ms, slower than the windows, and with
+the index there the planner chose it inside the windows for common words (a system's
+"subject words" went from 36 to 755 ms p50). What would serve it is an index that
+returns the documents newest first, as the walk here does.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from bus import errors
 from bus.store.fold import fold, register
 from bus.store.transport_tables import documents, metadata
 
@@ -49,7 +50,6 @@ WALK: Final = 6_000
 through the windows instead (a system that may see few of the documents with such words:
 about 15 us a candidate at a million documents)."""
 
-PG_INDEX: Final = "ix_documents_subject_trgm"
 _TABLE: Final = "document_subjects"
 _FTS: Final = "document_subjects_fts"
 
@@ -94,13 +94,6 @@ _SQLITE_DROP: Final = (
     f"DROP TABLE IF EXISTS {_FTS}",
     f"DROP TABLE IF EXISTS {_TABLE}",
 )
-_PG_EXPRESSION: Final = 'lower(subject COLLATE "und-x-icu")'
-_PG_EXTENSION_HINT: Final = (
-    "the subject text index needs PostgreSQL's pg_trgm extension (package "
-    "postgresql-contrib), which this role may not create: run `CREATE EXTENSION pg_trgm;` "
-    "in this database as a superuser (ops/postgresql/setup.sql does) and upgrade again")
-
-
 def contains(column: sa.ColumnElement[str | None], text: str,
              sqlite: bool) -> sa.ColumnElement[bool]:
     """Case-insensitive for Vietnamese too: SQLite's LIKE folds ASCII only ("CHUYỂN" would
@@ -133,32 +126,19 @@ def create(conn: Connection) -> None:
         for statement in _SQLITE_BUILD:
             conn.exec_driver_sql(statement)
         return
-    if conn.dialect.name != "postgresql":
-        return
-    with conn.begin_nested():
-        try:
-            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        except sa.exc.DBAPIError as exc:
-            raise errors.SchemaOutdated(_PG_EXTENSION_HINT) from exc
-    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON documents USING gin "
-                         f"(({_PG_EXPRESSION}) gin_trgm_ops)")
 
 
 def drop(conn: Connection) -> None:
-    """Removes the index (downgrade, drop_all); pg_trgm stays: it is the database's."""
+    """Removes the index (downgrade, drop_all)."""
     if conn.dialect.name == "sqlite":
         for statement in _SQLITE_DROP:
             conn.exec_driver_sql(statement)
-    elif conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {PG_INDEX}")
 
 
 def hidden(name: str | None, kind: str, _parents: Any = None) -> bool:
     """Whether a schema object is this index's, which the declared tables do not list
     (Alembic's compare skips it: ``include_name``)."""
-    if kind == "table":
-        return bool(name) and str(name).startswith(_TABLE)
-    return kind == "index" and name == PG_INDEX
+    return kind == "table" and bool(name) and str(name).startswith(_TABLE)
 
 
 def include_name(name: str | None, kind: str, parents: Any) -> bool:
@@ -174,13 +154,11 @@ def newest(conn: Connection, columns: Sequence[Any], words: Sequence[str],
     :data:`WALK` candidates (a system that rarely sees such documents: the windows then
     read what it may see instead), or for a viewer who does not see ``everyone``'s
     documents when the words are :data:`COMMON`."""
-    sqlite = conn.dialect.name == "sqlite"
-    looked = indexed_words(words, sqlite)
+    if conn.dialect.name != "sqlite":
+        return None
+    looked = indexed_words(words, True)
     if not looked:
         return None
-    if not sqlite:
-        return _newest_pg(conn, columns, looked, where, limit=limit, since=since,
-                          before=before)
     d = documents.c
     fts = sa.table(_FTS, sa.column("rowid"))
     keys = sa.table(_TABLE, sa.column("n"), sa.column("document"), sa.column("received_at"),
@@ -219,20 +197,6 @@ def newest(conn: Connection, columns: Sequence[Any], words: Sequence[str],
                               and chunk > COMMON * (candidates[0].n - candidates[-1].n + 1)):
             return None
         last, chunk = candidates[-1].n, min(chunk * 2, 512)
-
-
-def _newest_pg(conn: Connection, columns: Sequence[Any], looked: Sequence[str],
-               where: Sequence[sa.ColumnElement[bool]], *, limit: int,
-               since: float | None, before: float | None) -> list[Row[Any]]:
-    """One statement: with the index's statistics PostgreSQL chooses between a bitmap of
-    the matching subjects (a rare word) and received_at newest first (a common one)."""
-    d = documents.c
-    span = ([] if since is None else [d.received_at >= since]) + \
-        ([] if before is None else [d.received_at <= before])
-    return list(conn.execute(
-        sa.select(*columns).where(*[contains(d.subject, w, False) for w in looked], *where,
-                                  *span)
-        .order_by(d.received_at.desc(), d.id.desc()).limit(limit)).all())
 
 
 @sa.event.listens_for(metadata, "after_create")

@@ -28,10 +28,6 @@ REVOKE ALL ON DATABASE :"dbname" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"dbname" TO :"app";
 
 \connect :"dbname"
--- The subject text index (revision 0012) is a pg_trgm GIN index. pg_trgm is a trusted
--- extension the owner could create itself; created here, the upgrade needs nothing more
--- (package postgresql-contrib, part of Debian's postgresql-15).
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
 -- PostgreSQL 15 already keeps CREATE on public from PUBLIC; older ones do not.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 ALTER SCHEMA public OWNER TO :"owner";

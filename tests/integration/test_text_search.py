@@ -9,20 +9,16 @@ as before), and both must give the reference's pages.
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from psycopg import sql
 
-from bus import errors
 from bus.console.views import Search, search
 from bus.store import NewDelivery, Store, text_index, window
 from bus.store.fold import register
@@ -31,7 +27,6 @@ from bus.store.schema import alembic_config
 from bus.store.tables import create_engine, deliveries, documents, events
 from tests.bench import fill_db
 from tests.cluster import fresh_database
-from tests.servers import PostgresServer
 
 DOCUMENTS = 6_000
 AGENCIES = fill_db.agencies()
@@ -144,9 +139,10 @@ def test_the_forms_find_something(filled: sa.Engine) -> None:
 
 
 def test_upper_case_vietnamese_finds_lower_case_through_the_index(filled: sa.Engine) -> None:
+    if filled.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no text index (bus.store.text_index)")
     with filled.connect() as conn:
-        if filled.dialect.name == "sqlite":
-            register(conn.connection.driver_connection)
+        register(conn.connection.driver_connection)
         found = text_index.newest(conn, [documents.c.id, documents.c.received_at],
                                   ["CHUYỂN"], [], limit=10**6, everyone=True)
     assert found is not None
@@ -189,29 +185,25 @@ def _plans(engine: sa.Engine, seen: list[tuple[str, Any]]) -> list[str]:
 def test_a_rare_word_is_found_through_the_text_index(filled: sa.Engine, who: str) -> None:
     seen = _statements(filled, lambda: search(filled, Search(words="Quỳnh Lưu 2021"),
                                               VIEWERS[who], ZONE))
+    if filled.dialect.name != "sqlite":
+        # no text index: the windows, as before (bus.store.text_index says why)
+        assert any("max(documents.received_at)" in s for s, _p in seen), seen
+        return
     # no windows: the bounds of the history are not even read
     assert not any("max(documents.received_at)" in s for s, _p in seen), seen
-    if filled.dialect.name == "sqlite":
-        plans = _plans(filled, seen)
-        walks = [p for p in plans if "document_subjects_fts VIRTUAL TABLE INDEX" in p]
-        pages = [p for p in plans if p.startswith("SEARCH documents USING INDEX "
-                                                  "sqlite_autoindex_documents_1 (id=?)")]
-        assert walks and pages and len(walks) + len(pages) + 1 == len(plans), plans
-        assert all("SEARCH document_subjects USING INTEGER PRIMARY KEY" in p for p in walks)
-        assert not any("SCAN documents" in p for p in plans), plans
-    else:
-        [statement] = [(s, p) for s, p in seen if "LIKE" in s]
-        with filled.connect() as conn:  # at 6,000 rows a sequential read is cheaper
-            conn.exec_driver_sql("SET enable_seqscan = off")
-            plan = " / ".join(r[0] for r in conn.exec_driver_sql(
-                "EXPLAIN (COSTS OFF) " + statement[0], statement[1]))
-        assert "Bitmap Index Scan on ix_documents_subject_trgm" in plan, plan
+    plans = _plans(filled, seen)
+    walks = [p for p in plans if "document_subjects_fts VIRTUAL TABLE INDEX" in p]
+    pages = [p for p in plans if p.startswith("SEARCH documents USING INDEX "
+                                              "sqlite_autoindex_documents_1 (id=?)")]
+    assert walks and pages and len(walks) + len(pages) + 1 == len(plans), plans
+    assert all("SEARCH document_subjects USING INTEGER PRIMARY KEY" in p for p in walks)
+    assert not any("SCAN documents" in p for p in plans), plans
 
 
 def test_an_operators_common_word_reads_one_chunk(filled: sa.Engine) -> None:
     """The newest 64 candidates hold the page of a word most subjects have."""
     if filled.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL: one statement")
+        pytest.skip("PostgreSQL has no text index (bus.store.text_index)")
     seen = _statements(filled, lambda: search(filled, Search(words="quyết định"), OPERATOR,
                                               ZONE))
     assert sum("MATCH" in s for s, _p in seen) == 1, seen
@@ -220,7 +212,7 @@ def test_an_operators_common_word_reads_one_chunk(filled: sa.Engine) -> None:
 def test_a_page_that_needs_too_many_candidates_goes_through_the_windows(
         filled: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     if filled.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL: one statement")
+        pytest.skip("PostgreSQL has no text index (bus.store.text_index)")
     monkeypatch.setattr(text_index, "WALK", 10)
     seen = _statements(filled, lambda: search(filled, Search(words="quyết"), CLERK, ZONE))
     assert any("max(documents.received_at)" in s for s, _p in seen), seen
@@ -229,7 +221,7 @@ def test_a_page_that_needs_too_many_candidates_goes_through_the_windows(
 def test_a_systems_common_word_goes_through_the_windows(filled: sa.Engine) -> None:
     """In 8% of the subjects: one chunk of the index tells, then the windows."""
     if filled.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL: one statement")
+        pytest.skip("PostgreSQL has no text index (bus.store.text_index)")
     seen = _statements(filled, lambda: search(filled, Search(words="quyết"), CLERK, ZONE))
     assert sum("MATCH" in s for s, _p in seen) == 1, seen
     assert any("max(documents.received_at)" in s for s, _p in seen), seen
@@ -322,7 +314,7 @@ def test_revision_0012_builds_the_index_over_existing_documents_and_drops_it(
     assert not _objects(empty)
     with empty.begin() as conn:
         command.upgrade(alembic_config(conn), "head")
-    assert _objects(empty)
+    assert (len(_objects(empty)) > 5) is (empty.dialect.name == "sqlite")  # none on PG
     assert _found(empty, "chuyển đổi") == [old]
     new = _accept(store, 2, "Kế hoạch chuyển đổi số năm 2026")
     assert _found(empty, "CHUYỂN ĐỔI") == [new, old]
@@ -334,20 +326,3 @@ def test_revision_0012_builds_the_index_over_existing_documents_and_drops_it(
         command.upgrade(alembic_config(conn), "head")
     assert len(_found(empty, "chuyển đổi")) == 3
     _fts_intact(empty)
-
-
-def test_postgresql_says_how_to_get_pg_trgm(postgres: PostgresServer) -> None:
-    """A role that may not create the extension gets what to run, not a traceback."""
-    name, role = f"lgsp_trgm_{secrets.token_hex(4)}", f"weak_{secrets.token_hex(3)}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    base = postgres.url.rsplit("/", 1)[0]
-    weak = create_engine(base.split("://", 1)[0] + "://" + role + "@"
-                         + base.split("@", 1)[1] + "/" + name)
-    try:
-        with weak.begin() as conn, pytest.raises(errors.SchemaOutdated) as caught:
-            text_index.create(conn)
-        assert "CREATE EXTENSION pg_trgm" in str(caught.value)
-    finally:
-        weak.dispose()

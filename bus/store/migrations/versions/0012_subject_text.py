@@ -6,12 +6,9 @@ Create Date: 2026-12-06
 
 The console's search for words of the subject is "contains", which no B-tree serves: a
 connected system's search for words few documents contain read and folded every subject
-it may see (bus.console.views). A trigram index now finds the candidates
-(bus.store.text_index): on SQLite an FTS5 table over the folded subjects, kept in step by
-triggers on documents; on PostgreSQL a pg_trgm GIN index on the expression the search
-uses. pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner, which runs
-this upgrade, may create it; ops/postgresql/setup.sql creates it as the superuser, and
-when neither was possible the upgrade stops with a message saying what to run.
+it may see (bus.console.views). On SQLite an FTS5 trigram table over the folded subjects,
+kept in step by triggers on documents, now finds them newest first
+(bus.store.text_index). PostgreSQL gets no text index (measured: see that module).
 
 Also drops ix_deliveries_document: 0011's ix_deliveries_document_recipients begins with
 the same column and serves every lookup by document (the foreign key's checks included:
