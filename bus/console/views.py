@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine
 
 from bus import errors
 from bus.edxml import Edoc, read_packet
-from bus.store import Store
+from bus.store import Store, text_index
+from bus.store.fold import fold
 from bus.store.queries import (
     DocumentDetail,
     Viewer,
@@ -45,6 +46,7 @@ from bus.store.tables import (
     documents,
     events,
 )
+from bus.store.text_index import contains as _contains
 from bus.store.window import (
     Walk,
     floor_of_newest,
@@ -104,24 +106,8 @@ class Page:
     page goes on before it (see :data:`CODE_SCAN`)."""
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _fold(value: str | None) -> str | None:
-    return None if value is None else value.casefold()
-
-
-def _contains(column: sa.ColumnElement[str | None], text: str,
-              sqlite: bool) -> sa.ColumnElement[bool]:
-    """Case-insensitive for Vietnamese too: SQLite's LIKE folds ASCII only ("CHUYỂN" would
-    not find "chuyển"), so there both sides are folded by Python's casefold; PostgreSQL
-    lowers through ICU's root collation, whatever locale the database was created with
-    (``--locale=C`` folds ASCII only, as SQLite does)."""
-    if sqlite:
-        return sa.func.lgsp_fold(column).like(_like(text.casefold()), escape="\\")
-    return sa.func.lower(sa.collate(column, "und-x-icu")).like(_like(text.lower()),
-                                                                 escape="\\")
+_fold = fold
+"""The subjects' and codes' fold on SQLite; the text index's triggers use the same."""
 
 
 def _day(value: str, name: str, zone: ZoneInfo) -> float:
@@ -155,6 +141,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
     # their own index, or a partial code's bounded scan of the newest documents, is better.
     walks: list[Walk] = []
     driven = False
+    # Words SQLite's text index matched exactly (a folded substring): not folded again.
+    matched: set[str | None] = set()
 
     def conditions(since: float | None, until: float | None,
                    exact_code: bool = False, joined: bool = False,
@@ -178,7 +166,8 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         elif recipient and not joined:  # joined: newest_delivered walks its deliveries
             where.append(addressed_to([recipient], since, until))
         for word in query.words.split()[:_WORDS]:
-            where.append(_contains(d.subject, word, sqlite))
+            if _fold(word) not in matched:
+                where.append(_contains(d.subject, word, sqlite))
         if high is not None:
             where.append(d.received_at < high)
         if query.state and not (joined and not recipient):
@@ -200,7 +189,22 @@ def search(engine: Engine, query: Search, viewer: Viewer, zone: ZoneInfo,
         if code:  # a full code, through ix_documents_code_received
             found = newest_first(conn, columns, lambda s, u: conditions(s, u, True),
                                  limit=limit + 1, since=low, before=before, windows=False)
-        if not found:
+        # Words of the subject: their documents come from the text index, newest first,
+        # each tested for visibility and the other filters; when a page needs too many
+        # (a system that rarely sees such documents), the windows as before.
+        text = None
+        if sqlite and not (code or document_id) and text_index.indexed_words(
+                query.words.split()[:_WORDS], sqlite):
+            driven = True  # visibility tested per document
+            words = query.words.split()[:_WORDS]
+            matched = set(text_index.indexed_words(words, sqlite))
+            text = text_index.newest(conn, columns, words, conditions(low, before),
+                                     limit=limit + 1, everyone=viewer.operator, since=low,
+                                     before=before)
+            driven, matched = text is not None, set()
+        if text is not None:
+            found = text
+        elif not found:
             if not (code or document_id):
                 walks = walks_for(conn, recipient, query.state, sender,
                                   operator=viewer.operator, since=low, before=before)

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from bus.store import fold
+
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings each backend needs for the delivery contract.
@@ -31,6 +33,8 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
             dbapi_connection.isolation_level = None
+            # The subject text index's triggers fold what they index (bus.store.fold).
+            fold.register(dbapi_connection)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:

@@ -28,6 +28,7 @@ from bus.settings import load_settings
 from bus.store import Store
 from bus.store.schema import alembic_config, head, state
 from bus.store.tables import create_engine, deliveries, documents, metadata
+from bus.store.text_index import include_name
 from tests.cluster import fresh_database
 from tests.servers import PostgresServer
 from tests.unit.legacy_schemas import release_43ac388, release_dcd1a0c
@@ -38,7 +39,8 @@ RELEASES: dict[str, Callable[[], sa.MetaData]] = {"43ac388": release_43ac388,
 
 def _schema_diff(engine: sa.Engine) -> list[object]:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                           "include_name": include_name})
         return list(compare_metadata(context, metadata))
 
 
@@ -74,7 +76,8 @@ def test_a_schema_change_without_a_revision_is_caught(tmp_path: Path) -> None:
         table.to_metadata(changed)
     sa.Table("events", changed, sa.Column("chain", sa.String(64)), extend_existing=True)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), changed)
+        diff = compare_metadata(MigrationContext.configure(
+            conn, opts={"include_name": include_name}), changed)
     assert [d[0] for d in diff] == ["add_column"] and "chain" in repr(diff)
 
 

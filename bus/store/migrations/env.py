@@ -15,13 +15,15 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
 from bus.store.tables import metadata
+from bus.store.text_index import include_name
 
 config = context.config
 
 
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata,
-                      render_as_batch=True, compare_type=True)
+                      render_as_batch=True, compare_type=True,
+                      include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
 
