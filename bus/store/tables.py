@@ -318,7 +318,7 @@ sa.Index("ix_deliveries_resolved", deliveries.c.effective_recipient, deliveries.
          postgresql_where=deliveries.c.effective_recipient != deliveries.c.recipient)
 
 
-# The subject text index (issue 16, revision 0012): FTS5 trigrams on SQLite, a pg_trgm
+# The subject text index (issue 16, revision 0013): FTS5 trigrams on SQLite, a pg_trgm
 # GIN index on PostgreSQL, created with these tables and kept in step by triggers; its
 # objects are not declared here (bus.store.text_index.hidden).
 import bus.store.text_index  # noqa: E402, F401

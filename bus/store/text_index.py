@@ -1,5 +1,5 @@
 """The subject text index: which documents' subjects contain some words, without reading
-every subject (issue 16; revision 0012).
+every subject (issue 16; revision 0013).
 
 The console's word search is "contains", case-insensitive for Vietnamese too
 (:func:`contains`). No B-tree serves that, so without this index a search for words few
@@ -118,7 +118,7 @@ def indexed_words(words: Sequence[str], sqlite: bool) -> list[str]:
 
 
 def create(conn: Connection) -> None:
-    """Builds the index over the documents already there (revision 0012, create_all)."""
+    """Builds the index over the documents already there (revision 0013, create_all)."""
     if conn.dialect.name == "sqlite":
         if sa.inspect(conn).has_table(_TABLE):
             return

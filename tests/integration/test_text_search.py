@@ -1,5 +1,5 @@
 """The console's search for words of the subject through the text index
-(bus.store.text_index, revision 0012), on SQLite (FTS5 trigrams) and PostgreSQL (pg_trgm).
+(bus.store.text_index, revision 0013), on SQLite (FTS5 trigrams) and PostgreSQL (pg_trgm).
 
 The reference is Python over every row of a fill_db history: the same fold, visibility
 and filters written out once more. Every form is searched with the index forced (any
@@ -305,10 +305,10 @@ def _objects(engine: sa.Engine) -> set[str]:
             "SELECT indexname FROM pg_indexes WHERE strpos(indexname, 'subject') > 0")}
 
 
-def test_revision_0012_builds_the_index_over_existing_documents_and_drops_it(
+def test_revision_0013_builds_the_index_over_existing_documents_and_drops_it(
         empty: sa.Engine) -> None:
     with empty.begin() as conn:
-        command.upgrade(alembic_config(conn), "0011_search_drive")
+        command.upgrade(alembic_config(conn), "0012_document_index")
     store = Store(empty)
     old = _accept(store, 1, "Tờ trình về việc CHUYỂN đổi số")
     assert not _objects(empty)
@@ -319,7 +319,7 @@ def test_revision_0012_builds_the_index_over_existing_documents_and_drops_it(
     new = _accept(store, 2, "Kế hoạch chuyển đổi số năm 2026")
     assert _found(empty, "CHUYỂN ĐỔI") == [new, old]
     with empty.begin() as conn:
-        command.downgrade(alembic_config(conn), "0011_search_drive")
+        command.downgrade(alembic_config(conn), "0012_document_index")
     assert not _objects(empty)
     _accept(store, 3, "chuyển đổi số: lần ba")  # no trigger left behind
     with empty.begin() as conn:

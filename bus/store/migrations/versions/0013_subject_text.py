@@ -1,7 +1,7 @@
 """The subject text index (issue 16).
 
-Revision ID: 0012_subject_text
-Revises: 0011_search_drive
+Revision ID: 0013_subject_text
+Revises: 0012_document_index
 Create Date: 2026-12-06
 
 The console's search for words of the subject is "contains", which no B-tree serves: a
@@ -9,10 +9,6 @@ connected system's search for words few documents contain read and folded every 
 it may see (bus.console.views). On SQLite an FTS5 trigram table over the folded subjects,
 kept in step by triggers on documents, now finds them newest first
 (bus.store.text_index). PostgreSQL gets no text index (measured: see that module).
-
-Also drops ix_deliveries_document: 0011's ix_deliveries_document_recipients begins with
-the same column and serves every lookup by document (the foreign key's checks included:
-EXPLAIN of the statements that used it shows the longer index).
 
 Built in the upgrade's transaction: writes to documents wait while it builds (see the
 README for the time per million documents); run ``lgsp db upgrade`` at a quiet hour.
@@ -24,17 +20,15 @@ from alembic import op
 
 from bus.store import text_index
 
-revision = '0012_subject_text'
-down_revision = '0011_search_drive'
+revision = '0013_subject_text'
+down_revision = '0012_document_index'
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     text_index.create(op.get_bind())
-    op.drop_index('ix_deliveries_document', 'deliveries', if_exists=True)
 
 
 def downgrade() -> None:
-    op.create_index('ix_deliveries_document', 'deliveries', ['document'], if_not_exists=True)
     text_index.drop(op.get_bind())
