@@ -25,6 +25,7 @@ from bus.delivery import broker
 from bus.evidence import Keeper
 from bus.maintenance import retention
 from bus.settings import Settings
+from bus.store import text_indexer
 
 log = structlog.get_logger("lgsp.runtime")
 
@@ -99,6 +100,7 @@ def running(bus: Bus, *, deliver: bool) -> Iterator[list[_Stoppable]]:
     memory.tune()
     loops: list[_Stoppable] = [Keeper(bus.evidence), *delivery_loops(bus, deliver=deliver),
                                _Watcher(bus), memory.Releaser(),
+                               *text_indexer.loops(bus.store.engine),
                                *retention.scheduled(bus.settings, bus.store.engine, bus.live)]
     if bus.settings.directory_sync_interval_s > 0 and deliver:
         from bus.directory.sync_cli import SyncSchedule

@@ -8,9 +8,14 @@ windows of :mod:`bus.store.window` (127 ms SQLite, 265 ms PostgreSQL p99 at a mi
 documents). On SQLite it is FTS5 with the ``trigram`` tokenizer (``case_sensitive 1``:
 what it indexes is folded already) over ``document_subjects``, one row per document with
 a subject holding ``lgsp_fold(subject)`` (:mod:`bus.store.fold`), the fold the query
-uses. Triggers on ``documents`` keep it in step, whoever writes a document (accept,
-migration import, purge). Its own integer key, not the documents' rowid, which a VACUUM
-may renumber.
+uses. Its own integer key, not the documents' rowid, which a VACUUM may renumber.
+
+Accepting a document does not index it: FTS5 writes a segment per transaction, 0.15-0.25
+ms of CPU per one-document accept. :mod:`bus.store.text_indexer` indexes the documents
+after a kept mark (the documents' rowid, which follows arrival) in batches, once a second,
+in ``lgsp serve`` and ``lgsp worker``; a search folds those few documents in Python and
+merges them with the index's, so its pages stay exact. Deletes (a purge) and the rare
+update of a subject or an arrival go through triggers.
 
 A trigram index answers words of three characters or more; shorter ones are still
 searched by ``contains`` on the rows found, and a search with none goes through the
@@ -50,8 +55,14 @@ WALK: Final = 6_000
 through the windows instead (a system that may see few of the documents with such words:
 about 15 us a candidate at a million documents)."""
 
+TAIL: Final = 10_000
+"""The most documents not indexed yet (accepted since the indexer's last batch) that a
+search folds in Python; more (an indexer that has not run: no ``serve`` or ``worker``
+process, or one just upgraded), and the search goes through the windows."""
+
 _TABLE: Final = "document_subjects"
 _FTS: Final = "document_subjects_fts"
+MARK: Final = "document_subjects_mark"
 
 # n follows the order documents arrive in; ``in_order`` says that a document's received_at
 # was the newest of all when it was indexed, so every row of a smaller n is no newer
@@ -66,31 +77,44 @@ _SQLITE_BUILD: Final = (
     "CREATE VIRTUAL TABLE document_subjects_fts USING fts5(folded,"
     " content='document_subjects', content_rowid='n', tokenize='trigram case_sensitive 1')",
     "INSERT INTO document_subjects_fts (document_subjects_fts) VALUES ('rebuild')",
+    # Documents of a larger rowid than ``mark`` are not indexed yet (bus.store.text_indexer);
+    # ``newest`` is the latest received_at indexed, for the next rows' ``in_order``.
+    "CREATE TABLE document_subjects_mark (one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " mark INTEGER NOT NULL, newest FLOAT)",
+    "INSERT INTO document_subjects_mark (one, mark, newest) SELECT 1,"
+    " coalesce(max(rowid), 0), max(received_at) FROM documents",
     "CREATE TRIGGER document_subjects_insert AFTER INSERT ON document_subjects BEGIN"
     " INSERT INTO document_subjects_fts (rowid, folded) VALUES (new.n, new.folded); END",
     "CREATE TRIGGER document_subjects_delete AFTER DELETE ON document_subjects BEGIN"
     " INSERT INTO document_subjects_fts (document_subjects_fts, rowid, folded)"
     " VALUES ('delete', old.n, old.folded); END",
-    "CREATE TRIGGER documents_subject_insert AFTER INSERT ON documents"
-    " WHEN new.subject IS NOT NULL BEGIN"
-    " INSERT INTO document_subjects (document, received_at, in_order, folded)"
-    " VALUES (new.id, new.received_at,"
-    " new.received_at >= (SELECT max(received_at) FROM documents),"
-    " lgsp_fold(new.subject)); END",
     "CREATE TRIGGER documents_subject_delete AFTER DELETE ON documents"
     " WHEN old.subject IS NOT NULL BEGIN"
     " DELETE FROM document_subjects WHERE document = old.id; END",
+    # Rare (nothing in the bus changes a subject or an arrival): kept in step here, for
+    # the rows indexed already; the indexer reads the others' values when it reaches them.
     "CREATE TRIGGER documents_subject_update AFTER UPDATE OF id, subject, received_at"
-    " ON documents BEGIN DELETE FROM document_subjects WHERE document = old.id;"
+    " ON documents WHEN EXISTS (SELECT 1 FROM document_subjects WHERE document = old.id)"
+    " BEGIN DELETE FROM document_subjects WHERE document = old.id;"
     " INSERT INTO document_subjects (document, received_at, in_order, folded)"
     " SELECT new.id, new.received_at,"
     " new.received_at >= (SELECT max(received_at) FROM documents), lgsp_fold(new.subject)"
-    " WHERE new.subject IS NOT NULL; END",
+    " WHERE new.subject IS NOT NULL;"
+    " UPDATE document_subjects_mark SET newest = max(coalesce(newest, new.received_at),"
+    " new.received_at); END",
+    # SQLite gives a new row max(rowid) + 1: once the newest document is deleted, the next
+    # one could take a rowid the mark has passed, so the mark comes back to the newest left.
+    "CREATE TRIGGER documents_subject_mark AFTER DELETE ON documents"
+    " WHEN old.rowid > coalesce((SELECT max(rowid) FROM documents), 0) BEGIN"
+    " UPDATE document_subjects_mark SET mark = min(mark,"
+    " coalesce((SELECT max(rowid) FROM documents), 0)); END",
 )
 _SQLITE_DROP: Final = (
     "DROP TRIGGER IF EXISTS documents_subject_update",
     "DROP TRIGGER IF EXISTS documents_subject_delete",
     "DROP TRIGGER IF EXISTS documents_subject_insert",
+    "DROP TRIGGER IF EXISTS documents_subject_mark",
+    "DROP TABLE IF EXISTS document_subjects_mark",
     f"DROP TABLE IF EXISTS {_FTS}",
     f"DROP TABLE IF EXISTS {_TABLE}",
 )
@@ -160,11 +184,26 @@ def newest(conn: Connection, columns: Sequence[Any], words: Sequence[str],
     if not looked:
         return None
     d = documents.c
+    # The documents the indexer has not reached (after the mark, in this same snapshot) are
+    # read and folded here, all of them; the walk below then adds the index's.
+    mark = conn.exec_driver_sql("SELECT mark FROM document_subjects_mark").scalar_one()
+    tail = conn.exec_driver_sql("SELECT id, subject FROM documents WHERE rowid > ? LIMIT ?",
+                                (mark, TAIL + 1)).all()
+    if len(tail) > TAIL:
+        return None
+    wanted = [fold(w) or "" for w in words]
+    fresh = [t.id for t in tail
+             if t.subject is not None and all(w in (fold(t.subject) or "") for w in wanted)]
+    found: dict[str, Row[Any]] = {}
+    if fresh:
+        bounds = ([] if before is None else [d.received_at <= before]) + (
+            [] if since is None else [d.received_at >= since])
+        for row in conn.execute(sa.select(*columns).where(d.id.in_(fresh), *where, *bounds)):
+            found[row.id] = row
     fts = sa.table(_FTS, sa.column("rowid"))
     keys = sa.table(_TABLE, sa.column("n"), sa.column("document"), sa.column("received_at"),
                     sa.column("in_order"))
     phrase = " AND ".join('"' + w.replace('"', '""') + '"' for w in looked)
-    found: dict[str, Row[Any]] = {}
     bound: float | None = None
     last: int | None = None
     walked, chunk = 0, 64
