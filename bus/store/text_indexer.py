@@ -51,9 +51,14 @@ def index_pending(engine: Engine, batch: int = BATCH) -> int:
                             "folded": fold(row.subject)})
             newest = row.received_at if newest is None else max(newest, row.received_at)
         if entries:
+            top = conn.exec_driver_sql("SELECT coalesce(max(n), 0) FROM document_subjects"
+                                       ).scalar_one()
             conn.execute(sa.text(
                 "INSERT INTO document_subjects (document, received_at, in_order, folded)"
                 " VALUES (:document, :received_at, :in_order, :folded)"), entries)
+            # One statement for the batch: FTS5 fed row by row (a trigger) cost 6x more.
+            conn.exec_driver_sql("INSERT INTO document_subjects_fts (rowid, folded)"
+                                 " SELECT n, folded FROM document_subjects WHERE n > ?", (top,))
         conn.exec_driver_sql("UPDATE document_subjects_mark SET mark = ?, newest = ?",
                              (rows[-1].rowid, newest))
         return len(rows)
