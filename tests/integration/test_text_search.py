@@ -16,16 +16,20 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from bus.console.views import Search, search
+from bus.edxml import EdocBuilder, packet_bytes
+from bus.runtime import running
 from bus.store import NewDelivery, Store, text_index, text_indexer, window
 from bus.store.fold import register
 from bus.store.queries import Viewer
 from bus.store.schema import alembic_config
 from bus.store.tables import create_engine, deliveries, documents, events
+from tests.api_server import api_key, running_bus
 from tests.bench import fill_db
 from tests.cluster import fresh_database
 
@@ -426,6 +430,27 @@ def test_the_indexer_thread_keeps_up_and_a_stopped_one_loses_nothing(tmp_path: P
     _fts_intact(engine)
     assert pages(engine, OPERATOR, 10, words="chuyển đổi") == (early + late)[::-1]
     engine.dispose()
+
+
+def test_a_serving_bus_indexes_what_its_rest_door_accepts(tmp_path: Path) -> None:
+    """End to end: a document POSTed to a running bus is in the index within seconds,
+    by the indexer that ``lgsp serve`` runs (bus.runtime.running), and found by the
+    console's search before and after."""
+    with running_bus(tmp_path / "bus") as server, running(server.bus, deliver=False):
+        packet = (EdocBuilder("000.00.12.H37").to("000.00.00.H37")
+                  .subject("Kế hoạch CHUYỂN đổi số năm 2026 – Lạng Sơn")
+                  .signer("Nguyễn Văn A", "Giám đốc").code("12", "KH-STTTT").build())
+        response = httpx.post(server.url + "/api/v1/edocs", content=packet_bytes(packet),
+                              headers=api_key("eoffice"))
+        assert response.status_code == 202, response.text
+        doc = response.json()["id"]
+        engine = server.bus.store.engine
+        assert _found(engine, "chuyển đổi số") == [doc]
+        deadline = time.monotonic() + 20
+        while _indexed(engine) < 1:
+            assert time.monotonic() < deadline, "serve's indexer did not index the document"
+            time.sleep(0.1)
+        assert _found(engine, "chuyển đổi số") == [doc]
 
 
 def test_serve_and_worker_run_an_indexer_on_sqlite_only(tmp_path: Path) -> None:
